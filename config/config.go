@@ -1,0 +1,129 @@
+// Package config owns sentinel-proxy's configuration file: the TOML structure, its defaults and its
+// validation. It reports every mistake at once, with the key path, and never opens a socket or reads
+// anything but the file it is given.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+)
+
+// Config is the whole configuration file. The TOML keys are a contract with users: add keys, never
+// rename them.
+type Config struct {
+	Log      Log      `toml:"log"`
+	Sentinel Sentinel `toml:"sentinel"`
+	Redis    Redis    `toml:"redis"`
+	Check    Check    `toml:"check"`
+	Proxy    Proxy    `toml:"proxy"`
+	Masters  []Master `toml:"masters"`
+	Stats    Stats    `toml:"stats"`
+}
+
+// Log selects the log level and encoding.
+type Log struct {
+	Level  string `toml:"level"`  // debug | info | warn | error; empty means info
+	Format string `toml:"format"` // json | console; empty means json
+}
+
+// Sentinel lists the Sentinels to follow and the credentials to reach them.
+type Sentinel struct {
+	Addrs    []string `toml:"addrs"`
+	Username string   `toml:"username"` // ACL user (Redis 6.2+); empty means none
+	Password string   `toml:"password"` // empty means no AUTH
+}
+
+// Redis holds the credentials the proxy's own probes use on data nodes. Client traffic carries its own
+// AUTH; the proxy never injects these into forwarded sessions.
+type Redis struct {
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+}
+
+// Check configures the tcp-check style probes, as HAProxy's `check inter 1s rise 2 fall 3`.
+type Check struct {
+	Interval Duration `toml:"interval"`
+	Timeout  Duration `toml:"timeout"`
+	Rise     int      `toml:"rise"`
+	Fall     int      `toml:"fall"`
+}
+
+// Proxy configures the listeners' limits and timeouts.
+type Proxy struct {
+	MaxConns       int      `toml:"max_conns"`       // per listener
+	ConnectTimeout Duration `toml:"connect_timeout"` // dialling a backend
+	IdleTimeout    Duration `toml:"idle_timeout"`    // 0 means never, as HAProxy's `timeout tunnel 365d`
+}
+
+// Master is one Sentinel master group and the ports that front it.
+type Master struct {
+	Name          string `toml:"name"`
+	MasterListen  string `toml:"master_listen"`
+	ReplicaListen string `toml:"replica_listen"` // optional; empty means no replica port
+}
+
+// Stats configures the stats web page.
+type Stats struct {
+	Listen   string `toml:"listen"` // empty disables the stats server
+	User     string `toml:"user"`
+	Password string `toml:"password"`
+	Admin    bool   `toml:"admin"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("1s", "250ms") in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("not a duration (want e.g. \"1s\", \"250ms\"): %q", text)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration back in Go's notation.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Defaults returns the values a key takes when the file leaves it out.
+func Defaults() Config {
+	return Config{
+		Log:   Log{Level: "info", Format: "json"},
+		Check: Check{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3},
+		Proxy: Proxy{MaxConns: 100000, ConnectTimeout: Duration{4 * time.Second}},
+	}
+}
+
+// Load reads, decodes and validates the file at path. The error lists every problem found.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes and validates a configuration document. The error lists every problem found: unknown
+// keys, type mistakes and invalid values alike.
+func Parse(data []byte) (*Config, error) {
+	cfg := Defaults()
+	decodeErr := decode(data, &cfg)
+	if errors.Is(decodeErr, errSyntax) {
+		return nil, decodeErr
+	}
+	// A key that failed to decode keeps its default, so validating the rest still finds every other
+	// problem in the same run.
+	if err := multierror.Append(decodeErr, cfg.Validate()).ErrorOrNil(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}

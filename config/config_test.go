@@ -1,0 +1,165 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = `
+[sentinel]
+addrs = ["127.0.0.1:26379"]
+[[masters]]
+name = "mymaster"
+master_listen = "127.0.0.1:5000"
+`
+
+func TestParseMinimalAppliesDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Check.Interval.Duration != time.Second || cfg.Check.Rise != 2 || cfg.Check.Fall != 3 {
+		t.Errorf("check defaults not applied: %+v", cfg.Check)
+	}
+	if cfg.Proxy.MaxConns != 100000 || cfg.Proxy.ConnectTimeout.Duration != 4*time.Second || cfg.Proxy.IdleTimeout.Duration != 0 {
+		t.Errorf("proxy defaults not applied: %+v", cfg.Proxy)
+	}
+	if cfg.Log.Level != "info" || cfg.Log.Format != "json" {
+		t.Errorf("log defaults not applied: %+v", cfg.Log)
+	}
+	if len(cfg.Masters) != 1 || cfg.Masters[0].ReplicaListen != "" {
+		t.Errorf("masters: %+v", cfg.Masters)
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "config.example.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sentinel.Addrs) != 3 || cfg.Masters[0].MasterListen != "0.0.0.0:5000" || cfg.Masters[0].ReplicaListen != "0.0.0.0:5001" {
+		t.Errorf("example does not express the seed's setup: %+v", cfg)
+	}
+	if cfg.Stats.Listen != "0.0.0.0:9000" || !cfg.Stats.Admin {
+		t.Errorf("example stats: %+v", cfg.Stats)
+	}
+}
+
+func TestEveryProblemReportedAtOnceWithKeyPath(t *testing.T) {
+	doc := `
+bogus_top = 1
+[log]
+level = "loud"
+format = "xml"
+[sentinel]
+addrs = ["10.0.0.1", "10.0.0.2:26379", "10.0.0.2:26379", ":26379"]
+username = "u"
+[check]
+interval = "soon"
+timeout = "-1s"
+rise = 0
+fall = "three"
+colour = "blue"
+[proxy]
+max_conns = 0
+idle_timeout = "-5s"
+[[masters]]
+name = "a"
+master_listen = "0.0.0.0:5000"
+replica_listen = "0.0.0.0:5000"
+[[masters]]
+name = "a"
+master_listen = "0.0.0.0:99999"
+[stats]
+listen = "0.0.0.0:5000"
+`
+	_, err := Parse([]byte(doc))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"bogus_top: unknown key",
+		"log.level:", "log.format:",
+		"sentinel.addrs[0]:", `sentinel.addrs[2]: "10.0.0.2:26379" is listed twice`, "sentinel.addrs[3]:",
+		"sentinel.username: set without sentinel.password",
+		"check.interval:", "check.fall:", "check.colour: unknown key",
+		"check.timeout: must be positive",
+		"proxy.max_conns:", "proxy.idle_timeout:",
+		`masters[0].replica_listen: "0.0.0.0:5000" is already used by masters[0].master_listen`,
+		`masters[1].name: "a" is already used by masters[0]`,
+		"masters[1].master_listen:",
+		"stats.listen:", "stats.user, stats.password",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q\nfull error:\n%s", want, msg)
+		}
+	}
+	// check.rise = 0 is decoded but fails validation; check.fall fails decoding. Both must show.
+	if !strings.Contains(msg, "check.rise: must be at least 1") {
+		t.Errorf("error lacks check.rise\n%s", msg)
+	}
+}
+
+func TestSyntaxErrorIsReported(t *testing.T) {
+	_, err := Parse([]byte("[sentinel\naddrs = 1"))
+	if err == nil || !strings.Contains(err.Error(), "TOML syntax") {
+		t.Fatalf("want a syntax error, got %v", err)
+	}
+}
+
+func TestMissingRequiredSections(t *testing.T) {
+	_, err := Parse([]byte(""))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{"sentinel.addrs: at least one", "masters: at least one"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if err == nil || !os.IsNotExist(unwrapAll(err)) {
+		t.Fatalf("want not-exist error, got %v", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		next := u.Unwrap()
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
+
+// FuzzParse checks that no document, however malformed, panics the loader, and that whatever it
+// accepts passes validation again.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte("[[masters]]\nname = 1\n[check]\ninterval = \"1s\"\n"))
+	f.Add([]byte("masters = 3\nsentinel = \"x\"\n"))
+	if data, err := os.ReadFile(filepath.Join("..", "config.example.toml")); err == nil {
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data)
+		if err != nil {
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("accepted config fails validation: %v", err)
+		}
+	})
+}

@@ -1,0 +1,130 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/hashicorp/go-multierror"
+)
+
+// Validate checks every key and returns all problems at once, each naming its key path. It opens no
+// socket: it only checks that addresses are well formed.
+func (c *Config) Validate() error {
+	var errs *multierror.Error
+	add := func(format string, args ...any) { errs = multierror.Append(errs, fmt.Errorf(format, args...)) }
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		add("log.format: %q is not one of json, console", c.Log.Format)
+	}
+
+	if len(c.Sentinel.Addrs) == 0 {
+		add("sentinel.addrs: at least one Sentinel address is required")
+	}
+	seenSentinel := map[string]bool{}
+	for i, a := range c.Sentinel.Addrs {
+		key := fmt.Sprintf("sentinel.addrs[%d]", i)
+		if err := checkHostPort(a, false); err != nil {
+			add("%s: %v", key, err)
+		} else if seenSentinel[a] {
+			add("%s: %q is listed twice", key, a)
+		}
+		seenSentinel[a] = true
+	}
+	if c.Sentinel.Username != "" && c.Sentinel.Password == "" {
+		add("sentinel.username: set without sentinel.password")
+	}
+	if c.Redis.Username != "" && c.Redis.Password == "" {
+		add("redis.username: set without redis.password")
+	}
+
+	if c.Check.Interval.Duration <= 0 {
+		add("check.interval: must be positive, got %s", c.Check.Interval.Duration)
+	}
+	if c.Check.Timeout.Duration <= 0 {
+		add("check.timeout: must be positive, got %s", c.Check.Timeout.Duration)
+	}
+	if c.Check.Rise < 1 {
+		add("check.rise: must be at least 1, got %d", c.Check.Rise)
+	}
+	if c.Check.Fall < 1 {
+		add("check.fall: must be at least 1, got %d", c.Check.Fall)
+	}
+
+	if c.Proxy.MaxConns < 1 {
+		add("proxy.max_conns: must be at least 1, got %d", c.Proxy.MaxConns)
+	}
+	if c.Proxy.ConnectTimeout.Duration <= 0 {
+		add("proxy.connect_timeout: must be positive, got %s", c.Proxy.ConnectTimeout.Duration)
+	}
+	if c.Proxy.IdleTimeout.Duration < 0 {
+		add("proxy.idle_timeout: must be 0 (never) or positive, got %s", c.Proxy.IdleTimeout.Duration)
+	}
+
+	if len(c.Masters) == 0 {
+		add("masters: at least one [[masters]] block is required")
+	}
+	listens := map[string]string{} // listen address -> key that claimed it
+	claim := func(key, addr string) {
+		if err := checkHostPort(addr, true); err != nil {
+			add("%s: %v", key, err)
+			return
+		}
+		if prev, ok := listens[addr]; ok {
+			add("%s: %q is already used by %s", key, addr, prev)
+			return
+		}
+		listens[addr] = key
+	}
+	names := map[string]int{}
+	for i, m := range c.Masters {
+		prefix := fmt.Sprintf("masters[%d]", i)
+		if m.Name == "" {
+			add("%s.name: required", prefix)
+		} else if j, ok := names[m.Name]; ok {
+			add("%s.name: %q is already used by masters[%d]", prefix, m.Name, j)
+		} else {
+			names[m.Name] = i
+		}
+		if m.MasterListen == "" {
+			add("%s.master_listen: required", prefix)
+		} else {
+			claim(prefix+".master_listen", m.MasterListen)
+		}
+		if m.ReplicaListen != "" {
+			claim(prefix+".replica_listen", m.ReplicaListen)
+		}
+	}
+
+	if c.Stats.Listen != "" {
+		claim("stats.listen", c.Stats.Listen)
+		if c.Stats.User == "" || c.Stats.Password == "" {
+			add("stats.user, stats.password: both are required when stats.listen is set (the page is never served without auth)")
+		}
+	}
+	return errs.ErrorOrNil()
+}
+
+// checkHostPort accepts "host:port". A listen address may leave the host empty (":5000"); a remote one
+// may not. Port 0 is refused for both: a listener on a random port cannot be found by clients.
+func checkHostPort(addr string, listen bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if host == "" && !listen {
+		return fmt.Errorf("%q has no host", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port must be 1-65535", addr)
+	}
+	return nil
+}

@@ -1,0 +1,379 @@
+// Package redistest starts real redis-server and redis-sentinel processes on free loopback ports, in
+// temporary directories, for integration tests and the demo. It kills, pauses and restarts them so
+// failover can be tested for real. It is not used by the proxy itself.
+package redistest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options describe a topology. Zero values pick test-friendly defaults.
+type Options struct {
+	MasterName string        // default "mymaster"
+	Replicas   int           // data nodes besides the master
+	Sentinels  int           // default 3
+	Quorum     int           // default majority of Sentinels
+	DownAfter  time.Duration // Sentinel down-after-milliseconds; default 300ms
+	// FailoverTimeout is Sentinel's failover-timeout; default 2s, so a stuck failover is retried quickly.
+	FailoverTimeout time.Duration
+	Password        string // requirepass/masterauth on data nodes; Sentinel uses it as auth-pass
+	Dir             string // parent of the per-process directories; default os.MkdirTemp
+	// Ports, when set, fixes the ports: data nodes first, then Sentinels. Otherwise free ports are chosen.
+	Ports []int
+}
+
+// Topology is one master, its replicas and the Sentinels that watch them.
+type Topology struct {
+	Name      string
+	Nodes     []*Process // Nodes[0] starts as master
+	Sentinels []*Process
+	Password  string
+	dir       string
+	ownsDir   bool
+}
+
+// Process is one running redis-server or redis-sentinel.
+type Process struct {
+	Addr   string
+	Port   int
+	Dir    string
+	Config string // path of its config file
+	Bin    string
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+}
+
+// Binaries reports whether redis-server and redis-sentinel are installed.
+func Binaries() error {
+	for _, b := range []string{"redis-server", "redis-sentinel"} {
+		if _, err := exec.LookPath(b); err != nil {
+			return fmt.Errorf("%s not found (apt-get install redis-server redis-sentinel): %w", b, err)
+		}
+	}
+	return nil
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start starts a topology and waits until the replicas are synced and every Sentinel knows every
+// replica and every other Sentinel, so that a failover can succeed at once.
+func Start(o Options) (*Topology, error) {
+	if err := Binaries(); err != nil {
+		return nil, err
+	}
+	if o.MasterName == "" {
+		o.MasterName = "mymaster"
+	}
+	if o.Sentinels == 0 {
+		o.Sentinels = 3
+	}
+	if o.Quorum == 0 {
+		o.Quorum = o.Sentinels/2 + 1
+	}
+	if o.DownAfter == 0 {
+		o.DownAfter = 300 * time.Millisecond
+	}
+	if o.FailoverTimeout == 0 {
+		o.FailoverTimeout = 2 * time.Second
+	}
+	t := &Topology{Name: o.MasterName, Password: o.Password, dir: o.Dir}
+	if t.dir == "" {
+		d, err := os.MkdirTemp("", "redistest-")
+		if err != nil {
+			return nil, err
+		}
+		t.dir, t.ownsDir = d, true
+	}
+	port := func(i int) (int, error) {
+		if i < len(o.Ports) {
+			return o.Ports[i], nil
+		}
+		return FreePort()
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			t.Close()
+		}
+	}()
+	for i := 0; i <= o.Replicas; i++ {
+		p, err := port(i)
+		if err != nil {
+			return nil, err
+		}
+		conf := []string{"save \"\"", "appendonly no"}
+		if o.Password != "" {
+			conf = append(conf, "requirepass "+o.Password, "masterauth "+o.Password)
+		}
+		if i > 0 {
+			conf = append(conf, fmt.Sprintf("replicaof 127.0.0.1 %d", t.Nodes[0].Port))
+		}
+		n, err := t.start("redis-server", fmt.Sprintf("node%d", i), p, conf)
+		if err != nil {
+			return nil, err
+		}
+		t.Nodes = append(t.Nodes, n)
+	}
+	for i := 0; i < o.Sentinels; i++ {
+		p, err := port(o.Replicas + 1 + i)
+		if err != nil {
+			return nil, err
+		}
+		conf := []string{
+			fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d %d", o.MasterName, t.Nodes[0].Port, o.Quorum),
+			fmt.Sprintf("sentinel down-after-milliseconds %s %d", o.MasterName, o.DownAfter.Milliseconds()),
+			fmt.Sprintf("sentinel failover-timeout %s %d", o.MasterName, o.FailoverTimeout.Milliseconds()),
+			fmt.Sprintf("sentinel parallel-syncs %s 2", o.MasterName),
+		}
+		if o.Password != "" {
+			conf = append(conf, fmt.Sprintf("sentinel auth-pass %s %s", o.MasterName, o.Password))
+		}
+		s, err := t.start("redis-sentinel", fmt.Sprintf("sentinel%d", i), p, conf)
+		if err != nil {
+			return nil, err
+		}
+		t.Sentinels = append(t.Sentinels, s)
+	}
+	if err := t.WaitSettled(o.Replicas, 30*time.Second); err != nil {
+		return nil, err
+	}
+	ok = true
+	return t, nil
+}
+
+func (t *Topology) start(bin, name string, port int, extra []string) (*Process, error) {
+	dir := filepath.Join(t.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	conf := append([]string{
+		fmt.Sprintf("port %d", port),
+		"bind 127.0.0.1",
+		"protected-mode no",
+		"dir " + dir,
+		"logfile " + filepath.Join(dir, "log.txt"),
+		"daemonize no",
+	}, extra...)
+	path := filepath.Join(dir, "redis.conf")
+	if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	p := &Process{Addr: fmt.Sprintf("127.0.0.1:%d", port), Port: port, Dir: dir, Config: path, Bin: bin}
+	if err := p.Start(); err != nil {
+		return nil, err
+	}
+	password := t.Password
+	if bin == "redis-sentinel" {
+		password = ""
+	}
+	if err := p.WaitPing(password, 10*time.Second); err != nil {
+		p.Kill()
+		return nil, fmt.Errorf("%s on %s: %w (log: %s)", bin, p.Addr, err, p.LogTail())
+	}
+	return p, nil
+}
+
+// Start starts (or restarts) the process with its config file, keeping its data directory.
+func (p *Process) Start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cmd := exec.Command(p.Bin, p.Config)
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.Dir = p.Dir
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.Bin, err)
+	}
+	p.cmd = cmd
+	done := make(chan struct{})
+	p.done = done
+	go func() { _ = cmd.Wait(); close(done) }()
+	return nil
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Process) Kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a paused process must not be left behind as a zombie holder
+	_ = cmd.Process.Kill()
+	<-done
+	p.mu.Lock()
+	if p.cmd == cmd {
+		p.cmd = nil
+	}
+	p.mu.Unlock()
+}
+
+// Pause stops the process with SIGSTOP: it keeps its sockets but answers nothing.
+func (p *Process) Pause() error { return p.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process with SIGCONT.
+func (p *Process) Resume() error { return p.signal(syscall.SIGCONT) }
+
+// Pid returns the process id, or 0 when it has not been started.
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+func (p *Process) signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return errors.New("not started")
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
+// Restart kills the process and starts it again with the same config and data directory.
+func (p *Process) Restart() error {
+	p.Kill()
+	return p.Start()
+}
+
+// LogTail returns the last lines of the process's log file.
+func (p *Process) LogTail() string {
+	data, _ := os.ReadFile(filepath.Join(p.Dir, "log.txt"))
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Close kills every process and removes the directory it created.
+func (t *Topology) Close() {
+	for _, p := range append(append([]*Process{}, t.Sentinels...), t.Nodes...) {
+		p.Kill()
+	}
+	if t.ownsDir {
+		os.RemoveAll(t.dir)
+	}
+}
+
+// Do sends one command to addr (with AUTH first when password is set) and returns the reply, flattened
+// to text: arrays become one element per line. It is a test helper, not a client.
+func Do(addr, password string, args ...string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	rd := bufio.NewReader(conn)
+	if password != "" {
+		if _, err := roundTrip(conn, rd, "AUTH", password); err != nil {
+			return "", fmt.Errorf("AUTH: %w", err)
+		}
+	}
+	return roundTrip(conn, rd, args...)
+}
+
+func roundTrip(conn net.Conn, rd *bufio.Reader, args ...string) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	return readFlat(rd)
+}
+
+func readFlat(rd *bufio.Reader) (string, error) {
+	line, err := rd.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("empty reply line")
+	}
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", errors.New(line[1:])
+	case '$':
+		n, _ := strconv.Atoi(line[1:])
+		if n < 0 {
+			return "", nil
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, _ := strconv.Atoi(line[1:])
+		var parts []string
+		for i := 0; i < n; i++ {
+			s, err := readFlat(rd)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, "\n"), nil
+	}
+	return "", fmt.Errorf("unexpected reply %q", line)
+}
+
+// WaitPing waits until the process answers PING.
+func (p *Process) WaitPing(password string, timeout time.Duration) error {
+	return Eventually(timeout, func() error {
+		r, err := Do(p.Addr, password, "PING")
+		if err != nil {
+			return err
+		}
+		if r != "PONG" {
+			return fmt.Errorf("PING answered %q", r)
+		}
+		return nil
+	})
+}
+
+// Eventually polls cond every 20ms until it returns nil or timeout passes, and returns the last error.
+func Eventually(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %s: %w", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,173 @@
+package redistest
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// New starts a topology for a test and stops it when the test ends. It skips nothing: a missing
+// redis-server is a failure, since CI installs it.
+func New(tb testing.TB, o Options) *Topology {
+	tb.Helper()
+	t, err := Start(o)
+	if err != nil {
+		tb.Fatalf("start topology: %v", err)
+	}
+	tb.Cleanup(t.Close)
+	return t
+}
+
+// SentinelAddrs lists the Sentinels' addresses.
+func (t *Topology) SentinelAddrs() []string {
+	addrs := make([]string, len(t.Sentinels))
+	for i, s := range t.Sentinels {
+		addrs[i] = s.Addr
+	}
+	return addrs
+}
+
+// Node returns the data node listening on addr, or nil.
+func (t *Topology) Node(addr string) *Process {
+	for _, n := range t.Nodes {
+		if n.Addr == addr {
+			return n
+		}
+	}
+	return nil
+}
+
+// MasterAddr asks the Sentinels, in order, which address they name as master; the first that
+// answers wins.
+func (t *Topology) MasterAddr() (string, error) {
+	var lastErr error
+	for _, s := range t.Sentinels {
+		r, err := Do(s.Addr, "", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", t.Name)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		parts := strings.Split(r, "\n")
+		if len(parts) != 2 {
+			lastErr = fmt.Errorf("GET-MASTER-ADDR-BY-NAME: %q", r)
+			continue
+		}
+		return net.JoinHostPort(parts[0], parts[1]), nil
+	}
+	return "", lastErr
+}
+
+// Role returns what a node says its role is.
+func (t *Topology) Role(addr string) (string, error) {
+	info, err := Do(addr, t.Password, "INFO", "replication")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "role:"); ok {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("no role in INFO")
+}
+
+// WaitSettled waits until every node that is running agrees with Sentinel: the named master says
+// role:master, `replicas` replicas are synced to it, and every Sentinel knows them and the others.
+func (t *Topology) WaitSettled(replicas int, timeout time.Duration) error {
+	return Eventually(timeout, func() error {
+		master, err := t.MasterAddr()
+		if err != nil {
+			return err
+		}
+		role, err := t.Role(master)
+		if err != nil || role != "master" {
+			return fmt.Errorf("named master %s: role %q, %v", master, role, err)
+		}
+		info, err := Do(master, t.Password, "INFO", "replication")
+		if err != nil {
+			return err
+		}
+		if got := countField(info, "state=online"); got < replicas {
+			return fmt.Errorf("master %s has %d online replicas, want %d", master, got, replicas)
+		}
+		for _, s := range t.Sentinels {
+			if s.Pid() == 0 {
+				continue
+			}
+			r, err := Do(s.Addr, "", "SENTINEL", "REPLICAS", t.Name)
+			if err != nil {
+				return fmt.Errorf("sentinel %s: %w", s.Addr, err)
+			}
+			if got := strings.Count(r, "\nname\n") + boolInt(strings.HasPrefix(r, "name\n")); got < replicas {
+				return fmt.Errorf("sentinel %s knows %d replicas, want %d", s.Addr, got, replicas)
+			}
+			r, err = Do(s.Addr, "", "SENTINEL", "SENTINELS", t.Name)
+			if err != nil {
+				return fmt.Errorf("sentinel %s: %w", s.Addr, err)
+			}
+			others := strings.Count(r, "\nname\n") + boolInt(strings.HasPrefix(r, "name\n"))
+			if others < len(t.Sentinels)-1 {
+				return fmt.Errorf("sentinel %s knows %d other sentinels, want %d", s.Addr, others, len(t.Sentinels)-1)
+			}
+		}
+		return nil
+	})
+}
+
+// Failover asks a Sentinel for a manual failover and waits until a different node is named master
+// and says role:master. It returns the new master's address.
+func (t *Topology) Failover(timeout time.Duration) (string, error) {
+	old, err := t.MasterAddr()
+	if err != nil {
+		return "", err
+	}
+	var lastErr error
+	for _, s := range t.Sentinels {
+		if _, lastErr = Do(s.Addr, "", "SENTINEL", "FAILOVER", t.Name); lastErr == nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		return "", fmt.Errorf("SENTINEL FAILOVER: %w", lastErr)
+	}
+	return t.WaitNewMaster(old, timeout)
+}
+
+// WaitNewMaster waits until the Sentinels name a master other than old and it says role:master.
+func (t *Topology) WaitNewMaster(old string, timeout time.Duration) (string, error) {
+	var master string
+	err := Eventually(timeout, func() error {
+		m, err := t.MasterAddr()
+		if err != nil {
+			return err
+		}
+		if m == old {
+			return fmt.Errorf("master is still %s", old)
+		}
+		if role, err := t.Role(m); err != nil || role != "master" {
+			return fmt.Errorf("new master %s: role %q, %v", m, role, err)
+		}
+		master = m
+		return nil
+	})
+	return master, err
+}
+
+// Port returns the port of a host:port address.
+func Port(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+func countField(s, field string) int { return strings.Count(s, field) }
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
