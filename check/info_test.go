@@ -16,12 +16,12 @@ const replicaInfo = "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmas
 
 func TestParseReplication(t *testing.T) {
 	tests := []struct {
-		name       string
-		in         string
-		wantErr    string
-		master     bool
-		synced     bool
-		check      func(t *testing.T, r Replication)
+		name    string
+		in      string
+		wantErr string
+		master  bool
+		synced  bool
+		check   func(t *testing.T, r Replication)
 	}{
 		{name: "master", in: masterInfo, master: true, check: func(t *testing.T, r Replication) {
 			if r.ConnectedSlaves != 2 || r.MasterReplOffset != 1234 || r.MasterReplID != "aaaa" {

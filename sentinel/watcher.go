@@ -1,0 +1,289 @@
+package sentinel
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+// View is what one Sentinel said of one master group in one reconcile round.
+type View struct {
+	Sentinel    string
+	MasterName  string
+	At          time.Time
+	Err         error // non-nil when the Sentinel could not be asked; the other fields are then empty
+	Tilt        bool  // the Sentinel is in TILT mode and its word should not be trusted
+	MasterAddr  string
+	ConfigEpoch int64
+	MasterFlags string // e.g. "master", "s_down,master", "o_down,master"
+	Replicas    []Replica
+}
+
+// Replica is one replica as a Sentinel lists it in SENTINEL REPLICAS.
+type Replica struct {
+	Addr       string
+	Flags      string // e.g. "slave", "s_down,slave", "slave,disconnected"
+	LinkStatus string // master-link-status: "ok" or "err"
+}
+
+// Down reports whether the Sentinel considers the replica unusable.
+func (r Replica) Down() bool {
+	return strings.Contains(r.Flags, "s_down") || strings.Contains(r.Flags, "o_down") ||
+		strings.Contains(r.Flags, "disconnected")
+}
+
+// Options configure a Watcher. Zero durations pick the defaults noted.
+type Options struct {
+	Addr     string
+	Username string
+	Password string
+	Masters  []string      // master names to follow
+	Interval time.Duration // reconcile period; default 1s
+	Timeout  time.Duration // per command; default 1s
+	// MaxBackoff caps the wait between attempts on an unreachable Sentinel; default 5s.
+	MaxBackoff time.Duration
+	OnView     func(View)  // called from the watcher's goroutines; must not block for long
+	OnEvent    func(Event) // likewise
+	Log        zerolog.Logger
+}
+
+// Watcher follows one Sentinel: a reconcile loop and a pub/sub subscription.
+type Watcher struct {
+	opts      Options
+	client    *redis.SentinelClient
+	reconcile chan struct{}
+
+	mu        sync.Mutex
+	reachable bool
+	known     bool
+}
+
+// NewWatcher prepares a watcher; nothing connects until Run.
+func NewWatcher(o Options) *Watcher {
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Second
+	}
+	client := redis.NewSentinelClient(&redis.Options{
+		Addr:            o.Addr,
+		Username:        o.Username,
+		Password:        o.Password,
+		DialTimeout:     o.Timeout,
+		ReadTimeout:     o.Timeout,
+		WriteTimeout:    o.Timeout,
+		MaxRetries:      -1, // the reconcile loop retries, with backoff
+		PoolSize:        2,
+		Protocol:        2,
+		DisableIdentity: true,
+	})
+	return &Watcher{opts: o, client: client, reconcile: make(chan struct{}, 1)}
+}
+
+// Run reconciles and listens until ctx ends.
+func (w *Watcher) Run(ctx context.Context) {
+	defer w.client.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); w.subscribeLoop(ctx) }()
+	w.reconcileLoop(ctx)
+	wg.Wait()
+}
+
+// ReconcileNow asks for a reconcile round at once, e.g. after an event that needs confirming.
+func (w *Watcher) ReconcileNow() {
+	select {
+	case w.reconcile <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Watcher) reconcileLoop(ctx context.Context) {
+	failures := 0
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-w.reconcile:
+			timer.Stop()
+		}
+		ok := w.reconcileOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := w.opts.Interval
+		if ok {
+			failures = 0
+		} else {
+			failures++
+			wait = backoff(w.opts.Interval, w.opts.MaxBackoff, failures)
+		}
+		timer.Reset(wait)
+	}
+}
+
+// backoff doubles the wait after each consecutive failure, up to max.
+func backoff(base, max time.Duration, failures int) time.Duration {
+	d := base
+	for i := 1; i < failures && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d
+}
+
+// reconcileOnce asks about every master and reports a View for each. It returns false when the
+// Sentinel could not be reached.
+func (w *Watcher) reconcileOnce(ctx context.Context) bool {
+	tilt, err := w.tilt(ctx)
+	now := time.Now()
+	if err != nil {
+		w.setReachable(false, err)
+		for _, name := range w.opts.Masters {
+			w.opts.OnView(View{Sentinel: w.opts.Addr, MasterName: name, At: now, Err: err})
+		}
+		return false
+	}
+	w.setReachable(true, nil)
+	for _, name := range w.opts.Masters {
+		v := w.view(ctx, name)
+		v.Tilt = tilt
+		w.opts.OnView(v)
+	}
+	return true
+}
+
+func (w *Watcher) tilt(ctx context.Context) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
+	defer cancel()
+	cmd := redis.NewStringCmd(cctx, "info", "sentinel")
+	if err := w.client.Process(cctx, cmd); err != nil {
+		return false, fmt.Errorf("sentinel %s: INFO sentinel: %w", w.opts.Addr, err)
+	}
+	return strings.Contains(cmd.Val(), "sentinel_tilt:1"), nil
+}
+
+func (w *Watcher) view(ctx context.Context, name string) View {
+	v := View{Sentinel: w.opts.Addr, MasterName: name}
+	cctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
+	defer cancel()
+	fail := func(step string, err error) View {
+		v.At = time.Now()
+		v.Err = fmt.Errorf("sentinel %s: %s %s: %w", w.opts.Addr, step, name, err)
+		return v
+	}
+	addr, err := w.client.GetMasterAddrByName(cctx, name).Result()
+	if err != nil {
+		return fail("GET-MASTER-ADDR-BY-NAME", err)
+	}
+	if len(addr) != 2 {
+		return fail("GET-MASTER-ADDR-BY-NAME", fmt.Errorf("want [ip port], got %d fields", len(addr)))
+	}
+	v.MasterAddr = net.JoinHostPort(addr[0], addr[1])
+	master, err := w.client.Master(cctx, name).Result()
+	if err != nil {
+		return fail("SENTINEL MASTER", err)
+	}
+	v.MasterFlags = master["flags"]
+	if v.ConfigEpoch, err = strconv.ParseInt(master["config-epoch"], 10, 64); err != nil {
+		return fail("SENTINEL MASTER", fmt.Errorf("config-epoch %q: %w", master["config-epoch"], err))
+	}
+	replicas, err := w.client.Replicas(cctx, name).Result()
+	if err != nil {
+		return fail("SENTINEL REPLICAS", err)
+	}
+	for _, r := range replicas {
+		if r["ip"] == "" || r["port"] == "" {
+			continue
+		}
+		v.Replicas = append(v.Replicas, Replica{
+			Addr:       net.JoinHostPort(r["ip"], r["port"]),
+			Flags:      r["flags"],
+			LinkStatus: r["master-link-status"],
+		})
+	}
+	v.At = time.Now()
+	return v
+}
+
+func (w *Watcher) setReachable(ok bool, err error) {
+	w.mu.Lock()
+	changed := !w.known || w.reachable != ok
+	w.known, w.reachable = true, ok
+	w.mu.Unlock()
+	if !changed {
+		return
+	}
+	if ok {
+		w.opts.Log.Info().Str("event", "sentinel_connected").Str("sentinel", w.opts.Addr).Msg("Sentinel reachable")
+	} else {
+		w.opts.Log.Warn().Str("event", "sentinel_lost").Str("sentinel", w.opts.Addr).Err(err).
+			Msg("Sentinel unreachable; retrying with backoff")
+	}
+}
+
+// subscribeLoop keeps a subscription to Channels. go-redis reconnects and resubscribes by itself; each
+// (re)subscription triggers a reconcile, since events may have been missed while it was down.
+func (w *Watcher) subscribeLoop(ctx context.Context) {
+	ps := w.client.Subscribe(ctx, Channels...)
+	defer ps.Close()
+	ch := ps.ChannelWithSubscriptions(
+		redis.WithChannelHealthCheckInterval(w.opts.Interval),
+		redis.WithChannelPingTimeout(w.opts.Timeout),
+		redis.WithChannelReconnectTimeout(w.opts.Timeout),
+		redis.WithChannelSendTimeout(time.Second),
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			switch m := m.(type) {
+			case *redis.Subscription:
+				if m.Kind == "subscribe" && m.Channel == Channels[0] {
+					w.opts.Log.Debug().Str("sentinel", w.opts.Addr).Msg("subscribed to Sentinel events")
+					w.ReconcileNow()
+				}
+			case *redis.Message:
+				ev, err := ParseEvent(w.opts.Addr, m.Channel, m.Payload, time.Now())
+				if err != nil {
+					w.opts.Log.Warn().Str("event", "sentinel_bad_message").Str("sentinel", w.opts.Addr).
+						Err(err).Msg("ignoring malformed Sentinel message")
+					continue
+				}
+				if ev.MasterName != "" && !w.follows(ev.MasterName) {
+					continue
+				}
+				w.opts.OnEvent(ev)
+			}
+		}
+	}
+}
+
+func (w *Watcher) follows(name string) bool {
+	for _, m := range w.opts.Masters {
+		if m == name {
+			return true
+		}
+	}
+	return false
+}
