@@ -1,0 +1,265 @@
+package routing
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/check"
+)
+
+// Snapshot is an immutable routing decision with what it rests on, for the forwarder, the stats page
+// and the logs. Nothing may modify a published Snapshot.
+type Snapshot struct {
+	At     time.Time
+	Groups []GroupSnapshot // in the order the groups were configured
+}
+
+// Group returns the named group's snapshot, or nil.
+func (s *Snapshot) Group(name string) *GroupSnapshot {
+	if s == nil {
+		return nil
+	}
+	for i := range s.Groups {
+		if s.Groups[i].Name == name {
+			return &s.Groups[i]
+		}
+	}
+	return nil
+}
+
+// GroupSnapshot is the decision for one master group.
+type GroupSnapshot struct {
+	Name string
+	// Master is where the master port routes; empty when no master is verified.
+	Master string
+	// NoMasterReason says why Master is empty, for clients' error lines and logs.
+	NoMasterReason string
+	Named          string // the master the Sentinels name, verified or not
+	NamedEpoch     int64
+	// SentinelsAgree is false when no usable Sentinel view exists and Named is the last one known.
+	SentinelsAnswer bool
+	// Replicas is the replica port's pool. When no replica qualifies it holds the master, and
+	// ReplicaFallback is set.
+	Replicas        []string
+	ReplicaFallback bool
+	// DualMasters are nodes that say role:master although the Sentinels name another one.
+	DualMasters []string
+	Nodes       []NodeSnapshot
+	Sentinels   []SentinelSnapshot
+}
+
+// NodeSnapshot describes one data node.
+type NodeSnapshot struct {
+	Addr          string
+	SentinelRole  string // "master", "replica" or "" when no usable Sentinel lists it
+	SentinelFlags string
+	Health        check.Health
+	Last          check.Result // the latest probe
+	LastOK        check.Result // the latest successful probe: roles are read from it, as rise/fall allow
+	LastChange    time.Time
+	InMasterPool  bool
+	InReplicaPool bool
+	// Verdict is one word for the operator: "master", "replica", "down", or why it takes no traffic.
+	Verdict string
+}
+
+// ProbeRole is the role the latest successful probe reported, or "" when none succeeded yet.
+func (n NodeSnapshot) ProbeRole() string { return n.LastOK.Replication.Role }
+
+// SentinelSnapshot describes one Sentinel as far as one group is concerned.
+type SentinelSnapshot struct {
+	Addr        string
+	Reachable   bool
+	Tilt        bool
+	Err         string
+	MasterAddr  string
+	ConfigEpoch int64
+	LastEvent   string
+	LastEventAt time.Time
+}
+
+// Decide derives the routing decision from the state. It is pure: same state, same snapshot.
+func Decide(s *State, order []string, now time.Time) *Snapshot {
+	snap := &Snapshot{At: now}
+	for _, name := range order {
+		if g := s.Groups[name]; g != nil {
+			snap.Groups = append(snap.Groups, decideGroup(s, g))
+		}
+	}
+	return snap
+}
+
+func decideGroup(s *State, g *Group) GroupSnapshot {
+	gs := GroupSnapshot{Name: g.Name}
+	named, epoch, answered := g.named()
+	gs.SentinelsAnswer = answered
+	if !answered {
+		// No Sentinel can be asked: keep the last named master, still subject to its own probe
+		// saying role:master and no other node claiming the role (checked below).
+		named, epoch = g.LastNamed, g.LastNamedEpoch
+	}
+	gs.Named, gs.NamedEpoch = named, epoch
+
+	views := g.usableViews()
+	if !answered {
+		views = g.lastKnownViews()
+	}
+	sentinelRole := map[string]string{}
+	sentinelFlags := map[string]string{}
+	replicaDown := map[string]bool{}
+	if named != "" {
+		sentinelRole[named] = "master"
+	}
+	for _, v := range views {
+		if v.ConfigEpoch != epoch {
+			continue // an older view's replica list may name the new master as a replica
+		}
+		for _, r := range v.Replicas {
+			if r.Addr == named {
+				continue
+			}
+			sentinelRole[r.Addr] = "replica"
+			if r.Down() {
+				replicaDown[r.Addr] = true
+				sentinelFlags[r.Addr] = r.Flags
+			} else if _, ok := sentinelFlags[r.Addr]; !ok {
+				sentinelFlags[r.Addr] = r.Flags
+			}
+		}
+		if v.MasterAddr == named {
+			sentinelFlags[named] = v.MasterFlags
+		}
+	}
+
+	// Every node worth showing: listed by a Sentinel, or probed (an old master stays probed until the
+	// Sentinels forget it, which is how a dual master is caught).
+	addrs := map[string]bool{}
+	for a := range sentinelRole {
+		addrs[a] = true
+	}
+	for _, v := range g.Views {
+		if v.MasterAddr != "" {
+			addrs[v.MasterAddr] = true
+		}
+		for _, r := range v.Replicas {
+			addrs[r.Addr] = true
+		}
+	}
+	sorted := make([]string, 0, len(addrs))
+	for a := range addrs {
+		sorted = append(sorted, a)
+	}
+	sort.Strings(sorted)
+
+	// Claimants are judged on the latest probe only: a node that stopped answering claims nothing.
+	var claimants []string
+	for _, a := range sorted {
+		if n := s.Nodes[a]; n != nil && n.Health.Up && n.Last.OK() && n.Last.Replication.IsMaster() {
+			claimants = append(claimants, a)
+		}
+	}
+	for _, a := range claimants {
+		if named != "" && a != named || named == "" && len(claimants) > 1 {
+			gs.DualMasters = append(gs.DualMasters, a)
+		}
+	}
+
+	switch masterNode := s.Nodes[named]; {
+	case named == "" && answered:
+		gs.NoMasterReason = "Sentinels disagree on the master"
+	case named == "":
+		gs.NoMasterReason = "no Sentinel reachable and no master known"
+	case masterNode == nil || !masterNode.Health.Known:
+		gs.NoMasterReason = fmt.Sprintf("master %s not probed yet", named)
+	case !masterNode.Health.Up:
+		gs.NoMasterReason = fmt.Sprintf("master %s is DOWN (%s)", named, masterNode.Last.Reason())
+	case !masterNode.LastOK.Replication.IsMaster():
+		gs.NoMasterReason = fmt.Sprintf("Sentinel names %s but it reports role:%s", named, masterNode.LastOK.Replication.Role)
+	case !answered && len(claimants) > 1:
+		gs.NoMasterReason = fmt.Sprintf("no Sentinel reachable and %d nodes claim role:master", len(claimants))
+	default:
+		gs.Master = named
+	}
+
+	for _, a := range sorted {
+		n := s.Nodes[a]
+		ns := NodeSnapshot{Addr: a, SentinelRole: sentinelRole[a], SentinelFlags: sentinelFlags[a]}
+		if n != nil {
+			ns.Health, ns.Last, ns.LastOK, ns.LastChange = n.Health, n.Last, n.LastOK, n.LastChange
+		}
+		ns.InMasterPool = a == gs.Master
+		switch {
+		case ns.InMasterPool:
+			ns.Verdict = "master"
+		case n == nil || !n.Health.Known:
+			ns.Verdict = "unchecked"
+		case !n.Health.Up:
+			ns.Verdict = "down"
+		case n.LastOK.Replication.IsMaster() && a != named:
+			ns.Verdict = "dual-master"
+		case a == named:
+			ns.Verdict = "not-verified"
+		case sentinelRole[a] != "replica":
+			ns.Verdict = "unknown-to-sentinel"
+		case replicaDown[a]:
+			ns.Verdict = "sentinel-down"
+		case !n.LastOK.Replication.IsSyncedReplica():
+			ns.Verdict = "not-synced"
+		default:
+			ns.Verdict = "replica"
+			ns.InReplicaPool = true
+			gs.Replicas = append(gs.Replicas, a)
+		}
+		gs.Nodes = append(gs.Nodes, ns)
+	}
+	if len(gs.Replicas) == 0 && gs.Master != "" {
+		gs.Replicas = []string{gs.Master}
+		gs.ReplicaFallback = true
+	}
+
+	sentinels := make([]string, 0, len(g.Views))
+	for a := range g.Views {
+		sentinels = append(sentinels, a)
+	}
+	for a := range g.LastEvent {
+		if _, ok := g.Views[a]; !ok {
+			sentinels = append(sentinels, a)
+		}
+	}
+	sort.Strings(sentinels)
+	for _, a := range sentinels {
+		v := g.Views[a]
+		ss := SentinelSnapshot{Addr: a, Reachable: v.Err == nil && !v.At.IsZero(), Tilt: v.Tilt,
+			MasterAddr: v.MasterAddr, ConfigEpoch: v.ConfigEpoch}
+		if v.Err != nil {
+			ss.Err = v.Err.Error()
+		}
+		if ev, ok := g.LastEvent[a]; ok {
+			ss.LastEvent, ss.LastEventAt = ev.Channel+" "+ev.Payload, ev.At
+		}
+		gs.Sentinels = append(gs.Sentinels, ss)
+	}
+	return gs
+}
+
+// Departed lists the backends that left each pool from prev to next: their sessions must be closed.
+// A master that is replaced leaves the master pool at once, so no session keeps writing to it.
+func Departed(prev, next *GroupSnapshot) (master, replicas []string) {
+	if prev == nil {
+		return nil, nil
+	}
+	if prev.Master != "" && prev.Master != next.Master {
+		master = []string{prev.Master}
+	}
+	keep := map[string]bool{}
+	for _, r := range next.Replicas {
+		keep[r] = true
+	}
+	for _, r := range prev.Replicas {
+		if !keep[r] {
+			replicas = append(replicas, r)
+		}
+	}
+	return master, replicas
+}

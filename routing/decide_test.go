@@ -1,0 +1,219 @@
+package routing
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/check"
+	"github.com/sentinel-proxy/sentinel-proxy/sentinel"
+)
+
+const (
+	nodeA = "10.0.0.1:6379"
+	nodeB = "10.0.0.2:6379"
+	nodeC = "10.0.0.3:6379"
+	s1    = "10.0.1.1:26379"
+	s2    = "10.0.1.2:26379"
+	s3    = "10.0.1.3:26379"
+)
+
+func view(sentinelAddr, master string, epoch int64, replicas ...string) Input {
+	v := sentinel.View{Sentinel: sentinelAddr, MasterName: "g", At: time.Unix(1, 0), MasterAddr: master,
+		ConfigEpoch: epoch, MasterFlags: "master"}
+	for _, r := range replicas {
+		flags := "slave"
+		if a, f, ok := strings.Cut(r, "="); ok {
+			r, flags = a, f
+		}
+		v.Replicas = append(v.Replicas, sentinel.Replica{Addr: r, Flags: flags, LinkStatus: "ok"})
+	}
+	return ViewInput{View: v}
+}
+
+func unreachable(sentinelAddr string) Input {
+	return ViewInput{View: sentinel.View{Sentinel: sentinelAddr, MasterName: "g", At: time.Unix(1, 0), Err: errors.New("refused")}}
+}
+
+func probeMaster(addr string) Input {
+	return ProbeInput{Result: check.Result{Addr: addr, Status: check.L7OK, Replication: check.Replication{Role: "master"}}}
+}
+
+func probeReplica(addr string, link string) Input {
+	return ProbeInput{Result: check.Result{Addr: addr, Status: check.L7OK,
+		Replication: check.Replication{Role: "slave", MasterLinkStatus: link}}}
+}
+
+func probeFail(addr string) Input {
+	return ProbeInput{Result: check.Result{Addr: addr, Status: check.L4CON, Err: errors.New("refused")}}
+}
+
+func switchMaster(from, old, new string) Input {
+	ev, err := sentinel.ParseEvent(from, "+switch-master", "g "+strings.Replace(old, ":", " ", 1)+" "+strings.Replace(new, ":", " ", 1), time.Unix(2, 0))
+	if err != nil {
+		panic(err)
+	}
+	return EventInput{Event: ev}
+}
+
+func event(from, channel, payload string) Input {
+	ev, err := sentinel.ParseEvent(from, channel, payload, time.Unix(2, 0))
+	if err != nil {
+		panic(err)
+	}
+	return EventInput{Event: ev}
+}
+
+func healthy() []Input {
+	return []Input{
+		view(s1, nodeA, 1, nodeB, nodeC), view(s2, nodeA, 1, nodeB, nodeC), view(s3, nodeA, 1, nodeB, nodeC),
+		probeMaster(nodeA), probeReplica(nodeB, "up"), probeReplica(nodeC, "up"),
+	}
+}
+
+func with(base []Input, more ...Input) []Input { return append(append([]Input{}, base...), more...) }
+
+func TestDecide(t *testing.T) {
+	tests := []struct {
+		name        string
+		inputs      []Input
+		master      string
+		reason      string // substring of NoMasterReason when master is ""
+		replicas    []string
+		fallback    bool
+		dualMasters []string
+		verdicts    map[string]string
+	}{
+		{name: "nothing known", inputs: nil, reason: "no Sentinel reachable"},
+		{name: "healthy", inputs: healthy(), master: nodeA, replicas: []string{nodeB, nodeC},
+			verdicts: map[string]string{nodeA: "master", nodeB: "replica", nodeC: "replica"}},
+		{name: "named master not probed yet", inputs: healthy()[:3], reason: "not probed yet"},
+		{name: "named master reports slave", inputs: with(healthy(), probeReplica(nodeA, "down")),
+			reason: "reports role:slave", verdicts: map[string]string{nodeA: "not-verified"}},
+		{name: "switch-master waits for the new master's probe",
+			inputs: with(healthy(), switchMaster(s2, nodeA, nodeB)),
+			reason: "reports role:slave", dualMasters: []string{nodeA}},
+		{name: "switch-master then verified",
+			inputs: with(healthy(), switchMaster(s2, nodeA, nodeB), probeMaster(nodeB)),
+			master: nodeB, replicas: []string{nodeC},
+			// A still reports master until Sentinel reconfigures it: it must get nothing.
+			dualMasters: []string{nodeA}, verdicts: map[string]string{nodeA: "dual-master", nodeB: "master"}},
+		{name: "old views lose to a newer epoch",
+			inputs: with(healthy(), view(s3, nodeB, 2, nodeA, nodeC), probeMaster(nodeB), probeReplica(nodeA, "up")),
+			master: nodeB, replicas: []string{nodeA, nodeC}},
+		{name: "same epoch without majority fails closed",
+			inputs: with(healthy(), view(s1, nodeB, 1, nodeA, nodeC), unreachable(s3), probeMaster(nodeB)),
+			reason: "disagree", dualMasters: []string{nodeA, nodeB}},
+		{name: "majority of one epoch wins",
+			inputs: with(healthy(), view(s1, nodeB, 1, nodeA, nodeC)), master: nodeA},
+		{name: "TILT views are ignored",
+			inputs: with(healthy(), view(s1, nodeB, 5, nodeA, nodeC), event(s1, "+tilt", "#tilt mode entered"), probeMaster(nodeB)),
+			master: nodeA, dualMasters: []string{nodeB}},
+		{name: "no Sentinel answers: last master kept while it probes master",
+			inputs: with(healthy(), unreachable(s1), unreachable(s2), unreachable(s3)),
+			master: nodeA, replicas: []string{nodeB, nodeC}},
+		{name: "no Sentinel answers and two nodes claim master: fail closed",
+			inputs: with(healthy(), unreachable(s1), unreachable(s2), unreachable(s3), probeMaster(nodeB)),
+			reason: "2 nodes claim role:master", dualMasters: []string{nodeB}},
+		{name: "one failed probe is within fall",
+			inputs: with(healthy(), probeFail(nodeA)), master: nodeA},
+		{name: "three failed probes take the master down",
+			inputs: with(healthy(), probeFail(nodeA), probeFail(nodeA), probeFail(nodeA)), reason: "is DOWN"},
+		{name: "replica with link down leaves the pool",
+			inputs: with(healthy(), probeReplica(nodeB, "down")), master: nodeA, replicas: []string{nodeC},
+			verdicts: map[string]string{nodeB: "not-synced"}},
+		{name: "replica sdown leaves the pool",
+			inputs: with(healthy(), event(s1, "+sdown", "slave "+nodeC+" 10.0.0.3 6379 @ g 10.0.0.1 6379")),
+			master: nodeA, replicas: []string{nodeB}, verdicts: map[string]string{nodeC: "sentinel-down"}},
+		{name: "replica -sdown comes back",
+			inputs: with(healthy(), event(s1, "+sdown", "slave "+nodeC+" 10.0.0.3 6379 @ g 10.0.0.1 6379"),
+				event(s1, "-sdown", "slave "+nodeC+" 10.0.0.3 6379 @ g 10.0.0.1 6379")),
+			master: nodeA, replicas: []string{nodeB, nodeC}},
+		{name: "no healthy replica: reads go to the master",
+			inputs: with(healthy(), probeReplica(nodeB, "down"), probeFail(nodeC), probeFail(nodeC), probeFail(nodeC)),
+			master: nodeA, replicas: []string{nodeA}, fallback: true},
+		{name: "a replica one Sentinel lists is used",
+			inputs: with(healthy(), view(s1, nodeA, 1, nodeB, nodeC, "10.0.0.9:6379"), probeReplica("10.0.0.9:6379", "up")),
+			master: nodeA, replicas: []string{nodeB, nodeC, "10.0.0.9:6379"}},
+		{name: "a probed node no Sentinel lists gets nothing",
+			inputs: with(healthy(), probeReplica("10.0.0.9:6379", "up"), probeMaster("10.0.0.8:6379")),
+			master: nodeA, replicas: []string{nodeB, nodeC}},
+		{name: "replica of an older epoch view is not used once a newer one drops it",
+			inputs: with(healthy(), view(s1, nodeB, 2, nodeC), probeMaster(nodeB)),
+			master: nodeB, replicas: []string{nodeC}, dualMasters: []string{nodeA}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := NewState([]string{"g"}, 2, 3)
+			for _, in := range tt.inputs {
+				st.Apply(in)
+			}
+			g := Decide(st, []string{"g"}, time.Unix(3, 0)).Group("g")
+			if g.Master != tt.master {
+				t.Fatalf("master = %q (%s), want %q", g.Master, g.NoMasterReason, tt.master)
+			}
+			if tt.master == "" && !strings.Contains(g.NoMasterReason, tt.reason) {
+				t.Errorf("reason = %q, want it to contain %q", g.NoMasterReason, tt.reason)
+			}
+			if tt.master != "" && tt.replicas != nil && !reflect.DeepEqual(g.Replicas, tt.replicas) {
+				t.Errorf("replicas = %v, want %v", g.Replicas, tt.replicas)
+			}
+			if g.ReplicaFallback != tt.fallback {
+				t.Errorf("fallback = %v, want %v", g.ReplicaFallback, tt.fallback)
+			}
+			if !reflect.DeepEqual(g.DualMasters, tt.dualMasters) {
+				t.Errorf("dual masters = %v, want %v", g.DualMasters, tt.dualMasters)
+			}
+			for addr, want := range tt.verdicts {
+				found := false
+				for _, n := range g.Nodes {
+					if n.Addr == addr {
+						found = true
+						if n.Verdict != want {
+							t.Errorf("%s verdict = %q, want %q", addr, n.Verdict, want)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("%s not in snapshot", addr)
+				}
+			}
+		})
+	}
+}
+
+func TestApplyEffects(t *testing.T) {
+	st := NewState([]string{"g"}, 2, 3)
+	fx := st.Apply(view(s1, nodeA, 1, nodeB))
+	if !reflect.DeepEqual(fx.ProbeNow, []string{nodeA}) {
+		t.Errorf("a newly named master is probed at once: %+v", fx)
+	}
+	fx = st.Apply(switchMaster(s1, nodeA, nodeB))
+	if !fx.Reconcile || !reflect.DeepEqual(fx.ProbeNow, []string{nodeB, nodeA}) {
+		t.Errorf("+switch-master probes both and reconciles: %+v", fx)
+	}
+	fx = st.Apply(probeMaster(nodeB))
+	if !reflect.DeepEqual(fx.HealthChanged, []string{nodeB}) {
+		t.Errorf("first probe result is a health change: %+v", fx)
+	}
+	if fx := st.Apply(ViewInput{View: sentinel.View{MasterName: "other"}}); fx.Reconcile || len(fx.ProbeNow) > 0 {
+		t.Errorf("unknown group must be ignored: %+v", fx)
+	}
+}
+
+func TestDeparted(t *testing.T) {
+	prev := &GroupSnapshot{Master: nodeA, Replicas: []string{nodeB, nodeC}}
+	next := &GroupSnapshot{Master: nodeB, Replicas: []string{nodeC}}
+	m, r := Departed(prev, next)
+	if !reflect.DeepEqual(m, []string{nodeA}) || !reflect.DeepEqual(r, []string{nodeB}) {
+		t.Errorf("departed = %v %v", m, r)
+	}
+	if m, r := Departed(next, next); m != nil || r != nil {
+		t.Errorf("no change departs nothing: %v %v", m, r)
+	}
+	if m, r := Departed(nil, next); m != nil || r != nil {
+		t.Errorf("nil prev departs nothing: %v %v", m, r)
+	}
+}

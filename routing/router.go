@@ -1,0 +1,216 @@
+package routing
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Router is the single owner of the routing State. Inputs arrive through Submit; after each one it
+// decides, publishes a new Snapshot when something changed, and calls OnChange outside any lock.
+type Router struct {
+	groups []string
+	state  *State
+	inputs chan Input
+	snap   atomic.Pointer[Snapshot]
+	log    zerolog.Logger
+
+	// OnChange is called on the Router's goroutine with the previous and the new snapshot, after the new
+	// one is published. It must not call Submit synchronously (the channel may be full).
+	OnChange func(prev, next *Snapshot)
+	// ProbeNow asks for an immediate probe of a node. Nil means no-op.
+	ProbeNow func(addr string)
+	// SetTargets tells the prober which nodes exist. Nil means no-op.
+	SetTargets func(addrs []string)
+	// Reconcile asks every Sentinel again at once. Nil means no-op.
+	Reconcile func()
+	// Now returns the time; nil means time.Now. Tests replace it.
+	Now func() time.Time
+}
+
+// NewRouter creates a router for the named groups with HAProxy-style rise/fall.
+func NewRouter(groups []string, rise, fall int, log zerolog.Logger) *Router {
+	r := &Router{
+		groups: append([]string(nil), groups...),
+		state:  NewState(groups, rise, fall),
+		inputs: make(chan Input, 1024),
+		log:    log,
+	}
+	r.snap.Store(Decide(r.state, r.groups, time.Now()))
+	return r
+}
+
+// Snapshot returns the latest published decision. It never blocks.
+func (r *Router) Snapshot() *Snapshot { return r.snap.Load() }
+
+// Submit hands an input to the router. It blocks only while the router is backlogged by more than
+// the channel's buffer, and gives up when ctx ends.
+func (r *Router) Submit(ctx context.Context, in Input) {
+	select {
+	case r.inputs <- in:
+	case <-ctx.Done():
+	}
+}
+
+// Run processes inputs until ctx ends.
+func (r *Router) Run(ctx context.Context) {
+	var targets []string
+	for {
+		var in Input
+		select {
+		case <-ctx.Done():
+			return
+		case in = <-r.inputs:
+		}
+		fx := r.state.Apply(in)
+		now := time.Now()
+		if r.Now != nil {
+			now = r.Now()
+		}
+		prev := r.snap.Load()
+		next := Decide(r.state, r.groups, now)
+		r.logHealth(fx.HealthChanged, next)
+		if t := nodeAddrs(next); !equalStrings(t, targets) {
+			targets = t
+			if r.SetTargets != nil {
+				r.SetTargets(t)
+			}
+		}
+		if r.ProbeNow != nil {
+			for _, a := range fx.ProbeNow {
+				r.ProbeNow(a)
+			}
+		}
+		if fx.Reconcile && r.Reconcile != nil {
+			r.Reconcile()
+		}
+		// Every input refreshes what the page shows; only a route change concerns the forwarder.
+		r.snap.Store(next)
+		r.logRouteChanges(prev, next, in)
+		if r.OnChange != nil && !routesEqual(prev, next) {
+			r.OnChange(prev, next)
+		}
+	}
+}
+
+func (r *Router) logHealth(changed []string, snap *Snapshot) {
+	for _, addr := range changed {
+		n := r.state.Nodes[addr]
+		ev := r.log.Warn().Str("event", "server_down")
+		msg := "node is DOWN"
+		if n.Health.Up {
+			ev = r.log.Info().Str("event", "server_up")
+			msg = "node is UP"
+		}
+		ev.Str("node", addr).Str("check_status", string(n.Last.Status)).Str("reason", n.Last.Reason()).
+			Dur("check_duration", n.Last.Duration)
+		if n.Last.Err != nil {
+			ev.Str("error", n.Last.Err.Error())
+		}
+		if n.Last.OK() {
+			ev.Str("role", n.Last.Replication.Role)
+		}
+		ev.Msg(msg)
+	}
+}
+
+func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input) {
+	for i := range next.Groups {
+		ng := &next.Groups[i]
+		pg := prev.Group(ng.Name)
+		if pg == nil {
+			continue
+		}
+		if pg.Master != ng.Master {
+			switch {
+			case ng.Master == "":
+				r.log.Error().Str("event", "no_master").Str("group", ng.Name).Str("old", pg.Master).
+					Str("named", ng.Named).Str("reason", ng.NoMasterReason).Str("trigger", describe(cause)).
+					Msg("no verified master: the master port refuses new clients")
+			default:
+				if pg.Master != "" {
+					r.log.Warn().Str("event", "master_switched").Str("group", ng.Name).Str("old", pg.Master).
+						Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause)).
+						Msg("master switched")
+				} else {
+					r.log.Info().Str("event", "master_verified").Str("group", ng.Name).Str("master", ng.Master).
+						Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause)).
+						Msg("master verified: Sentinel names it and it reports role:master")
+				}
+			}
+		}
+		if pg.ReplicaFallback != ng.ReplicaFallback && ng.Master != "" {
+			if ng.ReplicaFallback {
+				r.log.Warn().Str("event", "replica_fallback").Str("group", ng.Name).Str("master", ng.Master).
+					Msg("no healthy replica: the replica port serves reads from the master")
+			} else {
+				r.log.Info().Str("event", "replica_restored").Str("group", ng.Name).Strs("replicas", ng.Replicas).
+					Msg("healthy replicas back: the replica port leaves the master")
+			}
+		}
+		if !equalStrings(pg.DualMasters, ng.DualMasters) && len(ng.DualMasters) > 0 {
+			for _, d := range ng.DualMasters {
+				r.log.Error().Str("event", "dual_master_detected").Str("group", ng.Name).Str("named", ng.Named).
+					Str("claimant", d).Msg("a node reports role:master but Sentinel names another: it gets no traffic")
+			}
+		}
+	}
+}
+
+// describe names what caused a change, for the trigger field of log lines.
+func describe(in Input) string {
+	switch in := in.(type) {
+	case EventInput:
+		return in.Event.Channel + " from " + in.Event.Sentinel
+	case ViewInput:
+		return "reconcile from " + in.View.Sentinel
+	case ProbeInput:
+		return "probe of " + in.Result.Addr
+	}
+	return "unknown"
+}
+
+func nodeAddrs(s *Snapshot) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, g := range s.Groups {
+		for _, n := range g.Nodes {
+			if !seen[n.Addr] {
+				seen[n.Addr] = true
+				out = append(out, n.Addr)
+			}
+		}
+		if g.Named != "" && !seen[g.Named] {
+			seen[g.Named] = true
+			out = append(out, g.Named)
+		}
+	}
+	return out
+}
+
+// routesEqual compares only what the forwarder acts on.
+func routesEqual(a, b *Snapshot) bool {
+	if len(a.Groups) != len(b.Groups) {
+		return false
+	}
+	for i := range a.Groups {
+		if a.Groups[i].Master != b.Groups[i].Master || !equalStrings(a.Groups[i].Replicas, b.Groups[i].Replicas) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
