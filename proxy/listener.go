@@ -1,0 +1,263 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Listener forwards every client accepted on one address to a backend of its Route. The zero value
+// is not usable: set Name and call Serve.
+type Listener struct {
+	Name string // shown in logs and stats, e.g. "mymaster/master"
+	// MaxConns bounds concurrent sessions. If zero, there is no bound.
+	MaxConns int
+	// ConnectTimeout bounds dialling a backend. If zero, 4s is used (HAProxy's seed `timeout connect`).
+	ConnectTimeout time.Duration
+	// IdleTimeout closes a session with no traffic in either direction for that long. Zero means never.
+	IdleTimeout time.Duration
+	// DialContext connects to backends. If nil, a net.Dialer is used. Tests replace it.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	Log         zerolog.Logger
+
+	route     atomic.Pointer[Route]
+	rr        atomic.Uint64
+	current   atomic.Int64
+	total     atomic.Uint64
+	refused   atomic.Uint64 // no route or max_conns
+	connErrs  atomic.Uint64 // backend dial failures
+	bytesIn   atomic.Uint64 // client to backend
+	bytesOut  atomic.Uint64 // backend to client
+	atLimit   atomic.Bool
+	sessions  registry
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closed    chan struct{}
+	mu        sync.Mutex
+	ln        net.Listener
+}
+
+// Stats are a listener's counters.
+type Stats struct {
+	Name            string
+	Addr            string
+	Current         int64
+	Max             int
+	Total           uint64
+	Refused         uint64
+	ConnectErrors   uint64
+	BytesIn         uint64
+	BytesOut        uint64
+	PerBackend      map[string]BackendStats
+	Route           Route
+	LimitReachedNow bool
+}
+
+// SetRoute replaces the route for new clients. Established sessions are not touched: closing them is
+// CloseSessionsTo's job.
+func (l *Listener) SetRoute(r Route) {
+	r.Backends = append([]string(nil), r.Backends...)
+	l.route.Store(&r)
+}
+
+// Route returns the current route.
+func (l *Listener) Route() Route {
+	if r := l.route.Load(); r != nil {
+		return *r
+	}
+	return Route{Refusal: "no route yet"}
+}
+
+// CloseSessionsTo closes every session to backend at once and returns how many it closed. It is safe
+// to call from any goroutine.
+func (l *Listener) CloseSessionsTo(backend string) int { return l.sessions.closeBackend(backend) }
+
+// Stats returns the listener's counters.
+func (l *Listener) Stats() Stats {
+	s := Stats{
+		Name: l.Name, Current: l.current.Load(), Max: l.MaxConns, Total: l.total.Load(),
+		Refused: l.refused.Load(), ConnectErrors: l.connErrs.Load(),
+		BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
+		PerBackend: l.sessions.stats(), Route: l.Route(), LimitReachedNow: l.atLimit.Load(),
+	}
+	l.mu.Lock()
+	if l.ln != nil {
+		s.Addr = l.ln.Addr().String()
+	}
+	l.mu.Unlock()
+	return s
+}
+
+// Addr returns the address the listener is bound to, once Serve has started.
+func (l *Listener) Addr() net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ln == nil {
+		return nil
+	}
+	return l.ln.Addr()
+}
+
+// Serve accepts clients on ln until ctx ends or Close is called, then closes every session and waits
+// for them to finish.
+func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
+	l.mu.Lock()
+	l.ln = ln
+	if l.closed == nil {
+		l.closed = make(chan struct{})
+	}
+	closed := l.closed
+	l.mu.Unlock()
+	stop := context.AfterFunc(ctx, l.Close)
+	defer stop()
+	defer l.wg.Wait()
+	defer l.sessions.closeAll()
+
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-closed:
+				return nil
+			default:
+			}
+			if isTemporaryAccept(err) {
+				// Out of file descriptors: wait and retry, as net/http does, rather than spin or exit.
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				l.Log.Error().Str("event", "accept_error").Str("listener", l.Name).Err(err).
+					Dur("retry_in", backoff).Msg("accept failed; retrying")
+				select {
+				case <-time.After(backoff):
+				case <-closed:
+					return nil
+				}
+				continue
+			}
+			return fmt.Errorf("listener %s: accept: %w", l.Name, err)
+		}
+		backoff = 0
+		l.wg.Add(1)
+		go l.serveClient(ctx, conn)
+	}
+}
+
+// Close stops accepting and closes every session. Serve returns after the sessions have finished.
+func (l *Listener) Close() {
+	l.mu.Lock()
+	if l.closed == nil {
+		l.closed = make(chan struct{})
+	}
+	ln := l.ln
+	l.mu.Unlock()
+	l.closeOnce.Do(func() { close(l.closed) })
+	if ln != nil {
+		ln.Close()
+	}
+	l.sessions.closeAll()
+}
+
+func isTemporaryAccept(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+// serveClient runs one session: choose a backend, connect, forward both ways until both are done.
+func (l *Listener) serveClient(ctx context.Context, client net.Conn) {
+	defer l.wg.Done()
+	n := l.current.Add(1)
+	defer l.current.Add(-1)
+	l.total.Add(1)
+	if l.MaxConns > 0 && n > int64(l.MaxConns) {
+		l.refused.Add(1)
+		if l.atLimit.CompareAndSwap(false, true) {
+			l.Log.Warn().Str("event", "max_conns_reached").Str("listener", l.Name).Int("max_conns", l.MaxConns).
+				Msg("connection limit reached; new clients are refused until sessions end")
+		}
+		refuse(client, fmt.Sprintf("max connections (%d) reached on %s", l.MaxConns, l.Name))
+		return
+	}
+	l.atLimit.Store(false)
+
+	route := l.Route()
+	if len(route.Backends) == 0 {
+		l.refused.Add(1)
+		refuse(client, route.Refusal)
+		return
+	}
+	backend, err := l.dialBackend(ctx, route)
+	if err != nil {
+		l.connErrs.Add(1)
+		l.Log.Warn().Str("event", "backend_connect_failed").Str("listener", l.Name).Err(err).Msg("cannot reach backend")
+		refuse(client, err.Error())
+		return
+	}
+	s := newSession(client, backend.conn, backend.addr, l)
+	if !l.sessions.add(s) {
+		s.close() // the listener closed while this session was being set up
+		return
+	}
+	defer l.sessions.remove(s)
+	s.forward(l.IdleTimeout)
+}
+
+type dialed struct {
+	conn net.Conn
+	addr string
+}
+
+// dialBackend tries the route's backends in round-robin order, each once, so one dead replica costs a
+// client a retry rather than an error.
+func (l *Listener) dialBackend(ctx context.Context, route Route) (dialed, error) {
+	timeout := l.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 4 * time.Second
+	}
+	dial := l.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	start := l.rr.Add(1)
+	var errs []error
+	for i := range route.Backends {
+		addr := route.Backends[(start+uint64(i))%uint64(len(route.Backends))]
+		dctx, cancel := context.WithTimeout(ctx, timeout)
+		conn, err := dial(dctx, "tcp", addr)
+		cancel()
+		if err == nil {
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetNoDelay(true)
+				_ = tc.SetKeepAlive(true)
+			}
+			return dialed{conn: conn, addr: addr}, nil
+		}
+		errs = append(errs, fmt.Errorf("backend %s: %w", addr, err))
+	}
+	return dialed{}, errors.Join(errs...)
+}
+
+// refuse tells the client why in a RESP error line, then closes. The write is bounded so a client that
+// does not read cannot hold the goroutine.
+func refuse(c net.Conn, reason string) {
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.Write(refusalLine(reason))
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+		// Give the client a moment to read the line before the close; a RST could discard it.
+		_ = tc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		var buf [512]byte
+		for {
+			if _, err := tc.Read(buf[:]); err != nil {
+				break
+			}
+		}
+	}
+	_ = c.Close()
+}

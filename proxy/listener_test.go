@@ -1,0 +1,427 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// backend is a loopback TCP server whose per-connection behaviour a test chooses.
+type backend struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startBackend(t *testing.T, handle func(net.Conn)) *backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{ln: ln}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.conns = append(b.conns, c)
+			b.mu.Unlock()
+			b.wg.Add(1)
+			go func() { defer b.wg.Done(); handle(c) }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		b.mu.Lock()
+		for _, c := range b.conns {
+			c.Close()
+		}
+		b.mu.Unlock()
+		b.wg.Wait()
+	})
+	return b
+}
+
+func (b *backend) addr() string { return b.ln.Addr().String() }
+
+func echo(c net.Conn) {
+	defer c.Close()
+	_, _ = io.Copy(c, c)
+}
+
+// startListener serves a Listener on a free loopback port and stops it when the test ends.
+func startListener(t *testing.T, l *Listener, route Route) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Name == "" {
+		l.Name = "test"
+	}
+	l.Log = zerolog.Nop()
+	l.SetRoute(route)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+func dial(t *testing.T, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c.(*net.TCPConn)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestEchoAndLargeTransfer(t *testing.T) {
+	b := startBackend(t, echo)
+	l := &Listener{}
+	addr := startListener(t, l, Route{Backends: []string{b.addr()}})
+	c := dial(t, addr)
+	payload := make([]byte, 8<<20)
+	_, _ = rand.Read(payload)
+	go func() { _, _ = c.Write(payload); _ = c.CloseWrite() }()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatalf("echoed %d bytes, want %d identical", len(got), len(payload))
+	}
+	st := l.Stats()
+	if st.BytesIn != uint64(len(payload)) || st.BytesOut != uint64(len(payload)) || st.Total != 1 {
+		t.Errorf("stats: %+v", st)
+	}
+	waitFor(t, "session end", func() bool { return l.Stats().Current == 0 })
+}
+
+func TestClientHalfCloseStillGetsReply(t *testing.T) {
+	// The backend reads until EOF, then answers: only a forwarded half-close lets it answer.
+	b := startBackend(t, func(c net.Conn) {
+		defer c.Close()
+		data, _ := io.ReadAll(c)
+		_, _ = c.Write([]byte("got:" + string(data)))
+	})
+	addr := startListener(t, &Listener{}, Route{Backends: []string{b.addr()}})
+	c := dial(t, addr)
+	_, _ = c.Write([]byte("hello"))
+	_ = c.CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "got:hello" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
+func TestBackendHalfCloseStillTakesData(t *testing.T) {
+	received := make(chan string, 1)
+	b := startBackend(t, func(c net.Conn) {
+		defer c.Close()
+		_, _ = c.Write([]byte("banner"))
+		_ = c.(*net.TCPConn).CloseWrite()
+		data, _ := io.ReadAll(c)
+		received <- string(data)
+	})
+	addr := startListener(t, &Listener{}, Route{Backends: []string{b.addr()}})
+	c := dial(t, addr)
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "banner" {
+		t.Fatalf("banner: %q %v", buf, err)
+	}
+	if n, err := c.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("want EOF after backend half-close, got %d %v", n, err)
+	}
+	_, _ = c.Write([]byte("after"))
+	_ = c.CloseWrite()
+	select {
+	case got := <-received:
+		if got != "after" {
+			t.Fatalf("backend got %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("backend got nothing after its half-close")
+	}
+}
+
+func TestNoRouteRefusesWithRESPError(t *testing.T) {
+	l := &Listener{}
+	addr := startListener(t, l, Route{Refusal: `no verified master for "mymaster"`})
+	c := dial(t, addr)
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line != "-ERR sentinel-proxy: no verified master for \"mymaster\"\r\n" {
+		t.Fatalf("got %q", line)
+	}
+	if l.Stats().Refused != 1 {
+		t.Errorf("refused not counted: %+v", l.Stats())
+	}
+}
+
+func TestBackendRefusedTellsClientAndTriesNext(t *testing.T) {
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+
+	l := &Listener{}
+	addr := startListener(t, l, Route{Backends: []string{deadAddr}})
+	c := dial(t, addr)
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if !strings.HasPrefix(line, "-ERR sentinel-proxy: backend "+deadAddr) {
+		t.Fatalf("got %q", line)
+	}
+	if l.Stats().ConnectErrors != 1 {
+		t.Errorf("connect error not counted: %+v", l.Stats())
+	}
+
+	// With a live backend in the pool, a dead one costs a retry, not an error.
+	live := startBackend(t, echo)
+	l.SetRoute(Route{Backends: []string{deadAddr, live.addr()}})
+	for i := 0; i < 4; i++ {
+		c := dial(t, addr)
+		_, _ = c.Write([]byte("x"))
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'x' {
+			t.Fatalf("attempt %d: %q %v", i, buf, err)
+		}
+		c.Close()
+	}
+}
+
+func TestClientResetEndsSession(t *testing.T) {
+	backendClosed := make(chan struct{})
+	b := startBackend(t, func(c net.Conn) {
+		defer close(backendClosed)
+		defer c.Close()
+		_, _ = io.Copy(io.Discard, c)
+	})
+	l := &Listener{}
+	addr := startListener(t, l, Route{Backends: []string{b.addr()}})
+	c := dial(t, addr)
+	_, _ = c.Write([]byte("x"))
+	waitFor(t, "session", func() bool { return l.Stats().Current == 1 })
+	_ = c.SetLinger(0) // close sends RST
+	c.Close()
+	select {
+	case <-backendClosed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("backend connection not closed after client reset")
+	}
+	waitFor(t, "session end", func() bool { return l.Stats().Current == 0 })
+}
+
+func TestBackendResetEndsSession(t *testing.T) {
+	b := startBackend(t, func(c net.Conn) {
+		buf := make([]byte, 1)
+		_, _ = c.Read(buf)
+		_ = c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
+	addr := startListener(t, &Listener{}, Route{Backends: []string{b.addr()}})
+	c := dial(t, addr)
+	_, _ = c.Write([]byte("x"))
+	buf := make([]byte, 10)
+	if _, err := c.Read(buf); err == nil {
+		t.Fatal("client should see the session end")
+	}
+}
+
+func TestCloseSessionsToBackend(t *testing.T) {
+	b1 := startBackend(t, echo)
+	b2 := startBackend(t, echo)
+	l := &Listener{}
+	addr := startListener(t, l, Route{Backends: []string{b1.addr()}})
+	var old []*net.TCPConn
+	for i := 0; i < 5; i++ {
+		c := dial(t, addr)
+		_, _ = c.Write([]byte("x"))
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, c)
+	}
+	l.SetRoute(Route{Backends: []string{b2.addr()}})
+	keep := dial(t, addr)
+	_, _ = keep.Write([]byte("y"))
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(keep, buf); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.CloseSessionsTo(b1.addr()); n != 5 {
+		t.Fatalf("closed %d sessions, want 5", n)
+	}
+	for i, c := range old {
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(buf); err == nil || isTimeout(err) {
+			t.Fatalf("session %d to the old backend still open: %v", i, err)
+		}
+	}
+	_, _ = keep.Write([]byte("z"))
+	if _, err := io.ReadFull(keep, buf); err != nil || buf[0] != 'z' {
+		t.Fatalf("session to the other backend was hurt: %v", err)
+	}
+	if per := l.Stats().PerBackend; per[b1.addr()].Total != 5 || per[b2.addr()].Current != 1 {
+		t.Errorf("per-backend stats: %+v", per)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+func TestIdleTimeout(t *testing.T) {
+	b := startBackend(t, echo)
+	l := &Listener{IdleTimeout: 150 * time.Millisecond}
+	addr := startListener(t, l, Route{Backends: []string{b.addr()}})
+	c := dial(t, addr)
+	// Traffic every 50ms keeps the session alive well past the timeout.
+	buf := make([]byte, 1)
+	for i := 0; i < 8; i++ {
+		_, _ = c.Write([]byte("x"))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatalf("active session closed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(buf); err == nil || isTimeout(err) {
+		t.Fatalf("idle session not closed: %v", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("idle close took %s", time.Since(start))
+	}
+}
+
+func TestIdleTimeoutCountsEitherDirection(t *testing.T) {
+	// A subscriber only receives: traffic from the backend alone keeps it alive.
+	b := startBackend(t, func(c net.Conn) {
+		defer c.Close()
+		for i := 0; i < 8; i++ {
+			if _, err := c.Write([]byte("m")); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	addr := startListener(t, &Listener{IdleTimeout: 150 * time.Millisecond}, Route{Backends: []string{b.addr()}})
+	c := dial(t, addr)
+	got, _ := io.ReadAll(c)
+	if string(got) != "mmmmmmmm" {
+		t.Fatalf("receive-only session cut short: got %q", got)
+	}
+}
+
+func TestMaxConns(t *testing.T) {
+	b := startBackend(t, echo)
+	l := &Listener{MaxConns: 2}
+	addr := startListener(t, l, Route{Backends: []string{b.addr()}})
+	buf := make([]byte, 1)
+	for i := 0; i < 2; i++ {
+		c := dial(t, addr)
+		_, _ = c.Write([]byte("x"))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dial(t, addr)
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if !strings.Contains(line, "max connections (2) reached") {
+		t.Fatalf("third client got %q", line)
+	}
+}
+
+func TestRoundRobin(t *testing.T) {
+	var backends []*backend
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		name := string(rune('a' + i))
+		b := startBackend(t, func(c net.Conn) { _, _ = c.Write([]byte(name)); c.Close() })
+		backends = append(backends, b)
+		addrs = append(addrs, b.addr())
+	}
+	addr := startListener(t, &Listener{}, Route{Backends: addrs})
+	seen := map[string]int{}
+	for i := 0; i < 9; i++ {
+		c := dial(t, addr)
+		got, _ := io.ReadAll(c)
+		seen[string(got)]++
+	}
+	if seen["a"] != 3 || seen["b"] != 3 || seen["c"] != 3 {
+		t.Fatalf("round-robin spread: %v", seen)
+	}
+}
+
+// TestNoFDLeak runs many sessions of every kind and checks the process's open files come back.
+func TestNoFDLeak(t *testing.T) {
+	b := startBackend(t, echo)
+	l := &Listener{}
+	addr := startListener(t, l, Route{Backends: []string{b.addr()}})
+	before := openFDs(t)
+	for i := 0; i < 200; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write([]byte("x"))
+		buf := make([]byte, 1)
+		_, _ = io.ReadFull(c, buf)
+		if i%2 == 0 {
+			_ = c.(*net.TCPConn).SetLinger(0)
+		}
+		c.Close()
+	}
+	waitFor(t, "sessions to end", func() bool { return l.Stats().Current == 0 })
+	waitFor(t, "fds to be released", func() bool { return openFDs(t) <= before+2 })
+}
+
+func openFDs(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(entries)
+}
