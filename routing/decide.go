@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sentinel-proxy/sentinel-proxy/check"
+	"github.com/sentinel-proxy/sentinel-proxy/sentinel"
 )
 
 // Snapshot is an immutable routing decision with what it rests on, for the forwarder, the stats page
@@ -170,6 +171,12 @@ func decideGroup(s *State, g *Group) GroupSnapshot {
 		gs.NoMasterReason = "Sentinels disagree on the master"
 	case named == "":
 		gs.NoMasterReason = "no Sentinel reachable and no master known"
+		for _, v := range sortedViews(g) {
+			if v.Err != nil {
+				gs.NoMasterReason = "no Sentinel names a master; " + v.Err.Error()
+				break
+			}
+		}
 	case masterNode == nil || !masterNode.Health.Known:
 		gs.NoMasterReason = fmt.Sprintf("master %s not probed yet", named)
 	case !masterNode.Health.Up:
@@ -262,4 +269,13 @@ func Departed(prev, next *GroupSnapshot) (master, replicas []string) {
 		}
 	}
 	return master, replicas
+}
+
+func sortedViews(g *Group) []sentinel.View {
+	out := make([]sentinel.View, 0, len(g.Views))
+	for _, v := range g.Views {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Sentinel < out[j].Sentinel })
+	return out
 }

@@ -18,8 +18,9 @@ type Router struct {
 	log    zerolog.Logger
 
 	// OnChange is called on the Router's goroutine with the previous and the new snapshot, after the new
-	// one is published. It must not call Submit synchronously (the channel may be full).
-	OnChange func(prev, next *Snapshot)
+	// one is published, and returns how many sessions it closed per group (for the master_switched
+	// line). It must not call Submit synchronously (the channel may be full).
+	OnChange func(prev, next *Snapshot) (sessionsClosed map[string]int)
 	// ProbeNow asks for an immediate probe of a node. Nil means no-op.
 	ProbeNow func(addr string)
 	// SetTargets tells the prober which nodes exist. Nil means no-op.
@@ -88,10 +89,11 @@ func (r *Router) Run(ctx context.Context) {
 		}
 		// Every input refreshes what the page shows; only a route change concerns the forwarder.
 		r.snap.Store(next)
-		r.logRouteChanges(prev, next, in)
+		var closed map[string]int
 		if r.OnChange != nil && !routesEqual(prev, next) {
-			r.OnChange(prev, next)
+			closed = r.OnChange(prev, next)
 		}
+		r.logRouteChanges(prev, next, in, closed)
 	}
 }
 
@@ -105,7 +107,7 @@ func (r *Router) logHealth(changed []string, snap *Snapshot) {
 			msg = "node is UP"
 		}
 		ev.Str("node", addr).Str("check_status", string(n.Last.Status)).Str("reason", n.Last.Reason()).
-			Dur("check_duration", n.Last.Duration)
+			Float64("check_duration_ms", float64(n.Last.Duration.Microseconds())/1000)
 		if n.Last.Err != nil {
 			ev.Str("error", n.Last.Err.Error())
 		}
@@ -116,7 +118,7 @@ func (r *Router) logHealth(changed []string, snap *Snapshot) {
 	}
 }
 
-func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input) {
+func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input, sessionsClosed map[string]int) {
 	for i := range next.Groups {
 		ng := &next.Groups[i]
 		pg := prev.Group(ng.Name)
@@ -128,12 +130,13 @@ func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input) {
 			case ng.Master == "":
 				r.log.Error().Str("event", "no_master").Str("group", ng.Name).Str("old", pg.Master).
 					Str("named", ng.Named).Str("reason", ng.NoMasterReason).Str("trigger", describe(cause)).
+					Int("sessions_closed", sessionsClosed[ng.Name]).
 					Msg("no verified master: the master port refuses new clients")
 			default:
 				if pg.Master != "" {
 					r.log.Warn().Str("event", "master_switched").Str("group", ng.Name).Str("old", pg.Master).
 						Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause)).
-						Msg("master switched")
+						Int("sessions_closed", sessionsClosed[ng.Name]).Msg("master switched")
 				} else {
 					r.log.Info().Str("event", "master_verified").Str("group", ng.Name).Str("master", ng.Master).
 						Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause)).
@@ -190,13 +193,14 @@ func nodeAddrs(s *Snapshot) []string {
 	return out
 }
 
-// routesEqual compares only what the forwarder acts on.
+// routesEqual compares only what the forwarder acts on, the refusal reason clients read included.
 func routesEqual(a, b *Snapshot) bool {
 	if len(a.Groups) != len(b.Groups) {
 		return false
 	}
 	for i := range a.Groups {
-		if a.Groups[i].Master != b.Groups[i].Master || !equalStrings(a.Groups[i].Replicas, b.Groups[i].Replicas) {
+		ag, bg := &a.Groups[i], &b.Groups[i]
+		if ag.Master != bg.Master || ag.NoMasterReason != bg.NoMasterReason || !equalStrings(ag.Replicas, bg.Replicas) {
 			return false
 		}
 	}

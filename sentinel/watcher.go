@@ -2,6 +2,7 @@ package sentinel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -151,23 +152,36 @@ func backoff(base, max time.Duration, failures int) time.Duration {
 // reconcileOnce asks about every master and reports a View for each. It returns false when the
 // Sentinel could not be reached.
 func (w *Watcher) reconcileOnce(ctx context.Context) bool {
-	tilt, err := w.tilt(ctx)
-	now := time.Now()
-	if err != nil {
-		w.setReachable(false, err)
-		for _, name := range w.opts.Masters {
-			w.opts.OnView(View{Sentinel: w.opts.Addr, MasterName: name, At: now, Err: err})
-		}
-		return false
+	views, err := w.Ask(ctx)
+	w.setReachable(err == nil, err)
+	for _, v := range views {
+		w.opts.OnView(v)
 	}
-	w.setReachable(true, nil)
+	return err == nil
+}
+
+// Ask queries the Sentinel once about every master and returns a View for each, with Err set on each
+// when the Sentinel cannot be reached (the returned error then says so too).
+func (w *Watcher) Ask(ctx context.Context) ([]View, error) {
+	tilt, err := w.tilt(ctx)
+	views := make([]View, 0, len(w.opts.Masters))
+	if err != nil {
+		now := time.Now()
+		for _, name := range w.opts.Masters {
+			views = append(views, View{Sentinel: w.opts.Addr, MasterName: name, At: now, Err: err})
+		}
+		return views, err
+	}
 	for _, name := range w.opts.Masters {
 		v := w.view(ctx, name)
 		v.Tilt = tilt
-		w.opts.OnView(v)
+		views = append(views, v)
 	}
-	return true
+	return views, nil
 }
+
+// Close releases the connections of a watcher that was used with Ask and never Run.
+func (w *Watcher) Close() error { return w.client.Close() }
 
 func (w *Watcher) tilt(ctx context.Context) (bool, error) {
 	cctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
@@ -189,6 +203,9 @@ func (w *Watcher) view(ctx context.Context, name string) View {
 		return v
 	}
 	addr, err := w.client.GetMasterAddrByName(cctx, name).Result()
+	if errors.Is(err, redis.Nil) {
+		return fail("GET-MASTER-ADDR-BY-NAME", fmt.Errorf("this Sentinel does not monitor a master named %q", name))
+	}
 	if err != nil {
 		return fail("GET-MASTER-ADDR-BY-NAME", err)
 	}

@@ -1,0 +1,484 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/sentinel-proxy/sentinel-proxy/config"
+	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+)
+
+const testPassword = "test-pw-1"
+
+// syncBuffer collects log lines from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// runningProxy is a proxy started in-process by a test.
+type runningProxy struct {
+	master, replica, stats string
+	logs                   *syncBuffer
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	p, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", p)
+}
+
+// testConfig builds a config for the topology with fresh ports and fast checks.
+func testConfig(t *testing.T, topo *redistest.Topology, masterName string) *config.Config {
+	t.Helper()
+	doc := fmt.Sprintf(`
+[log]
+level = "debug"
+[sentinel]
+addrs = [%s]
+[redis]
+password = %q
+[check]
+interval = "200ms"
+timeout = "500ms"
+[[masters]]
+name = %q
+master_listen = %q
+replica_listen = %q
+[stats]
+listen = %q
+user = "admin"
+password = "stats-pw"
+`, quoteAll(topo.SentinelAddrs()), topo.Password, masterName, freeAddr(t), freeAddr(t), freeAddr(t))
+	cfg, err := config.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func startProxy(t *testing.T, cfg *config.Config) *runningProxy {
+	t.Helper()
+	logs := &syncBuffer{}
+	log := zerolog.New(logs).Level(zerolog.DebugLevel).Hook(timestampHook{})
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan map[string]string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, log, func(a map[string]string) { addrs <- a }) }()
+	var a map[string]string
+	select {
+	case a = <-addrs:
+	case err := <-done:
+		t.Fatalf("proxy did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("proxy log:\n%s", logs.String())
+		}
+	})
+	p := &runningProxy{logs: logs, stats: a["stats"]}
+	for name, addr := range a {
+		switch {
+		case strings.HasSuffix(name, "/master"):
+			p.master = addr
+		case strings.HasSuffix(name, "/replica"):
+			p.replica = addr
+		}
+	}
+	return p
+}
+
+// servedBy returns the port of the node that answers through addr.
+func servedBy(addr string) (string, error) {
+	info, err := redistest.Do(addr, testPassword, "INFO", "server")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "tcp_port:"); ok {
+			return "127.0.0.1:" + v, nil
+		}
+	}
+	return "", errors.New("no tcp_port in INFO server")
+}
+
+// waitRoutedTo waits until new clients of addr reach node.
+func waitRoutedTo(t *testing.T, addr, node string, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	err := redistest.Eventually(timeout, func() error {
+		got, err := servedBy(addr)
+		if err != nil {
+			return err
+		}
+		if got != node {
+			return fmt.Errorf("served by %s, want %s", got, node)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s never routed to %s: %v", addr, node, err)
+	}
+	return time.Since(start)
+}
+
+func newTopology(t *testing.T, replicas int) *redistest.Topology {
+	return redistest.New(t, redistest.Options{Replicas: replicas, Sentinels: 3, Password: testPassword})
+}
+
+func TestRoutesMasterAndReplicasRoundRobin(t *testing.T) {
+	topo := newTopology(t, 2)
+	p := startProxy(t, testConfig(t, topo, topo.Name))
+	waitRoutedTo(t, p.master, topo.Nodes[0].Addr, 10*time.Second)
+
+	if r, err := redistest.Do(p.master, testPassword, "SET", "greeting", "hello"); err != nil || r != "OK" {
+		t.Fatalf("SET through the master port: %q %v", r, err)
+	}
+	// Replicas take a moment to receive the write; every replica must serve it.
+	err := redistest.Eventually(10*time.Second, func() error {
+		for i := 0; i < 2; i++ {
+			if v, err := redistest.Do(p.replica, testPassword, "GET", "greeting"); err != nil || v != "hello" {
+				return fmt.Errorf("GET through the replica port: %q %v", v, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Consecutive clients alternate between the two replicas and never reach the master.
+	seen := map[string]int{}
+	for i := 0; i < 10; i++ {
+		node, err := servedBy(p.replica)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[node]++
+	}
+	if len(seen) != 2 || seen[topo.Nodes[1].Addr] != 5 || seen[topo.Nodes[2].Addr] != 5 {
+		t.Fatalf("replica port spread %v, want 5 each on %s and %s", seen, topo.Nodes[1].Addr, topo.Nodes[2].Addr)
+	}
+	if _, err := redistest.Do(p.replica, testPassword, "SET", "x", "y"); err == nil || !strings.Contains(err.Error(), "READONLY") {
+		t.Fatalf("a write through the replica port must hit a read-only replica, got %v", err)
+	}
+}
+
+func TestRedisTrafficThroughProxy(t *testing.T) {
+	topo := newTopology(t, 1)
+	p := startProxy(t, testConfig(t, topo, topo.Name))
+	waitRoutedTo(t, p.master, topo.Nodes[0].Addr, 10*time.Second)
+	ctx := context.Background()
+
+	for _, protocol := range []int{2, 3} {
+		t.Run(fmt.Sprintf("RESP%d", protocol), func(t *testing.T) {
+			client := redis.NewClient(&redis.Options{Addr: p.master, Password: testPassword, Protocol: protocol,
+				DisableIdentity: true, DB: 2, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
+			defer client.Close()
+			if protocol == 3 {
+				hello, err := client.Do(ctx, "HELLO", "3").Result()
+				if err != nil {
+					t.Fatalf("HELLO 3: %v", err)
+				}
+				if m, ok := hello.(map[interface{}]interface{}); !ok || m["proto"] != int64(3) {
+					t.Fatalf("HELLO 3 answered %#v", hello)
+				}
+			}
+			// SELECT 2 (DB option) and AUTH went through: the key lands in db 2 only.
+			if err := client.Set(ctx, "db-key", "in-2", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := redistest.Do(topo.Nodes[0].Addr, testPassword, "EXISTS", "db-key"); err != nil || v != "0" {
+				t.Fatalf("key leaked into db 0: %q %v", v, err)
+			}
+
+			// MULTI/EXEC
+			cmds, err := client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+				pipe.Incr(ctx, "tx-counter")
+				pipe.Incr(ctx, "tx-counter")
+				return nil
+			})
+			if err != nil || cmds[1].(*redis.IntCmd).Val()%2 != 0 {
+				t.Fatalf("MULTI/EXEC: %v %v", cmds, err)
+			}
+
+			// A pipeline of 1,000 commands.
+			pipe := client.Pipeline()
+			for i := 0; i < 1000; i++ {
+				pipe.Set(ctx, fmt.Sprintf("pipe:%d", i), i, 0)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				t.Fatalf("pipeline: %v", err)
+			}
+			if v, err := client.Get(ctx, "pipe:999").Result(); err != nil || v != "999" {
+				t.Fatalf("pipeline result: %q %v", v, err)
+			}
+
+			// Blocking command: BLPOP waits in one session while another pushes.
+			got := make(chan []string, 1)
+			go func() {
+				v, _ := client.BLPop(ctx, 10*time.Second, "queue").Result()
+				got <- v
+			}()
+			time.Sleep(100 * time.Millisecond)
+			if err := client.RPush(ctx, "queue", "job").Err(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case v := <-got:
+				if len(v) != 2 || v[1] != "job" {
+					t.Fatalf("BLPOP got %v", v)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("BLPOP never returned")
+			}
+
+			// Pub/sub across two proxied sessions.
+			sub := client.Subscribe(ctx, "news")
+			defer sub.Close()
+			if _, err := sub.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := client.Publish(ctx, "news", "hello").Err(); err != nil {
+				t.Fatal(err)
+			}
+			msg, err := sub.ReceiveMessage(ctx)
+			if err != nil || msg.Payload != "hello" {
+				t.Fatalf("pub/sub: %v %v", msg, err)
+			}
+		})
+	}
+
+	t.Run("50MB value", func(t *testing.T) {
+		client := redis.NewClient(&redis.Options{Addr: p.master, Password: testPassword, DisableIdentity: true,
+			ReadTimeout: time.Minute, WriteTimeout: time.Minute})
+		defer client.Close()
+		big := bytes.Repeat([]byte("0123456789abcdef"), 50<<20/16)
+		big[12345] = 'X'
+		if err := client.Set(ctx, "big", big, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		back, err := client.Get(ctx, "big").Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(back, big) {
+			t.Fatalf("50MB value came back different (%d bytes)", len(back))
+		}
+	})
+}
+
+func TestManualFailoverSwitchesAndClosesOldSessions(t *testing.T) {
+	topo := newTopology(t, 2)
+	p := startProxy(t, testConfig(t, topo, topo.Name))
+	oldMaster := topo.Nodes[0].Addr
+	waitRoutedTo(t, p.master, oldMaster, 10*time.Second)
+
+	// An established session to the old master must be closed on the switch.
+	old, err := net.Dial("tcp", p.master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if _, err := old.Write([]byte("AUTH " + testPassword + "\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	_ = old.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := old.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "OK") {
+		t.Fatalf("old session: %q %v", buf[:n], err)
+	}
+
+	newMaster, err := topo.Failover(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRoutedTo(t, p.master, newMaster, 5*time.Second)
+
+	_ = old.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, err := old.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("session to the old master still open after the switch")
+			}
+			break
+		}
+	}
+	logs := p.logs.String()
+	for _, want := range []string{`"event":"master_switched"`, `"old":"` + oldMaster + `"`, `"new":"` + newMaster + `"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s", want)
+		}
+	}
+	if r, err := redistest.Do(p.master, testPassword, "SET", "after", "failover"); err != nil || r != "OK" {
+		t.Fatalf("write after failover: %q %v", r, err)
+	}
+}
+
+func TestKilledMasterFailsOver(t *testing.T) {
+	topo := newTopology(t, 2)
+	p := startProxy(t, testConfig(t, topo, topo.Name))
+	oldMaster := topo.Nodes[0].Addr
+	waitRoutedTo(t, p.master, oldMaster, 10*time.Second)
+
+	topo.Nodes[0].Kill()
+	newMaster, err := topo.WaitNewMaster(oldMaster, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := waitRoutedTo(t, p.master, newMaster, 5*time.Second)
+	t.Logf("proxy routed to %s %s after Sentinel named it", newMaster, took)
+	if r, err := redistest.Do(p.master, testPassword, "SET", "after", "kill"); err != nil || r != "OK" {
+		t.Fatalf("write after failover: %q %v", r, err)
+	}
+	// The dead node leaves the replica pool; the other replica (or the master) serves reads.
+	err = redistest.Eventually(10*time.Second, func() error {
+		for i := 0; i < 4; i++ {
+			if _, err := servedBy(p.replica); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("replica port after the kill: %v", err)
+	}
+}
+
+func TestNoVerifiedMasterGetsRESPError(t *testing.T) {
+	topo := newTopology(t, 0)
+	// Sentinel does not know "ghost": nothing can be verified, and clients must be told so at once.
+	p := startProxy(t, testConfig(t, topo, "ghost"))
+	start := time.Now()
+	_, err := redistest.Do(p.master, "", "PING")
+	if err == nil || !strings.Contains(err.Error(), `sentinel-proxy: no verified master for "ghost"`) {
+		t.Fatalf("got %v", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("refusal took %s: a client must not hang", time.Since(start))
+	}
+	_, err = redistest.Do(p.replica, "", "PING")
+	if err == nil || !strings.Contains(err.Error(), "sentinel-proxy: no healthy replica") {
+		t.Fatalf("replica port: got %v", err)
+	}
+}
+
+func TestConfigErrorsExitBeforeListening(t *testing.T) {
+	dir := t.TempDir()
+	listen := freeAddr(t)
+	path := filepath.Join(dir, "bad.toml")
+	doc := fmt.Sprintf(`
+[sentinel]
+addrs = ["nohostport"]
+[check]
+rise = 0
+intervall = "1s"
+[[masters]]
+name = "m"
+master_listen = %q
+`, listen)
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := newApp(&stdout, &stderr).Run([]string{"sentinel-proxy", "run", "-c", path})
+	if err == nil || exitCode(err) != 2 {
+		t.Fatalf("want exit code 2, got %v", err)
+	}
+	for _, want := range []string{"sentinel.addrs[0]", "check.rise", "check.intervall: unknown key"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	ln, lerr := net.Listen("tcp", listen)
+	if lerr != nil {
+		t.Fatalf("the port was opened despite the bad config: %v", lerr)
+	}
+	ln.Close()
+
+	t.Setenv("SENTINEL_PROXY_CONFIG", path)
+	if err := newApp(&stdout, &stderr).Run([]string{"sentinel-proxy", "check"}); err == nil || exitCode(err) != 2 {
+		t.Fatalf("SENTINEL_PROXY_CONFIG not used: %v", err)
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	topo := newTopology(t, 2)
+	cfg := testConfig(t, topo, topo.Name)
+	var out bytes.Buffer
+	if err := runCheck(context.Background(), cfg, &out); err != nil {
+		t.Fatalf("check on a healthy topology failed: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	for _, want := range []string{"NODE", "ROLE BY SENTINEL", "ROLE BY PROBE", "LINK STATUS", "VERDICT",
+		topo.Nodes[0].Addr, "MASTER", "REPLICA", "OK: every group"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("check output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, testPassword) {
+		t.Errorf("check output shows the password")
+	}
+
+	topo.Nodes[2].Kill()
+	topo.Sentinels[2].Kill()
+	out.Reset()
+	err := runCheck(context.Background(), cfg, &out)
+	if err == nil || exitCode(err) != 1 {
+		t.Fatalf("check with a dead replica and Sentinel must exit 1, got %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"PROBLEMS", topo.Sentinels[2].Addr + " unreachable", topo.Nodes[2].Addr} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := newApp(&out, &out).Run([]string{"sentinel-proxy", "version"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "sentinel-proxy dev") || !strings.Contains(out.String(), "go1.") {
+		t.Fatalf("version printed %q", out.String())
+	}
+}
