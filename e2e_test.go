@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+	"github.com/sentinel-proxy/sentinel-proxy/stats"
 )
 
 const testPassword = "test-pw-1"
@@ -481,4 +484,53 @@ func TestVersionCommand(t *testing.T) {
 	if !strings.HasPrefix(out.String(), "sentinel-proxy dev") || !strings.Contains(out.String(), "go1.") {
 		t.Fatalf("version printed %q", out.String())
 	}
+}
+
+func TestFollowsFailoverWithOneSentinelDown(t *testing.T) {
+	topo := newTopology(t, 2)
+	p := startProxy(t, testConfig(t, topo, topo.Name))
+	waitRoutedTo(t, p.master, topo.Nodes[0].Addr, 10*time.Second)
+
+	topo.Sentinels[2].Kill() // two of three still answer: a majority
+	err := redistest.Eventually(10*time.Second, func() error {
+		if !strings.Contains(p.logs.String(), `"event":"sentinel_lost","sentinel":"`+topo.Sentinels[2].Addr) {
+			return errors.New("sentinel_lost not logged")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newMaster, err := topo.Failover(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRoutedTo(t, p.master, newMaster, 5*time.Second)
+
+	// The stats page shows the new master and the lost Sentinel.
+	req, _ := http.NewRequest("GET", "http://"+p.stats+"/stats.json", nil)
+	req.SetBasicAuth("admin", "stats-pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page stats.Page
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		t.Fatal(err)
+	}
+	g := page.Groups[0]
+	if g.Master != newMaster {
+		t.Errorf("stats master = %s, want %s", g.Master, newMaster)
+	}
+	for _, s := range g.Sentinels {
+		if s.Reachable == (s.Addr == topo.Sentinels[2].Addr) {
+			t.Errorf("sentinel %s reachable=%v", s.Addr, s.Reachable)
+		}
+	}
+	resp, err = http.Get("http://" + p.stats + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -58,6 +60,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 						return err
 					}
 					log := newLogger(cfg.Log, stderr)
+					// go-redis reports pool trouble through its own package-level logger, straight to
+					// stderr; route it into structured debug lines. sentinel_lost already says what matters.
+					redis.SetLogger(goRedisLogger{log})
 					return run(c.Context, cfg, log, nil)
 				},
 			},
@@ -96,4 +101,11 @@ func versionString() string {
 		v += " " + info.GoVersion
 	}
 	return v
+}
+
+// goRedisLogger adapts go-redis's logger to zerolog at debug level.
+type goRedisLogger struct{ log zerolog.Logger }
+
+func (l goRedisLogger) Printf(_ context.Context, format string, v ...interface{}) {
+	l.log.Debug().Str("component", "go-redis").Msgf(format, v...)
 }

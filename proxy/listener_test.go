@@ -375,12 +375,10 @@ func TestMaxConns(t *testing.T) {
 }
 
 func TestRoundRobin(t *testing.T) {
-	var backends []*backend
 	var addrs []string
 	for i := 0; i < 3; i++ {
 		name := string(rune('a' + i))
 		b := startBackend(t, func(c net.Conn) { _, _ = c.Write([]byte(name)); c.Close() })
-		backends = append(backends, b)
 		addrs = append(addrs, b.addr())
 	}
 	addr := startListener(t, &Listener{}, Route{Backends: addrs})

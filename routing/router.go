@@ -29,11 +29,22 @@ type Router struct {
 	Reconcile func()
 	// Now returns the time; nil means time.Now. Tests replace it.
 	Now func() time.Time
+
+	// gaps remembers, per group, the master before a stretch without one, so the switch is logged as
+	// one master_switched line from the old master to the new, with the gap's length and closed sessions.
+	gaps map[string]*gap
+}
+
+type gap struct {
+	from           string // the last verified master; empty at start-up
+	since          time.Time
+	sessionsClosed int
 }
 
 // NewRouter creates a router for the named groups with HAProxy-style rise/fall.
 func NewRouter(groups []string, rise, fall int, log zerolog.Logger) *Router {
 	r := &Router{
+		gaps:   map[string]*gap{},
 		groups: append([]string(nil), groups...),
 		state:  NewState(groups, rise, fall),
 		inputs: make(chan Input, 1024),
@@ -126,23 +137,7 @@ func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input, sessionsClos
 			continue
 		}
 		if pg.Master != ng.Master {
-			switch {
-			case ng.Master == "":
-				r.log.Error().Str("event", "no_master").Str("group", ng.Name).Str("old", pg.Master).
-					Str("named", ng.Named).Str("reason", ng.NoMasterReason).Str("trigger", describe(cause)).
-					Int("sessions_closed", sessionsClosed[ng.Name]).
-					Msg("no verified master: the master port refuses new clients")
-			default:
-				if pg.Master != "" {
-					r.log.Warn().Str("event", "master_switched").Str("group", ng.Name).Str("old", pg.Master).
-						Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause)).
-						Int("sessions_closed", sessionsClosed[ng.Name]).Msg("master switched")
-				} else {
-					r.log.Info().Str("event", "master_verified").Str("group", ng.Name).Str("master", ng.Master).
-						Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause)).
-						Msg("master verified: Sentinel names it and it reports role:master")
-				}
-			}
+			r.logMasterChange(pg, ng, cause, sessionsClosed[ng.Name], next.At)
 		}
 		if pg.ReplicaFallback != ng.ReplicaFallback && ng.Master != "" {
 			if ng.ReplicaFallback {
@@ -159,6 +154,40 @@ func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input, sessionsClos
 					Str("claimant", d).Msg("a node reports role:master but Sentinel names another: it gets no traffic")
 			}
 		}
+	}
+}
+
+// logMasterChange logs a change of the master route. A switch usually passes through a moment with
+// no verified master (the new master is named before its probe confirms role:master): that moment is
+// logged as no_master, and the end of it as master_switched (another master) or master_verified (the
+// same one again, or the first at start-up).
+func (r *Router) logMasterChange(pg, ng *GroupSnapshot, cause Input, closed int, now time.Time) {
+	switch {
+	case ng.Master == "":
+		r.gaps[ng.Name] = &gap{from: pg.Master, since: now, sessionsClosed: closed}
+		r.log.Error().Str("event", "no_master").Str("group", ng.Name).Str("old", pg.Master).
+			Str("named", ng.Named).Str("reason", ng.NoMasterReason).Str("trigger", describe(cause)).
+			Int("sessions_closed", closed).Msg("no verified master: the master port refuses new clients")
+	case pg.Master != "":
+		r.log.Warn().Str("event", "master_switched").Str("group", ng.Name).Str("old", pg.Master).
+			Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause)).
+			Float64("no_master_ms", 0).Int("sessions_closed", closed).Msg("master switched")
+	default:
+		g := r.gaps[ng.Name]
+		delete(r.gaps, ng.Name)
+		if g != nil && g.from != "" && g.from != ng.Master {
+			r.log.Warn().Str("event", "master_switched").Str("group", ng.Name).Str("old", g.from).
+				Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause)).
+				Float64("no_master_ms", float64(now.Sub(g.since).Microseconds())/1000).
+				Int("sessions_closed", g.sessionsClosed+closed).Msg("master switched")
+			return
+		}
+		ev := r.log.Info().Str("event", "master_verified").Str("group", ng.Name).Str("master", ng.Master).
+			Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause))
+		if g != nil {
+			ev.Float64("no_master_ms", float64(now.Sub(g.since).Microseconds())/1000)
+		}
+		ev.Msg("master verified: Sentinel names it and it reports role:master")
 	}
 }
 

@@ -85,6 +85,7 @@ func NewWatcher(o Options) *Watcher {
 		ReadTimeout:     o.Timeout,
 		WriteTimeout:    o.Timeout,
 		MaxRetries:      -1, // the reconcile loop retries, with backoff
+		DialerRetries:   1,
 		PoolSize:        2,
 		Protocol:        2,
 		DisableIdentity: true,

@@ -1,0 +1,72 @@
+package routing
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+func TestRouterLogsOneSwitchAcrossTheGap(t *testing.T) {
+	logs := &lockedBuf{}
+	r := NewRouter([]string{"g"}, 2, 3, zerolog.New(logs))
+	var mu sync.Mutex
+	var probed []string
+	var changes int
+	r.ProbeNow = func(a string) { mu.Lock(); probed = append(probed, a); mu.Unlock() }
+	r.OnChange = func(prev, next *Snapshot) map[string]int {
+		mu.Lock()
+		changes++
+		mu.Unlock()
+		return map[string]int{"g": 2}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	for _, in := range with(healthy(), switchMaster(s1, nodeA, nodeB), probeMaster(nodeB)) {
+		r.Submit(ctx, in)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Snapshot().Group("g").Master != nodeB {
+		if time.Now().After(deadline) {
+			t.Fatalf("never switched: %+v", r.Snapshot().Group("g"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	out := logs.String()
+	if strings.Count(out, `"event":"master_switched"`) != 1 ||
+		!strings.Contains(out, `"old":"`+nodeA+`","new":"`+nodeB+`"`) ||
+		!strings.Contains(out, `"trigger":"probe of `+nodeB+`"`) ||
+		!strings.Contains(out, `"sessions_closed":4`) {
+		t.Errorf("want one master_switched A->B with both closures counted; logs:\n%s", out)
+	}
+	if strings.Count(out, `"event":"master_verified"`) != 1 || strings.Count(out, `"event":"no_master"`) != 1 {
+		t.Errorf("want one master_verified (start) and one no_master (gap):\n%s", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if changes < 2 {
+		t.Errorf("OnChange called %d times", changes)
+	}
+	found := false
+	for _, a := range probed {
+		found = found || a == nodeB
+	}
+	if !found {
+		t.Errorf("the announced master was not probed at once: %v", probed)
+	}
+}

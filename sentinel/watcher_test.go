@@ -1,0 +1,154 @@
+package sentinel
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+)
+
+type collector struct {
+	mu     sync.Mutex
+	views  []View
+	events []Event
+}
+
+func (c *collector) onView(v View) { c.mu.Lock(); c.views = append(c.views, v); c.mu.Unlock() }
+
+func (c *collector) onEvent(e Event) { c.mu.Lock(); c.events = append(c.events, e); c.mu.Unlock() }
+
+func (c *collector) lastView() (View, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.views) == 0 {
+		return View{}, false
+	}
+	return c.views[len(c.views)-1], true
+}
+
+func (c *collector) event(channel string) (Event, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.events {
+		if e.Channel == channel {
+			return e, true
+		}
+	}
+	return Event{}, false
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+func startWatcher(t *testing.T, addr string, masters []string, c *collector, log zerolog.Logger) *Watcher {
+	w := NewWatcher(Options{Addr: addr, Masters: masters, Interval: 100 * time.Millisecond,
+		Timeout: 300 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, OnView: c.onView, OnEvent: c.onEvent, Log: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+func TestWatcherViewsAndSwitchEvent(t *testing.T) {
+	topo := redistest.New(t, redistest.Options{Replicas: 1, Sentinels: 3})
+	c := &collector{}
+	startWatcher(t, topo.Sentinels[0].Addr, []string{topo.Name}, c, zerolog.Nop())
+
+	err := redistest.Eventually(5*time.Second, func() error {
+		v, ok := c.lastView()
+		if !ok || v.Err != nil {
+			return fmt.Errorf("no good view yet: %+v", v)
+		}
+		if v.MasterAddr != topo.Nodes[0].Addr || len(v.Replicas) != 1 || v.Replicas[0].Addr != topo.Nodes[1].Addr || v.Tilt {
+			return fmt.Errorf("view: %+v", v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	newMaster, err := topo.Failover(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = redistest.Eventually(5*time.Second, func() error {
+		ev, ok := c.event("+switch-master")
+		if !ok {
+			return fmt.Errorf("no +switch-master yet")
+		}
+		if ev.OldAddr != topo.Nodes[0].Addr || ev.NewAddr != newMaster || ev.Sentinel != topo.Sentinels[0].Addr {
+			return fmt.Errorf("event: %+v", ev)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = redistest.Eventually(5*time.Second, func() error {
+		v, _ := c.lastView()
+		if v.MasterAddr != newMaster || v.ConfigEpoch < 1 {
+			return fmt.Errorf("view after failover: %+v", v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWatcherUnknownMasterAndUnreachableSentinel(t *testing.T) {
+	topo := redistest.New(t, redistest.Options{Replicas: 0, Sentinels: 1})
+	c := &collector{}
+	startWatcher(t, topo.Sentinels[0].Addr, []string{"ghost"}, c, zerolog.Nop())
+	err := redistest.Eventually(5*time.Second, func() error {
+		v, ok := c.lastView()
+		if !ok || v.Err == nil || !strings.Contains(v.Err.Error(), `does not monitor a master named "ghost"`) {
+			return fmt.Errorf("view: %+v", v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A Sentinel that is down is logged once and retried with backoff until it comes back.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := l.Addr().String()
+	l.Close()
+	logs := &lockedBuffer{}
+	c2 := &collector{}
+	startWatcher(t, deadAddr, []string{"m"}, c2, zerolog.New(logs))
+	time.Sleep(1500 * time.Millisecond)
+	c2.mu.Lock()
+	attempts := len(c2.views)
+	c2.mu.Unlock()
+	// Interval 100ms capped at 400ms: about 5 attempts in 1.5s; without backoff it would be ~15.
+	if attempts < 2 || attempts > 9 {
+		t.Errorf("%d attempts in 1.5s; want backoff between 100ms and 400ms", attempts)
+	}
+	if n := strings.Count(logs.String(), `"event":"sentinel_lost"`); n != 1 {
+		t.Errorf("sentinel_lost logged %d times, want once:\n%s", n, logs.String())
+	}
+	if v, _ := c2.lastView(); v.Err == nil {
+		t.Errorf("view of a dead Sentinel has no error: %+v", v)
+	}
+}
