@@ -389,15 +389,18 @@ func TestKilledMasterFailsOver(t *testing.T) {
 
 func TestNoVerifiedMasterGetsRESPError(t *testing.T) {
 	topo := newTopology(t, 0)
-	// Sentinel does not know "ghost": nothing can be verified, and clients must be told so at once.
-	p := startProxy(t, testConfig(t, topo, "ghost"))
+	// Sentinel does not know "ghost": nothing can be verified. A client is held for failover_hold, then
+	// told why, never left hanging.
+	cfg := testConfig(t, topo, "ghost")
+	cfg.Proxy.FailoverHold.Duration = 300 * time.Millisecond
+	p := startProxy(t, cfg)
 	start := time.Now()
 	_, err := redistest.Do(p.master, "", "PING")
 	if err == nil || !strings.Contains(err.Error(), `sentinel-proxy: no verified master for "ghost"`) {
 		t.Fatalf("got %v", err)
 	}
-	if time.Since(start) > 3*time.Second {
-		t.Errorf("refusal took %s: a client must not hang", time.Since(start))
+	if d := time.Since(start); d < 300*time.Millisecond || d > 2500*time.Millisecond {
+		t.Errorf("refusal after %s, want about failover_hold (300ms)", d)
 	}
 	_, err = redistest.Do(p.replica, "", "PING")
 	if err == nil || !strings.Contains(err.Error(), "sentinel-proxy: no healthy replica") {

@@ -88,7 +88,7 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, onStarted 
 	newListener := func(name string) *proxy.Listener {
 		l := &proxy.Listener{Name: name, MaxConns: cfg.Proxy.MaxConns,
 			ConnectTimeout: cfg.Proxy.ConnectTimeout.Duration, IdleTimeout: cfg.Proxy.IdleTimeout.Duration,
-			Log: log}
+			HoldTimeout: cfg.Proxy.FailoverHold.Duration, Log: log}
 		l.SetRoute(proxy.Route{Refusal: "starting up: master not verified yet"})
 		return l
 	}
@@ -110,30 +110,29 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, onStarted 
 		return cli.Exit(fmt.Sprintf("cannot listen: %v", err), 1)
 	}
 
-	router := routing.NewRouter(names, cfg.Check.Rise, cfg.Check.Fall, log)
+	router := routing.NewRouter(names, cfg.Check.Rise, cfg.Check.Fall, cfg.Check.MaxReplicaLag.Duration, log)
 	monitor := &check.Monitor{
 		Prober: &check.Prober{Username: cfg.Redis.Username, Password: cfg.Redis.Password,
 			Timeout: cfg.Check.Timeout.Duration},
 		Interval: cfg.Check.Interval.Duration,
 		Report:   func(r check.Result) { router.Submit(ctx, routing.ProbeInput{Result: r}) },
 	}
-	var watchers []*sentinel.Watcher
-	for _, addr := range cfg.Sentinel.Addrs {
-		watchers = append(watchers, sentinel.NewWatcher(sentinel.Options{
-			Addr: addr, Username: cfg.Sentinel.Username, Password: cfg.Sentinel.Password,
+	sentinels := &sentinel.Pool{
+		Template: sentinel.Options{
+			Username: cfg.Sentinel.Username, Password: cfg.Sentinel.Password,
 			Masters: names, Interval: time.Second, Timeout: cfg.Check.Timeout.Duration,
 			OnView:  func(v sentinel.View) { router.Submit(ctx, routing.ViewInput{View: v}) },
 			OnEvent: func(e sentinel.Event) { router.Submit(ctx, routing.EventInput{Event: e}) },
 			Log:     log,
-		}))
+		},
+		OnDiscover: func(addr string) {
+			log.Info().Str("event", "sentinel_discovered").Str("sentinel", addr).
+				Msg("following a Sentinel the configured ones report (SENTINEL SENTINELS)")
+		},
 	}
 	router.SetTargets = monitor.SetTargets
 	router.ProbeNow = monitor.ProbeNow
-	router.Reconcile = func() {
-		for _, w := range watchers {
-			w.ReconcileNow()
-		}
-	}
+	router.Reconcile = sentinels.ReconcileNow
 	router.OnChange = func(prev, next *routing.Snapshot) map[string]int { return applyRoutes(groups, prev, next, log) }
 	applyRoutes(groups, nil, router.Snapshot(), log)
 
@@ -141,9 +140,7 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, onStarted 
 	spawn := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 	spawn(func() { router.Run(ctx) })
 	spawn(func() { monitor.Run(ctx) })
-	for _, w := range watchers {
-		spawn(func() { w.Run(ctx) })
-	}
+	spawn(func() { sentinels.Run(ctx, cfg.Sentinel.Addrs) })
 	addrs := map[string]string{}
 	serveErrs := make(chan error, 2*len(groups)+1)
 	for i, g := range groups {

@@ -5,6 +5,7 @@ package check
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 )
@@ -21,9 +22,29 @@ type Replication struct {
 	MasterReplID2        string
 	MasterReplOffset     int64
 	SlaveReplOffset      int64 // replicas only
+	// Replicas are the replicas a master reports (slaveN lines), with their acknowledged offsets and lag.
+	Replicas []ReplicaLink
 	// ReplBacklogActive is reported for completeness only: synced replicas report 1 too since Redis 4,
 	// so it says nothing about being a master.
 	ReplBacklogActive bool
+}
+
+// ReplicaLink is one replica as its master sees it: "slave0:ip=...,port=...,state=online,offset=...,lag=...".
+type ReplicaLink struct {
+	Addr   string
+	State  string // online, wait_bgsave, send_bulk
+	Offset int64
+	Lag    int // seconds since the replica's last acknowledgement
+}
+
+// Replica returns the link of the replica at addr, if the master lists it.
+func (r Replication) Replica(addr string) (ReplicaLink, bool) {
+	for _, l := range r.Replicas {
+		if l.Addr == addr {
+			return l, true
+		}
+	}
+	return ReplicaLink{}, false
 }
 
 // IsMaster reports whether the node says it is a master.
@@ -73,6 +94,13 @@ func ParseReplication(info string) (Replication, error) {
 			r.SlaveReplOffset, err = strconv.ParseInt(value, 10, 64)
 		case "repl_backlog_active":
 			r.ReplBacklogActive = value == "1"
+		default:
+			if strings.HasPrefix(key, "slave") && isDigits(key[len("slave"):]) {
+				var link ReplicaLink
+				if link, err = parseReplicaLink(value); err == nil {
+					r.Replicas = append(r.Replicas, link)
+				}
+			}
 		}
 		if err != nil {
 			bad = append(bad, key)
@@ -87,4 +115,46 @@ func ParseReplication(info string) (Replication, error) {
 		return r, fmt.Errorf("INFO replication: malformed %s", strings.Join(bad, ", "))
 	}
 	return r, nil
+}
+
+// parseReplicaLink parses "ip=127.0.0.1,port=7001,state=online,offset=1234,lag=0".
+func parseReplicaLink(value string) (ReplicaLink, error) {
+	var l ReplicaLink
+	var ip, port string
+	for _, kv := range strings.Split(value, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		var err error
+		switch k {
+		case "ip":
+			ip = v
+		case "port":
+			port = v
+		case "state":
+			l.State = v
+		case "offset":
+			l.Offset, err = strconv.ParseInt(v, 10, 64)
+		case "lag":
+			l.Lag, err = strconv.Atoi(v)
+		}
+		if err != nil {
+			return l, err
+		}
+	}
+	if ip == "" || port == "" {
+		return l, fmt.Errorf("no ip or port")
+	}
+	l.Addr = net.JoinHostPort(ip, port)
+	return l, nil
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

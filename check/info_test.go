@@ -27,6 +27,9 @@ func TestParseReplication(t *testing.T) {
 			if r.ConnectedSlaves != 2 || r.MasterReplOffset != 1234 || r.MasterReplID != "aaaa" {
 				t.Errorf("fields: %+v", r)
 			}
+			if l, ok := r.Replica("127.0.0.1:7001"); !ok || l.State != "online" || l.Offset != 1234 || l.Lag != 0 {
+				t.Errorf("replica link: %+v %v", l, ok)
+			}
 		}},
 		{name: "synced replica", in: replicaInfo, synced: true, check: func(t *testing.T, r Replication) {
 			if r.MasterHost != "127.0.0.1" || r.MasterPort != 7000 || r.SlaveReplOffset != 1200 {
@@ -44,6 +47,7 @@ func TestParseReplication(t *testing.T) {
 		{name: "empty", in: "", wantErr: "no role"},
 		{name: "sentinel role", in: "role:sentinel\r\n", wantErr: "unknown role"},
 		{name: "bad number", in: "role:slave\r\nmaster_port:abc\r\n", wantErr: "malformed master_port"},
+		{name: "bad replica line", in: "role:master\r\nslave0:ip=1.2.3.4,port=1,lag=x\r\n", wantErr: "malformed slave0"},
 		{name: "garbage lines", in: "hello\r\n:::\r\nrole:master\r\n", master: true},
 	}
 	for _, tt := range tests {

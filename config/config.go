@@ -50,6 +50,9 @@ type Check struct {
 	Timeout  Duration `toml:"timeout"`
 	Rise     int      `toml:"rise"`
 	Fall     int      `toml:"fall"`
+	// MaxReplicaLag takes a replica out of the replica pool when its master reports a longer lag for it.
+	// Redis reports lag in whole seconds. Zero means off.
+	MaxReplicaLag Duration `toml:"max_replica_lag"`
 }
 
 // Proxy configures the listeners' limits and timeouts.
@@ -57,6 +60,9 @@ type Proxy struct {
 	MaxConns       int      `toml:"max_conns"`       // per listener
 	ConnectTimeout Duration `toml:"connect_timeout"` // dialling a backend
 	IdleTimeout    Duration `toml:"idle_timeout"`    // 0 means never, as HAProxy's `timeout tunnel 365d`
+	// FailoverHold is how long a new client of a master port waits, accepted, for a verified master
+	// when there is none (a failover in progress) before it is refused. 0 means refuse at once.
+	FailoverHold Duration `toml:"failover_hold"`
 }
 
 // Master is one Sentinel master group and the ports that front it.
@@ -95,7 +101,7 @@ func Defaults() Config {
 	return Config{
 		Log:   Log{Level: "info", Format: "json"},
 		Check: Check{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3},
-		Proxy: Proxy{MaxConns: 100000, ConnectTimeout: Duration{4 * time.Second}},
+		Proxy: Proxy{MaxConns: 100000, ConnectTimeout: Duration{4 * time.Second}, FailoverHold: Duration{3 * time.Second}},
 	}
 }
 

@@ -58,6 +58,12 @@ func (c *Config) Validate() error {
 		add("check.fall: must be at least 1, got %d", c.Check.Fall)
 	}
 
+	if c.Check.MaxReplicaLag.Duration < 0 {
+		add("check.max_replica_lag: must be 0 (off) or positive, got %s", c.Check.MaxReplicaLag.Duration)
+	}
+	if c.Proxy.FailoverHold.Duration < 0 {
+		add("proxy.failover_hold: must be 0 (refuse at once) or positive, got %s", c.Proxy.FailoverHold.Duration)
+	}
 	if c.Proxy.MaxConns < 1 {
 		add("proxy.max_conns: must be at least 1, got %d", c.Proxy.MaxConns)
 	}

@@ -23,11 +23,18 @@ type Listener struct {
 	ConnectTimeout time.Duration
 	// IdleTimeout closes a session with no traffic in either direction for that long. Zero means never.
 	IdleTimeout time.Duration
+	// HoldTimeout is how long a new client waits, accepted but not forwarded, for a route when there is
+	// none (a failover in progress). It is forwarded as soon as SetRoute gives one, and refused with the
+	// route's Refusal when the time is up. Zero means refuse at once. Held clients count against MaxConns.
+	HoldTimeout time.Duration
 	// DialContext connects to backends. If nil, a net.Dialer is used. Tests replace it.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	Log         zerolog.Logger
 
 	route     atomic.Pointer[Route]
+	routeMu   sync.Mutex
+	routeNew  chan struct{} // closed and replaced by SetRoute, waking held clients
+	held      atomic.Int64
 	rr        atomic.Uint64
 	current   atomic.Int64
 	total     atomic.Uint64
@@ -52,6 +59,7 @@ type Stats struct {
 	Max             int
 	Total           uint64
 	Refused         uint64
+	Held            int64 // clients waiting for a route now
 	ConnectErrors   uint64
 	BytesIn         uint64
 	BytesOut        uint64
@@ -64,7 +72,46 @@ type Stats struct {
 // CloseSessionsTo's job.
 func (l *Listener) SetRoute(r Route) {
 	r.Backends = append([]string(nil), r.Backends...)
+	l.routeMu.Lock()
 	l.route.Store(&r)
+	if l.routeNew != nil {
+		close(l.routeNew)
+		l.routeNew = nil
+	}
+	l.routeMu.Unlock()
+}
+
+// waitRoute returns the current route, waiting up to HoldTimeout for one with backends. The wait ends
+// early when the listener closes.
+func (l *Listener) waitRoute(closed <-chan struct{}) Route {
+	route := l.Route()
+	if len(route.Backends) > 0 || l.HoldTimeout <= 0 {
+		return route
+	}
+	l.held.Add(1)
+	defer l.held.Add(-1)
+	timer := time.NewTimer(l.HoldTimeout)
+	defer timer.Stop()
+	for {
+		l.routeMu.Lock()
+		route = l.Route()
+		if len(route.Backends) > 0 {
+			l.routeMu.Unlock()
+			return route
+		}
+		if l.routeNew == nil {
+			l.routeNew = make(chan struct{})
+		}
+		changed := l.routeNew
+		l.routeMu.Unlock()
+		select {
+		case <-changed:
+		case <-timer.C:
+			return l.Route()
+		case <-closed:
+			return l.Route()
+		}
+	}
 }
 
 // Route returns the current route.
@@ -83,7 +130,7 @@ func (l *Listener) CloseSessionsTo(backend string) int { return l.sessions.close
 func (l *Listener) Stats() Stats {
 	s := Stats{
 		Name: l.Name, Current: l.current.Load(), Max: l.MaxConns, Total: l.total.Load(),
-		Refused: l.refused.Load(), ConnectErrors: l.connErrs.Load(),
+		Refused: l.refused.Load(), Held: l.held.Load(), ConnectErrors: l.connErrs.Load(),
 		BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
 		PerBackend: l.sessions.stats(), Route: l.Route(), LimitReachedNow: l.atLimit.Load(),
 	}
@@ -164,6 +211,15 @@ func (l *Listener) Close() {
 	l.sessions.closeAll()
 }
 
+func (l *Listener) closedChan() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed == nil {
+		l.closed = make(chan struct{})
+	}
+	return l.closed
+}
+
 func isTemporaryAccept(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
 		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ECONNABORTED)
@@ -186,7 +242,7 @@ func (l *Listener) serveClient(ctx context.Context, client net.Conn) {
 	}
 	l.atLimit.Store(false)
 
-	route := l.Route()
+	route := l.waitRoute(l.closedChan())
 	if len(route.Backends) == 0 {
 		l.refused.Add(1)
 		refuse(client, route.Refusal)

@@ -423,3 +423,47 @@ func openFDs(t *testing.T) int {
 	}
 	return len(entries)
 }
+
+func TestHoldForwardsWhenARouteAppears(t *testing.T) {
+	b := startBackend(t, echo)
+	l := &Listener{HoldTimeout: 5 * time.Second}
+	addr := startListener(t, l, Route{Refusal: "failover in progress"})
+	c := dial(t, addr)
+	// The client writes at once; the bytes wait in the socket until the route exists.
+	_, _ = c.Write([]byte("PING"))
+	waitFor(t, "client held", func() bool { return l.Stats().Held == 1 })
+	l.SetRoute(Route{Backends: []string{b.addr()}})
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "PING" {
+		t.Fatalf("held client not forwarded: %q %v", buf, err)
+	}
+	if st := l.Stats(); st.Held != 0 || st.Refused != 0 {
+		t.Errorf("stats after hold: %+v", st)
+	}
+}
+
+func TestHoldExpiresWithRefusal(t *testing.T) {
+	l := &Listener{HoldTimeout: 200 * time.Millisecond}
+	addr := startListener(t, l, Route{Refusal: "no verified master"})
+	start := time.Now()
+	c := dial(t, addr)
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if line != "-ERR sentinel-proxy: no verified master\r\n" {
+		t.Fatalf("got %q", line)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond || d > 3*time.Second {
+		t.Errorf("refused after %s, want about the hold time", d)
+	}
+}
+
+func TestHeldClientsCountAgainstMaxConns(t *testing.T) {
+	l := &Listener{HoldTimeout: 5 * time.Second, MaxConns: 1}
+	addr := startListener(t, l, Route{Refusal: "failover"})
+	dial(t, addr)
+	waitFor(t, "first client held", func() bool { return l.Stats().Held == 1 })
+	c := dial(t, addr)
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if !strings.Contains(line, "max connections (1) reached") {
+		t.Fatalf("second client got %q", line)
+	}
+}

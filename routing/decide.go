@@ -46,8 +46,11 @@ type GroupSnapshot struct {
 	ReplicaFallback bool
 	// DualMasters are nodes that say role:master although the Sentinels name another one.
 	DualMasters []string
-	Nodes       []NodeSnapshot
-	Sentinels   []SentinelSnapshot
+	// Failover is the failover in progress, nil when none; Detected the first sign of the current trouble.
+	Failover  *Failover
+	Detected  Detection
+	Nodes     []NodeSnapshot
+	Sentinels []SentinelSnapshot
 }
 
 // NodeSnapshot describes one data node.
@@ -161,12 +164,29 @@ func decideGroup(s *State, g *Group) GroupSnapshot {
 		}
 	}
 	for _, a := range claimants {
+		if g.Failover != nil && a == g.Failover.Promoting && g.Failover.Promoted {
+			continue // the replica being promoted: its role:master is expected
+		}
 		if named != "" && a != named || named == "" && len(claimants) > 1 {
 			gs.DualMasters = append(gs.DualMasters, a)
 		}
 	}
 
+	gs.Detected = g.Detected
+	if f := g.Failover; f != nil {
+		cp := *f
+		gs.Failover = &cp
+	}
 	switch masterNode := s.Nodes[named]; {
+	case g.Failover != nil && g.Failover.Cut && g.Failover.OldMaster == named:
+		// The leader has started promoting a replica: the old master gets no more writes, since they
+		// would not reach the new master. The promoted replica takes them as soon as it says so itself.
+		f := g.Failover
+		if p := s.Nodes[f.Promoting]; f.Promoted && p != nil && p.Last.OK() && p.Last.Replication.IsMaster() {
+			gs.Master = f.Promoting
+		} else {
+			gs.NoMasterReason = fmt.Sprintf("failover in progress: Sentinel %s is promoting %s", f.Leader, dash(f.Promoting))
+		}
 	case named == "" && answered:
 		gs.NoMasterReason = "Sentinels disagree on the master"
 	case named == "":
@@ -199,6 +219,10 @@ func decideGroup(s *State, g *Group) GroupSnapshot {
 		switch {
 		case ns.InMasterPool:
 			ns.Verdict = "master"
+		case g.Failover != nil && a == g.Failover.Promoting:
+			ns.Verdict = "promoting"
+		case g.Failover != nil && g.Failover.Cut && a == g.Failover.OldMaster:
+			ns.Verdict = "failing-over"
 		case n == nil || !n.Health.Known:
 			ns.Verdict = "unchecked"
 		case !n.Health.Up:
@@ -213,6 +237,8 @@ func decideGroup(s *State, g *Group) GroupSnapshot {
 			ns.Verdict = "sentinel-down"
 		case !n.LastOK.Replication.IsSyncedReplica():
 			ns.Verdict = "not-synced"
+		case s.MaxReplicaLagSeconds > 0 && lagging(s, gs.Master, a, s.MaxReplicaLagSeconds):
+			ns.Verdict = "lagging"
 		default:
 			ns.Verdict = "replica"
 			ns.InReplicaPool = true
@@ -278,4 +304,22 @@ func sortedViews(g *Group) []sentinel.View {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Sentinel < out[j].Sentinel })
 	return out
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// lagging reports whether the master's own view of the replica shows more lag than allowed, or does
+// not list it at all (so its lag is unknown).
+func lagging(s *State, master, replica string, maxSeconds int) bool {
+	m := s.Nodes[master]
+	if m == nil || !m.LastOK.OK() {
+		return false // nothing to judge by; the replica's own checks still apply
+	}
+	link, ok := m.LastOK.Replication.Replica(replica)
+	return !ok || link.State != "online" || link.Lag > maxSeconds
 }

@@ -85,6 +85,7 @@ func TestDecide(t *testing.T) {
 		fallback    bool
 		dualMasters []string
 		verdicts    map[string]string
+		maxLag      int
 	}{
 		{name: "nothing known", inputs: nil, reason: "no Sentinel reachable"},
 		{name: "healthy", inputs: healthy(), master: nodeA, replicas: []string{nodeB, nodeC},
@@ -92,14 +93,56 @@ func TestDecide(t *testing.T) {
 		{name: "named master not probed yet", inputs: healthy()[:3], reason: "not probed yet"},
 		{name: "named master reports slave", inputs: with(healthy(), probeReplica(nodeA, "down")),
 			reason: "reports role:slave", verdicts: map[string]string{nodeA: "not-verified"}},
-		{name: "switch-master waits for the new master's probe",
-			inputs: with(healthy(), switchMaster(s2, nodeA, nodeB)),
+		{name: "switch-master alone carries no epoch and moves nothing",
+			inputs: with(healthy(), switchMaster(s2, nodeA, nodeB)), master: nodeA},
+		{name: "the announcing Sentinel's view names the new master; its probe must confirm",
+			inputs: with(healthy(), switchMaster(s2, nodeA, nodeB), view(s2, nodeB, 2, nodeA, nodeC)),
 			reason: "reports role:slave", dualMasters: []string{nodeA}},
-		{name: "switch-master then verified",
-			inputs: with(healthy(), switchMaster(s2, nodeA, nodeB), probeMaster(nodeB)),
+		{name: "switch-master, view, then verified",
+			inputs: with(healthy(), switchMaster(s2, nodeA, nodeB), view(s2, nodeB, 2, nodeA, nodeC), probeMaster(nodeB)),
 			master: nodeB, replicas: []string{nodeC},
 			// A still reports master until Sentinel reconfigures it: it must get nothing.
 			dualMasters: []string{nodeA}, verdicts: map[string]string{nodeA: "dual-master", nodeB: "master"}},
+		{name: "a stale view of an older epoch loses",
+			inputs: with(healthy(), view(s2, nodeB, 2, nodeA, nodeC), probeMaster(nodeB), view(s3, nodeA, 1, nodeB, nodeC)),
+			master: nodeB, dualMasters: []string{nodeA}},
+		{name: "selected-slave alone changes nothing",
+			inputs: with(healthy(), event(s1, "+selected-slave", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379")),
+			master: nodeA},
+		{name: "send-slaveof-noone cuts the old master",
+			inputs:   with(healthy(), event(s1, "+failover-state-send-slaveof-noone", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379")),
+			reason:   "failover in progress: Sentinel " + s1 + " is promoting " + nodeB,
+			verdicts: map[string]string{nodeA: "failing-over", nodeB: "promoting"}},
+		{name: "wait-promotion alone does not route before the probe says master",
+			inputs: with(healthy(), event(s1, "+failover-state-wait-promotion", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379")),
+			reason: "failover in progress"},
+		{name: "wait-promotion and a master probe route to the promoted replica before +switch-master",
+			inputs: with(healthy(), event(s1, "+failover-state-wait-promotion", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379"),
+				probeMaster(nodeB)),
+			// A is still named, and being failed over: that it still says master is expected.
+			master: nodeB, replicas: []string{nodeC}, verdicts: map[string]string{nodeA: "failing-over"}},
+		{name: "a promotion ends as the named master",
+			inputs: with(healthy(), event(s1, "+failover-state-wait-promotion", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379"),
+				probeMaster(nodeB), switchMaster(s1, nodeA, nodeB), view(s1, nodeB, 2, nodeA, nodeC), view(s2, nodeB, 2, nodeA, nodeC)),
+			master: nodeB, replicas: []string{nodeC}, dualMasters: []string{nodeA}},
+		{name: "an abort before promotion gives the master back",
+			inputs: with(healthy(), event(s1, "+failover-state-send-slaveof-noone", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379"),
+				event(s1, "-failover-abort-slave-timeout", "master g 10.0.0.1 6379")),
+			master: nodeA},
+		{name: "the leader's later view without failover_in_progress ends a missed abort",
+			inputs: with(healthy(), event(s1, "+failover-state-send-slaveof-noone", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379"),
+				ViewInput{View: sentinel.View{Sentinel: s1, MasterName: "g", AskedAt: time.Unix(5, 0), At: time.Unix(5, 0),
+					MasterAddr: nodeA, ConfigEpoch: 1, MasterFlags: "master",
+					Replicas: []sentinel.Replica{{Addr: nodeB, Flags: "slave"}, {Addr: nodeC, Flags: "slave"}}}}),
+			master: nodeA},
+		{name: "a view taken before the failover began does not end it",
+			inputs: with(healthy(), event(s1, "+failover-state-send-slaveof-noone", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379"),
+				view(s1, nodeA, 1, nodeB, nodeC)),
+			reason: "failover in progress"},
+		{name: "failover steps from a Sentinel in TILT are ignored",
+			inputs: with(healthy(), event(s1, "+tilt", "#tilt mode entered"),
+				event(s1, "+failover-state-send-slaveof-noone", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379")),
+			master: nodeA},
 		{name: "old views lose to a newer epoch",
 			inputs: with(healthy(), view(s3, nodeB, 2, nodeA, nodeC), probeMaster(nodeB), probeReplica(nodeA, "up")),
 			master: nodeB, replicas: []string{nodeA, nodeC}},
@@ -137,6 +180,14 @@ func TestDecide(t *testing.T) {
 		{name: "a replica one Sentinel lists is used",
 			inputs: with(healthy(), view(s1, nodeA, 1, nodeB, nodeC, "10.0.0.9:6379"), probeReplica("10.0.0.9:6379", "up")),
 			master: nodeA, replicas: []string{nodeB, nodeC, "10.0.0.9:6379"}},
+		{name: "max_replica_lag takes a lagging replica out",
+			inputs: with(healthy(), ProbeInput{Result: check.Result{Addr: nodeA, Status: check.L7OK, Replication: check.Replication{
+				Role: "master", Replicas: []check.ReplicaLink{{Addr: nodeB, State: "online", Lag: 7}, {Addr: nodeC, State: "online", Lag: 1}}}}}),
+			maxLag: 5, master: nodeA, replicas: []string{nodeC}, verdicts: map[string]string{nodeB: "lagging"}},
+		{name: "max_replica_lag off ignores lag",
+			inputs: with(healthy(), ProbeInput{Result: check.Result{Addr: nodeA, Status: check.L7OK, Replication: check.Replication{
+				Role: "master", Replicas: []check.ReplicaLink{{Addr: nodeB, State: "online", Lag: 7}}}}}),
+			master: nodeA, replicas: []string{nodeB, nodeC}},
 		{name: "a probed node no Sentinel lists gets nothing",
 			inputs: with(healthy(), probeReplica("10.0.0.9:6379", "up"), probeMaster("10.0.0.8:6379")),
 			master: nodeA, replicas: []string{nodeB, nodeC}},
@@ -147,6 +198,7 @@ func TestDecide(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := NewState([]string{"g"}, 2, 3)
+			st.MaxReplicaLagSeconds = tt.maxLag
 			for _, in := range tt.inputs {
 				st.Apply(in)
 			}
@@ -193,6 +245,10 @@ func TestApplyEffects(t *testing.T) {
 	fx = st.Apply(switchMaster(s1, nodeA, nodeB))
 	if !fx.Reconcile || !reflect.DeepEqual(fx.ProbeNow, []string{nodeB, nodeA}) {
 		t.Errorf("+switch-master probes both and reconciles: %+v", fx)
+	}
+	st.Apply(event(s1, "+failover-state-wait-promotion", "slave "+nodeC+" 10.0.0.3 6379 @ g 10.0.0.1 6379"))
+	if fx := st.Apply(probeReplica(nodeC, "down")); !reflect.DeepEqual(fx.ProbeSoon, []string{nodeC}) {
+		t.Errorf("a promoted replica that is not master yet is probed again soon: %+v", fx)
 	}
 	fx = st.Apply(probeMaster(nodeB))
 	if !reflect.DeepEqual(fx.HealthChanged, []string{nodeB}) {

@@ -41,12 +41,19 @@ type gap struct {
 	sessionsClosed int
 }
 
-// NewRouter creates a router for the named groups with HAProxy-style rise/fall.
-func NewRouter(groups []string, rise, fall int, log zerolog.Logger) *Router {
+// probeSoonDelay spaces the probes of a replica being promoted: Sentinel has sent REPLICAOF NO ONE, so
+// it turns master within milliseconds, and the switch waits only for the probe that sees it.
+const probeSoonDelay = 5 * time.Millisecond
+
+// NewRouter creates a router for the named groups with HAProxy-style rise/fall. maxReplicaLag of zero
+// is off.
+func NewRouter(groups []string, rise, fall int, maxReplicaLag time.Duration, log zerolog.Logger) *Router {
+	st := NewState(groups, rise, fall)
+	st.MaxReplicaLagSeconds = int(maxReplicaLag / time.Second)
 	r := &Router{
 		gaps:   map[string]*gap{},
 		groups: append([]string(nil), groups...),
-		state:  NewState(groups, rise, fall),
+		state:  st,
 		inputs: make(chan Input, 1024),
 		log:    log,
 	}
@@ -93,6 +100,9 @@ func (r *Router) Run(ctx context.Context) {
 		if r.ProbeNow != nil {
 			for _, a := range fx.ProbeNow {
 				r.ProbeNow(a)
+			}
+			for _, a := range fx.ProbeSoon {
+				time.AfterFunc(probeSoonDelay, func() { r.ProbeNow(a) })
 			}
 		}
 		if fx.Reconcile && r.Reconcile != nil {
@@ -169,27 +179,38 @@ func (r *Router) logMasterChange(pg, ng *GroupSnapshot, cause Input, closed int,
 			Str("named", ng.Named).Str("reason", ng.NoMasterReason).Str("trigger", describe(cause)).
 			Int("sessions_closed", closed).Msg("no verified master: the master port refuses new clients")
 	case pg.Master != "":
-		r.log.Warn().Str("event", "master_switched").Str("group", ng.Name).Str("old", pg.Master).
-			Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause)).
-			Float64("no_master_ms", 0).Int("sessions_closed", closed).Msg("master switched")
+		r.switched(pg.Master, ng, cause, closed, 0, now)
 	default:
 		g := r.gaps[ng.Name]
 		delete(r.gaps, ng.Name)
 		if g != nil && g.from != "" && g.from != ng.Master {
-			r.log.Warn().Str("event", "master_switched").Str("group", ng.Name).Str("old", g.from).
-				Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause)).
-				Float64("no_master_ms", float64(now.Sub(g.since).Microseconds())/1000).
-				Int("sessions_closed", g.sessionsClosed+closed).Msg("master switched")
+			r.switched(g.from, ng, cause, g.sessionsClosed+closed, now.Sub(g.since), now)
 			return
 		}
 		ev := r.log.Info().Str("event", "master_verified").Str("group", ng.Name).Str("master", ng.Master).
 			Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause))
 		if g != nil {
-			ev.Float64("no_master_ms", float64(now.Sub(g.since).Microseconds())/1000)
+			ev.Float64("no_master_ms", ms(now.Sub(g.since)))
 		}
 		ev.Msg("master verified: Sentinel names it and it reports role:master")
 	}
 }
+
+// switched logs the one master_switched line of a switch.
+func (r *Router) switched(old string, ng *GroupSnapshot, cause Input, closed int, gap time.Duration, now time.Time) {
+	ev := r.log.Warn().Str("event", "master_switched").Str("group", ng.Name).Str("old", old).
+		Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause)).
+		Float64("no_master_ms", ms(gap)).Int("sessions_closed", closed)
+	if d := ng.Detected; d.Master == old && !d.At.IsZero() {
+		ev.Float64("detect_to_switch_ms", ms(now.Sub(d.At))).Str("detected_by", d.Signal)
+	}
+	if f := ng.Failover; f != nil && f.Promoting == ng.Master {
+		ev.Str("failover_leader", f.Leader).Str("failover_stage", f.Stage)
+	}
+	ev.Msg("master switched")
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // describe names what caused a change, for the trigger field of log lines.
 func describe(in Input) string {

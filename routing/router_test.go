@@ -25,7 +25,7 @@ func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l
 
 func TestRouterLogsOneSwitchAcrossTheGap(t *testing.T) {
 	logs := &lockedBuf{}
-	r := NewRouter([]string{"g"}, 2, 3, zerolog.New(logs))
+	r := NewRouter([]string{"g"}, 2, 3, 0, zerolog.New(logs))
 	var mu sync.Mutex
 	var probed []string
 	var changes int
@@ -41,7 +41,7 @@ func TestRouterLogsOneSwitchAcrossTheGap(t *testing.T) {
 	go func() { r.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	for _, in := range with(healthy(), switchMaster(s1, nodeA, nodeB), probeMaster(nodeB)) {
+	for _, in := range with(healthy(), switchMaster(s1, nodeA, nodeB), view(s1, nodeB, 2, nodeA, nodeC), probeMaster(nodeB)) {
 		r.Submit(ctx, in)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -32,8 +32,10 @@ func (ProbeInput) input() {}
 // State is everything the decision depends on. It is owned by one goroutine.
 type State struct {
 	Rise, Fall int
-	Groups     map[string]*Group
-	Nodes      map[string]*Node
+	// MaxReplicaLagSeconds takes replicas whose master reports a longer lag out of the pool; 0 is off.
+	MaxReplicaLagSeconds int
+	Groups               map[string]*Group
+	Nodes                map[string]*Node
 }
 
 // Group is what is known of one master group.
@@ -43,7 +45,35 @@ type Group struct {
 	// LastNamed is the master the Sentinels last named; kept when no Sentinel answers.
 	LastNamed      string
 	LastNamedEpoch int64
+	NamedSince     time.Time                 // when LastNamed last changed
 	LastEvent      map[string]sentinel.Event // latest event per Sentinel address
+	// Failover is the failover a Sentinel announced it is running, nil when none is.
+	Failover *Failover
+	// Detected is the first sign of trouble with a master (+sdown, +odown, +try-failover ...), kept to
+	// measure detect-to-switch time.
+	Detected Detection
+}
+
+// Failover is what the failover leader has announced of its progress.
+type Failover struct {
+	Leader    string    // the Sentinel running it
+	Since     time.Time // its first step seen
+	Stage     string    // the last step seen, e.g. "+failover-state-wait-promotion"
+	OldMaster string
+	Promoting string // the replica being promoted, once selected
+	// Cut is set from +failover-state-send-slaveof-noone on: the old master may stop replicating to the
+	// promoted replica at any moment, so writes to it could be lost and it gets none.
+	Cut bool
+	// Promoted is set once the replica accepted REPLICAOF NO ONE (+failover-state-wait-promotion): from
+	// then on it may be routed to as soon as its own probe says role:master.
+	Promoted bool
+}
+
+// Detection is the first sign that a master is failing.
+type Detection struct {
+	Master string
+	At     time.Time
+	Signal string // e.g. "+sdown from 127.0.0.1:26379"
 }
 
 // Node is what the probes know of one data node.
@@ -67,6 +97,7 @@ func NewState(groups []string, rise, fall int) *State {
 // Effects are what the owner must do after an Apply besides publishing a new snapshot.
 type Effects struct {
 	ProbeNow  []string // nodes to probe at once
+	ProbeSoon []string // nodes to probe again shortly (a replica being promoted that is not master yet)
 	Reconcile bool     // ask every Sentinel again at once
 	// HealthChanged lists nodes whose UP/DOWN state changed, for logging.
 	HealthChanged []string
@@ -89,11 +120,10 @@ func (s *State) Apply(in Input) Effects {
 			v.MasterAddr, v.ConfigEpoch, v.MasterFlags, v.Replicas = prev.MasterAddr, prev.ConfigEpoch, prev.MasterFlags, prev.Replicas
 		}
 		g.Views[v.Sentinel] = v
-		if named, epoch, ok := g.named(); ok && named != "" {
-			if named != g.LastNamed {
-				fx.ProbeNow = append(fx.ProbeNow, named)
-			}
-			g.LastNamed, g.LastNamedEpoch = named, epoch
+		g.updateNamed(&fx, v.At)
+		if f := g.Failover; f != nil && v.Sentinel == f.Leader && v.Err == nil && v.AskedAt.After(f.Since) &&
+			!v.FailoverInProgress() && v.MasterAddr == f.OldMaster {
+			g.Failover = nil // the leader is no longer failing over and kept the old master: aborted
 		}
 	case EventInput:
 		fx = s.applyEvent(in.Event)
@@ -108,6 +138,11 @@ func (s *State) Apply(in Input) Effects {
 		n.Last = in.Result
 		if in.Result.OK() {
 			n.LastOK = in.Result
+		}
+		for _, g := range s.Groups {
+			if f := g.Failover; f != nil && f.Promoted && f.Promoting == n.Addr && !in.Result.Replication.IsMaster() {
+				fx.ProbeSoon = append(fx.ProbeSoon, n.Addr) // not master yet: look again shortly
+			}
 		}
 		if changed {
 			n.LastChange = in.Result.At
@@ -137,38 +172,98 @@ func (s *State) applyEvent(ev sentinel.Event) Effects {
 	}
 	g.LastEvent[ev.Sentinel] = ev
 	fx.Reconcile = true
+	if v, ok := g.Views[ev.Sentinel]; ok && v.Tilt {
+		return fx // a Sentinel in TILT is not trusted
+	}
 	switch ev.Channel {
 	case "+switch-master":
-		// Act on the announcement at once; the next reconcile replaces this provisional view with the
-		// Sentinel's real one. A switch always bumps the epoch, so the announced master outranks every
-		// view taken before it.
-		v := g.Views[ev.Sentinel]
-		if v.Tilt {
-			return fx
-		}
-		epoch := g.maxEpoch() + 1
-		g.Views[ev.Sentinel] = sentinel.View{
-			Sentinel: ev.Sentinel, MasterName: g.Name, At: ev.At,
-			MasterAddr: ev.NewAddr, ConfigEpoch: epoch, MasterFlags: "master",
-			Replicas: replicasWithout(v.Replicas, ev.NewAddr),
-		}
-		if named, e, ok := g.named(); ok && named != "" {
-			g.LastNamed, g.LastNamedEpoch = named, e
-		}
+		// The announcement carries no config epoch, so it does not name the master by itself: the
+		// Watcher asks its Sentinel at once, and the view that answers decides. Meanwhile the new
+		// master is probed, so that it is verified when the view arrives.
+		g.detect(ev.OldAddr, ev)
 		fx.ProbeNow = append(fx.ProbeNow, ev.NewAddr, ev.OldAddr)
 	case "+sdown", "-sdown", "+odown", "-odown":
-		if ev.InstanceType == "slave" {
+		switch ev.InstanceType {
+		case "slave":
 			v := g.Views[ev.Sentinel]
 			v.Replicas = withReplicaFlag(v.Replicas, ev.Addr, ev.Channel[0] == '+')
 			g.Views[ev.Sentinel] = v
+		case "master":
+			if ev.Channel[0] == '+' {
+				g.detect(ev.Addr, ev)
+			} else if g.Failover == nil && g.Detected.Master == ev.Addr {
+				g.Detected = Detection{} // it recovered without a failover
+			}
 		}
 		fx.ProbeNow = append(fx.ProbeNow, ev.Addr)
+	case "+try-failover", "+elected-leader", "+failover-state-select-slave":
+		g.detect(ev.MasterAddr, ev)
+		g.failoverStep(ev)
+	case "+selected-slave", "+failover-state-send-slaveof-noone", "+failover-state-wait-promotion",
+		"+promoted-slave", "+failover-state-reconf-slaves":
+		g.detect(ev.MasterAddr, ev)
+		f := g.failoverStep(ev)
+		if ev.InstanceType == "slave" {
+			f.Promoting = ev.Addr
+		}
+		if ev.Channel != "+selected-slave" {
+			f.Cut = true
+		}
+		if ev.Channel == "+failover-state-wait-promotion" || ev.Channel == "+promoted-slave" ||
+			ev.Channel == "+failover-state-reconf-slaves" {
+			f.Promoted = true
+			if f.Promoting != "" {
+				fx.ProbeNow = append(fx.ProbeNow, f.Promoting)
+			}
+		}
+	case "-failover-abort-not-elected", "-failover-abort-no-good-slave", "-failover-abort-slave-timeout":
+		if g.Failover != nil && g.Failover.Leader == ev.Sentinel && !g.Failover.Promoted {
+			g.Failover = nil
+		}
 	default:
 		if ev.Addr != "" {
 			fx.ProbeNow = append(fx.ProbeNow, ev.Addr)
 		}
 	}
 	return fx
+}
+
+// failoverStep records a step of the failover a Sentinel runs, starting the record at its first step.
+func (g *Group) failoverStep(ev sentinel.Event) *Failover {
+	f := g.Failover
+	if f == nil || f.Leader != ev.Sentinel || f.OldMaster != ev.MasterAddr {
+		f = &Failover{Leader: ev.Sentinel, Since: ev.At, OldMaster: ev.MasterAddr}
+		g.Failover = f
+	}
+	f.Stage = ev.Channel
+	return f
+}
+
+// detect notes the first sign of trouble with master, unless one was noted since it became master.
+func (g *Group) detect(master string, ev sentinel.Event) {
+	if master == "" {
+		return
+	}
+	if g.Detected.Master != master || g.Detected.At.Before(g.NamedSince) {
+		g.Detected = Detection{Master: master, At: ev.At, Signal: ev.Channel + " from " + ev.Sentinel}
+	}
+}
+
+// updateNamed follows the Sentinels' named master: a new one is probed at once, and a finished
+// failover (the old master is no longer named) is forgotten.
+func (g *Group) updateNamed(fx *Effects, at time.Time) {
+	named, epoch, ok := g.named()
+	if !ok || named == "" {
+		return
+	}
+	if named != g.LastNamed {
+		fx.ProbeNow = append(fx.ProbeNow, named)
+		g.NamedSince = at
+	}
+	g.LastNamed, g.LastNamedEpoch = named, epoch
+	if g.Failover != nil && named != g.Failover.OldMaster {
+		g.Failover = nil
+	}
 }
 
 // usableViews are the views a decision may rest on: answered, and not from a Sentinel in TILT.
@@ -193,16 +288,6 @@ func (g *Group) lastKnownViews() []sentinel.View {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Sentinel < out[j].Sentinel })
 	return out
-}
-
-func (g *Group) maxEpoch() int64 {
-	e := g.LastNamedEpoch
-	for _, v := range g.Views {
-		if v.ConfigEpoch > e {
-			e = v.ConfigEpoch
-		}
-	}
-	return e
 }
 
 // named returns the master the Sentinels name: the address of the newest config epoch among the usable
@@ -233,16 +318,6 @@ func (g *Group) named() (named string, epoch int64, ok bool) {
 		}
 	}
 	return "", epoch, true
-}
-
-func replicasWithout(rs []sentinel.Replica, addr string) []sentinel.Replica {
-	var out []sentinel.Replica
-	for _, r := range rs {
-		if r.Addr != addr {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 func withReplicaFlag(rs []sentinel.Replica, addr string, down bool) []sentinel.Replica {

@@ -11,14 +11,12 @@ import (
 	"time"
 )
 
-// Channels are the Sentinel pub/sub channels the proxy follows.
-var Channels = []string{
-	"+switch-master",
-	"+odown", "-odown", "+sdown", "-sdown",
-	"+failover-end", "+failover-state-wait-promotion", "+promoted-slave",
-	"+convert-to-slave", "+slave", "+slave-reconf-done",
-	"+config-update-from", "+tilt", "-tilt", "+reset-master",
-}
+// Pattern is what the proxy subscribes to on every Sentinel: all of its events. Besides the ones the
+// routing acts on (+switch-master, +odown/-odown, +sdown/-sdown, +failover-end, +convert-to-slave, +slave,
+// +slave-reconf-done, +config-update-from, +tilt/-tilt, +reset-master), the failover state machine's own
+// steps (+failover-state-send-slaveof-noone, +failover-state-wait-promotion, +promoted-slave,
+// -failover-abort-*) let the proxy stop writes to the old master before the replica is promoted.
+const Pattern = "*"
 
 // Event is one message a Sentinel published.
 type Event struct {
@@ -44,8 +42,8 @@ func ParseEvent(sentinel, channel, payload string, at time.Time) (Event, error) 
 	ev := Event{Sentinel: sentinel, Channel: channel, At: at, Payload: payload}
 	f := strings.Fields(payload)
 	switch channel {
-	case "+tilt", "-tilt":
-		return ev, nil
+	case "+tilt", "-tilt", "+new-epoch", "+vote-for-leader":
+		return ev, nil // no instance in the payload
 	case "+switch-master":
 		// <master name> <oldip> <oldport> <newip> <newport>
 		if len(f) != 5 {
@@ -63,6 +61,17 @@ func ParseEvent(sentinel, channel, payload string, at time.Time) (Event, error) 
 		return ev, nil
 	}
 	// <instance-type> <name> <ip> <port> [@ <master-name> <master-ip> <master-port>] [extra ...]
+	if len(f) > 0 && f[0] == "sentinel" {
+		// About another Sentinel (+sentinel, +config-update-from): only the master part matters here.
+		if len(f) >= 8 && f[4] == "@" && validPort(f[7]) {
+			ev.InstanceType, ev.MasterName, ev.MasterAddr = "sentinel", f[5], net.JoinHostPort(f[6], f[7])
+			if validPort(f[3]) {
+				ev.Addr = net.JoinHostPort(f[2], f[3])
+			}
+			return ev, nil
+		}
+		return ev, fmt.Errorf("%s: malformed sentinel event: %q", channel, clip(payload))
+	}
 	if len(f) < 4 {
 		return ev, fmt.Errorf("%s: want at least 4 fields, got %d: %q", channel, len(f), clip(payload))
 	}

@@ -18,13 +18,20 @@ import (
 type View struct {
 	Sentinel    string
 	MasterName  string
-	At          time.Time
-	Err         error // non-nil when the Sentinel could not be asked; the other fields are then empty
-	Tilt        bool  // the Sentinel is in TILT mode and its word should not be trusted
+	AskedAt     time.Time // when the query started: the view says nothing of events received after it
+	At          time.Time // when the answer was complete
+	Err         error     // non-nil when the Sentinel could not be asked; the other fields are then empty
+	Tilt        bool      // the Sentinel is in TILT mode and its word should not be trusted
 	MasterAddr  string
 	ConfigEpoch int64
-	MasterFlags string // e.g. "master", "s_down,master", "o_down,master"
+	MasterFlags string // e.g. "master", "s_down,master", "o_down,master", "master,failover_in_progress"
 	Replicas    []Replica
+	Peers       []string // the other Sentinels this one knows for the master (SENTINEL SENTINELS)
+}
+
+// FailoverInProgress reports whether this Sentinel is itself running a failover of the master.
+func (v View) FailoverInProgress() bool {
+	return strings.Contains(v.MasterFlags, "failover_in_progress")
 }
 
 // Replica is one replica as a Sentinel lists it in SENTINEL REPLICAS.
@@ -195,7 +202,7 @@ func (w *Watcher) tilt(ctx context.Context) (bool, error) {
 }
 
 func (w *Watcher) view(ctx context.Context, name string) View {
-	v := View{Sentinel: w.opts.Addr, MasterName: name}
+	v := View{Sentinel: w.opts.Addr, MasterName: name, AskedAt: time.Now()}
 	cctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
 	fail := func(step string, err error) View {
@@ -236,6 +243,15 @@ func (w *Watcher) view(ctx context.Context, name string) View {
 			LinkStatus: r["master-link-status"],
 		})
 	}
+	peers, err := w.client.Sentinels(cctx, name).Result()
+	if err != nil {
+		return fail("SENTINEL SENTINELS", err)
+	}
+	for _, p := range peers {
+		if p["ip"] != "" && p["port"] != "" {
+			v.Peers = append(v.Peers, net.JoinHostPort(p["ip"], p["port"]))
+		}
+	}
 	v.At = time.Now()
 	return v
 }
@@ -256,10 +272,11 @@ func (w *Watcher) setReachable(ok bool, err error) {
 	}
 }
 
-// subscribeLoop keeps a subscription to Channels. go-redis reconnects and resubscribes by itself; each
-// (re)subscription triggers a reconcile, since events may have been missed while it was down.
+// subscribeLoop keeps a subscription to every event of the Sentinel. go-redis reconnects and
+// resubscribes by itself; each (re)subscription triggers a reconcile, since events may have been missed
+// while it was down.
 func (w *Watcher) subscribeLoop(ctx context.Context) {
-	ps := w.client.Subscribe(ctx, Channels...)
+	ps := w.client.PSubscribe(ctx, Pattern)
 	defer ps.Close()
 	ch := ps.ChannelWithSubscriptions(
 		redis.WithChannelHealthCheckInterval(w.opts.Interval),
@@ -277,24 +294,36 @@ func (w *Watcher) subscribeLoop(ctx context.Context) {
 			}
 			switch m := m.(type) {
 			case *redis.Subscription:
-				if m.Kind == "subscribe" && m.Channel == Channels[0] {
+				if m.Kind == "psubscribe" {
 					w.opts.Log.Debug().Str("sentinel", w.opts.Addr).Msg("subscribed to Sentinel events")
 					w.ReconcileNow()
 				}
 			case *redis.Message:
-				ev, err := ParseEvent(w.opts.Addr, m.Channel, m.Payload, time.Now())
-				if err != nil {
-					w.opts.Log.Warn().Str("event", "sentinel_bad_message").Str("sentinel", w.opts.Addr).
-						Err(err).Msg("ignoring malformed Sentinel message")
-					continue
-				}
-				if ev.MasterName != "" && !w.follows(ev.MasterName) {
-					continue
-				}
-				w.opts.OnEvent(ev)
+				w.handleMessage(m.Channel, m.Payload)
 			}
 		}
 	}
+}
+
+func (w *Watcher) handleMessage(channel, payload string) {
+	ev, err := ParseEvent(w.opts.Addr, channel, payload, time.Now())
+	if err != nil {
+		w.opts.Log.Warn().Str("event", "sentinel_bad_message").Str("sentinel", w.opts.Addr).
+			Err(err).Msg("ignoring malformed Sentinel message")
+		return
+	}
+	if ev.MasterName != "" && !w.follows(ev.MasterName) {
+		return
+	}
+	if ev.MasterName == "" && channel != "+tilt" && channel != "-tilt" {
+		return // +new-epoch and the like: nothing to act on
+	}
+	if channel == "+switch-master" {
+		// The announcement carries no config epoch; ask this Sentinel at once so the routing can weigh
+		// it against what the others say (Sentinels have published wrong switch info, redis#12798).
+		w.ReconcileNow()
+	}
+	w.opts.OnEvent(ev)
 }
 
 func (w *Watcher) follows(name string) bool {
