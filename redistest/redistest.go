@@ -29,6 +29,7 @@ type Options struct {
 	// FailoverTimeout is Sentinel's failover-timeout; default 2s, so a stuck failover is retried quickly.
 	FailoverTimeout time.Duration
 	Password        string // requirepass/masterauth on data nodes; Sentinel uses it as auth-pass
+	AppendOnly      bool   // persist data nodes with an AOF, so a restarted node comes back with its data
 	Dir             string // parent of the per-process directories; default os.MkdirTemp
 	// Ports, when set, fixes the ports: data nodes first, then Sentinels. Otherwise free ports are chosen.
 	Ports []int
@@ -123,6 +124,9 @@ func Start(o Options) (*Topology, error) {
 			return nil, err
 		}
 		conf := []string{"save \"\"", "appendonly no"}
+		if o.AppendOnly {
+			conf = []string{"save \"\"", "appendonly yes", "appendfsync always"}
+		}
 		if o.Password != "" {
 			conf = append(conf, "requirepass "+o.Password, "masterauth "+o.Password)
 		}

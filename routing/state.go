@@ -121,6 +121,13 @@ func (s *State) Apply(in Input) Effects {
 		}
 		g.Views[v.Sentinel] = v
 		g.updateNamed(&fx, v.At)
+		if v.Err == nil && !v.Tilt && v.FailoverInProgress() && !v.FailedOver && v.MasterAddr == g.LastNamed &&
+			(g.Failover == nil || g.Failover.OldMaster != v.MasterAddr) {
+			// A failover whose steps were not heard (subscription down): without knowing how far it
+			// got, the old master may already have lost its replica, so it gets no more writes.
+			g.Failover = &Failover{Leader: v.Sentinel, Since: v.AskedAt, Stage: "failover_in_progress (reconcile)",
+				OldMaster: v.MasterAddr, Cut: true}
+		}
 		if f := g.Failover; f != nil && v.Sentinel == f.Leader && v.Err == nil && v.AskedAt.After(f.Since) &&
 			!v.FailoverInProgress() && v.MasterAddr == f.OldMaster {
 			g.Failover = nil // the leader is no longer failing over and kept the old master: aborted

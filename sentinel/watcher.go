@@ -25,6 +25,9 @@ type View struct {
 	MasterAddr  string
 	ConfigEpoch int64
 	MasterFlags string // e.g. "master", "s_down,master", "o_down,master", "master,failover_in_progress"
+	// FailedOver is set when GET-MASTER-ADDR-BY-NAME already names the promoted replica while SENTINEL
+	// MASTER still describes the old master: the leader's view late in a failover (reconf-slaves).
+	FailedOver bool
 	Replicas    []Replica
 	Peers       []string // the other Sentinels this one knows for the master (SENTINEL SENTINELS)
 }
@@ -226,6 +229,7 @@ func (w *Watcher) view(ctx context.Context, name string) View {
 		return fail("SENTINEL MASTER", err)
 	}
 	v.MasterFlags = master["flags"]
+	v.FailedOver = net.JoinHostPort(master["ip"], master["port"]) != v.MasterAddr
 	if v.ConfigEpoch, err = strconv.ParseInt(master["config-epoch"], 10, 64); err != nil {
 		return fail("SENTINEL MASTER", fmt.Errorf("config-epoch %q: %w", master["config-epoch"], err))
 	}
