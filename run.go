@@ -130,6 +130,12 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, onStarted 
 				Msg("following a Sentinel the configured ones report (SENTINEL SENTINELS)")
 		},
 	}
+	for _, g := range groups {
+		g.master.OnBackendFailure = monitor.ProbeNow
+		if g.replica != nil {
+			g.replica.OnBackendFailure = monitor.ProbeNow
+		}
+	}
 	router.SetTargets = monitor.SetTargets
 	router.ProbeNow = monitor.ProbeNow
 	router.Reconcile = sentinels.ReconcileNow

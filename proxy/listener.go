@@ -27,6 +27,9 @@ type Listener struct {
 	// none (a failover in progress). It is forwarded as soon as SetRoute gives one, and refused with the
 	// route's Refusal when the time is up. Zero means refuse at once. Held clients count against MaxConns.
 	HoldTimeout time.Duration
+	// OnBackendFailure, if set, is called with each backend of a route none of which could be dialled,
+	// so the owner can check it at once. It must not block.
+	OnBackendFailure func(addr string)
 	// DialContext connects to backends. If nil, a net.Dialer is used. Tests replace it.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	Log         zerolog.Logger
@@ -43,6 +46,7 @@ type Listener struct {
 	bytesIn   atomic.Uint64 // client to backend
 	bytesOut  atomic.Uint64 // backend to client
 	atLimit   atomic.Bool
+	lastLog   atomic.Int64 // unix nanos of the last backend_connect_failed line
 	sessions  registry
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -81,23 +85,24 @@ func (l *Listener) SetRoute(r Route) {
 	l.routeMu.Unlock()
 }
 
-// waitRoute returns the current route, waiting up to HoldTimeout for one with backends. The wait ends
-// early when the listener closes.
-func (l *Listener) waitRoute(closed <-chan struct{}) Route {
-	route := l.Route()
-	if len(route.Backends) > 0 || l.HoldTimeout <= 0 {
-		return route
+// waitRoute returns the current route once it has backends and is not stale (the route whose backends
+// just failed), waiting for SetRoute until deadline. At the deadline, or when the listener closes, it
+// returns the current route as it is.
+func (l *Listener) waitRoute(closed <-chan struct{}, deadline time.Time, stale *Route) *Route {
+	ready := func(r *Route) bool { return r != nil && len(r.Backends) > 0 && r != stale }
+	if r := l.route.Load(); ready(r) || !time.Now().Before(deadline) {
+		return r
 	}
 	l.held.Add(1)
 	defer l.held.Add(-1)
-	timer := time.NewTimer(l.HoldTimeout)
+	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	for {
 		l.routeMu.Lock()
-		route = l.Route()
-		if len(route.Backends) > 0 {
+		r := l.route.Load()
+		if ready(r) {
 			l.routeMu.Unlock()
-			return route
+			return r
 		}
 		if l.routeNew == nil {
 			l.routeNew = make(chan struct{})
@@ -107,9 +112,9 @@ func (l *Listener) waitRoute(closed <-chan struct{}) Route {
 		select {
 		case <-changed:
 		case <-timer.C:
-			return l.Route()
+			return l.route.Load()
 		case <-closed:
-			return l.Route()
+			return l.route.Load()
 		}
 	}
 }
@@ -242,18 +247,38 @@ func (l *Listener) serveClient(ctx context.Context, client net.Conn) {
 	}
 	l.atLimit.Store(false)
 
-	route := l.waitRoute(l.closedChan())
-	if len(route.Backends) == 0 {
-		l.refused.Add(1)
-		refuse(client, route.Refusal)
-		return
-	}
-	backend, err := l.dialBackend(ctx, route)
-	if err != nil {
+	// A client is held while there is no route, and also when the route's backends cannot be reached
+	// (a master that just died): it is retried on the next route, within the same hold budget.
+	deadline := time.Now().Add(l.HoldTimeout)
+	var stale *Route
+	var backend dialed
+	for {
+		route := l.waitRoute(l.closedChan(), deadline, stale)
+		if route == nil || len(route.Backends) == 0 {
+			l.refused.Add(1)
+			refusal := "no route yet"
+			if route != nil {
+				refusal = route.Refusal
+			}
+			refuse(client, refusal)
+			return
+		}
+		var err error
+		if backend, err = l.dialBackend(ctx, *route); err == nil {
+			break
+		}
 		l.connErrs.Add(1)
-		l.Log.Warn().Str("event", "backend_connect_failed").Str("listener", l.Name).Err(err).Msg("cannot reach backend")
-		refuse(client, err.Error())
-		return
+		if l.OnBackendFailure != nil {
+			for _, b := range route.Backends {
+				l.OnBackendFailure(b)
+			}
+		}
+		if !time.Now().Before(deadline) || route == stale {
+			l.logConnectFailure(err)
+			refuse(client, err.Error())
+			return
+		}
+		stale = route
 	}
 	s := newSession(client, backend.conn, backend.addr, l)
 	if !l.sessions.add(s) {
@@ -262,6 +287,17 @@ func (l *Listener) serveClient(ctx context.Context, client net.Conn) {
 	}
 	defer l.sessions.remove(s)
 	s.forward(l.IdleTimeout)
+}
+
+// logConnectFailure logs at most one line a second: a dead backend under load must not flood the log.
+func (l *Listener) logConnectFailure(err error) {
+	now := time.Now().UnixNano()
+	last := l.lastLog.Load()
+	if now-last < int64(time.Second) || !l.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	l.Log.Warn().Str("event", "backend_connect_failed").Str("listener", l.Name).Err(err).
+		Uint64("connect_errors_total", l.connErrs.Load()).Msg("cannot reach backend")
 }
 
 type dialed struct {

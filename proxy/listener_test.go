@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -465,5 +466,23 @@ func TestHeldClientsCountAgainstMaxConns(t *testing.T) {
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	if !strings.Contains(line, "max connections (1) reached") {
 		t.Fatalf("second client got %q", line)
+	}
+}
+
+func TestHoldRetriesWhenTheBackendIsDead(t *testing.T) {
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	live := startBackend(t, echo)
+	var failures atomic.Int64
+	l := &Listener{HoldTimeout: 5 * time.Second, OnBackendFailure: func(string) { failures.Add(1) }}
+	addr := startListener(t, l, Route{Backends: []string{deadAddr}})
+	c := dial(t, addr)
+	_, _ = c.Write([]byte("x"))
+	waitFor(t, "the dead backend to be reported", func() bool { return failures.Load() > 0 })
+	l.SetRoute(Route{Backends: []string{live.addr()}})
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'x' {
+		t.Fatalf("held client not forwarded to the new backend: %q %v", buf, err)
 	}
 }
