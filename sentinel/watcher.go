@@ -28,8 +28,8 @@ type View struct {
 	// FailedOver is set when GET-MASTER-ADDR-BY-NAME already names the promoted replica while SENTINEL
 	// MASTER still describes the old master: the leader's view late in a failover (reconf-slaves).
 	FailedOver bool
-	Replicas    []Replica
-	Peers       []string // the other Sentinels this one knows for the master (SENTINEL SENTINELS)
+	Replicas   []Replica
+	Peers      []string // the other Sentinels this one knows for the master (SENTINEL SENTINELS)
 }
 
 // FailoverInProgress reports whether this Sentinel is itself running a failover of the master.
