@@ -288,3 +288,29 @@ func TestDualMasterNeverRouted(t *testing.T) {
 		}
 	}
 }
+
+func TestDiscoversSentinelsMissingFromTheConfig(t *testing.T) {
+	topo := newTopology(t, 1)
+	cfg := testConfig(t, topo, topo.Name)
+	cfg.Sentinel.Addrs = cfg.Sentinel.Addrs[:1] // only one configured
+	p := startProxy(t, cfg)
+	waitRoutedTo(t, p.master, topo.Nodes[0].Addr, 10*time.Second)
+	err := redistest.Eventually(10*time.Second, func() error {
+		for _, s := range topo.Sentinels[1:] {
+			if !strings.Contains(p.logs.String(), `"event":"sentinel_discovered","sentinel":"`+s.Addr+`"`) {
+				return fmt.Errorf("%s not discovered", s.Addr)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With the configured Sentinel gone, the discovered ones still carry the failover to the proxy.
+	topo.Sentinels[0].Kill()
+	newMaster, err := topo.Failover(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRoutedTo(t, p.master, newMaster, 5*time.Second)
+}

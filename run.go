@@ -68,6 +68,19 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, onStarted 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	engine := proxy.Portable
+	if cfg.Proxy.Forwarder != "portable" {
+		fast, err := proxy.NewEngine(cfg.Proxy.EventLoops)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("forwarder: %v", err), 1)
+		}
+		if cfg.Proxy.Forwarder == "epoll" && fast.Name() != "epoll" {
+			return cli.Exit("proxy.forwarder = \"epoll\" is not available on this system; use \"auto\" or \"portable\"", 1)
+		}
+		engine = fast
+	}
+	defer engine.Close() // after every listener has stopped (deferred first, runs last)
+
 	var groups []*group
 	var names []string
 	bound := map[string]net.Listener{}
@@ -88,7 +101,7 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, onStarted 
 	newListener := func(name string) *proxy.Listener {
 		l := &proxy.Listener{Name: name, MaxConns: cfg.Proxy.MaxConns,
 			ConnectTimeout: cfg.Proxy.ConnectTimeout.Duration, IdleTimeout: cfg.Proxy.IdleTimeout.Duration,
-			HoldTimeout: cfg.Proxy.FailoverHold.Duration, Log: log}
+			HoldTimeout: cfg.Proxy.FailoverHold.Duration, Engine: engine, Log: log}
 		l.SetRoute(proxy.Route{Refusal: "starting up: master not verified yet"})
 		return l
 	}
@@ -187,6 +200,7 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, onStarted 
 		onStarted(addrs)
 	}
 	log.Info().Str("event", "proxy_started").Str("version", versionString()).Int("pid", os.Getpid()).
+		Str("forwarder", engine.Name()).
 		Strs("sentinels", cfg.Sentinel.Addrs).Msg("sentinel-proxy started")
 
 	var err error

@@ -63,6 +63,11 @@ type Proxy struct {
 	// FailoverHold is how long a new client of a master port waits, accepted, for a verified master
 	// when there is none (a failover in progress) before it is refused. 0 means refuse at once.
 	FailoverHold Duration `toml:"failover_hold"`
+	// Forwarder selects the data path: "epoll" (Linux event loops), "portable" (two goroutines per
+	// session, any system) or "auto" (epoll where available). Empty means auto.
+	Forwarder string `toml:"forwarder"`
+	// EventLoops is the number of epoll event loops; 0 means GOMAXPROCS (the most it uses).
+	EventLoops int `toml:"event_loops"`
 }
 
 // Master is one Sentinel master group and the ports that front it.
@@ -101,7 +106,7 @@ func Defaults() Config {
 	return Config{
 		Log:   Log{Level: "info", Format: "json"},
 		Check: Check{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3},
-		Proxy: Proxy{MaxConns: 100000, ConnectTimeout: Duration{4 * time.Second}, FailoverHold: Duration{3 * time.Second}},
+		Proxy: Proxy{MaxConns: 100000, ConnectTimeout: Duration{4 * time.Second}, FailoverHold: Duration{3 * time.Second}, Forwarder: "auto"},
 	}
 }
 

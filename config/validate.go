@@ -64,6 +64,14 @@ func (c *Config) Validate() error {
 	if c.Proxy.FailoverHold.Duration < 0 {
 		add("proxy.failover_hold: must be 0 (refuse at once) or positive, got %s", c.Proxy.FailoverHold.Duration)
 	}
+	switch c.Proxy.Forwarder {
+	case "auto", "epoll", "portable":
+	default:
+		add("proxy.forwarder: %q is not one of auto, epoll, portable", c.Proxy.Forwarder)
+	}
+	if c.Proxy.EventLoops < 0 {
+		add("proxy.event_loops: must be 0 (one per CPU) or positive, got %d", c.Proxy.EventLoops)
+	}
 	if c.Proxy.MaxConns < 1 {
 		add("proxy.max_conns: must be at least 1, got %d", c.Proxy.MaxConns)
 	}

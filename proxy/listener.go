@@ -30,8 +30,11 @@ type Listener struct {
 	// OnBackendFailure, if set, is called with each backend of a route none of which could be dialled,
 	// so the owner can check it at once. It must not block.
 	OnBackendFailure func(addr string)
-	// DialContext connects to backends. If nil, a net.Dialer is used. Tests replace it.
+	// DialContext connects to backends in the portable engine. If nil, a net.Dialer is used.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Engine moves the bytes. If nil, the portable engine (two goroutines per session) is used;
+	// NewEngine returns the fastest one for the system (epoll on Linux).
+	Engine Engine
 	Log         zerolog.Logger
 
 	route     atomic.Pointer[Route]
@@ -230,11 +233,10 @@ func isTemporaryAccept(err error) bool {
 		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ECONNABORTED)
 }
 
-// serveClient runs one session: choose a backend, connect, forward both ways until both are done.
+// serveClient admits one client: the connection limit, then a route (held while there is none), then
+// the engine, which owns it from there. release must be called exactly once per admitted client.
 func (l *Listener) serveClient(ctx context.Context, client net.Conn) {
-	defer l.wg.Done()
 	n := l.current.Add(1)
-	defer l.current.Add(-1)
 	l.total.Add(1)
 	if l.MaxConns > 0 && n > int64(l.MaxConns) {
 		l.refused.Add(1)
@@ -243,50 +245,72 @@ func (l *Listener) serveClient(ctx context.Context, client net.Conn) {
 				Msg("connection limit reached; new clients are refused until sessions end")
 		}
 		refuse(client, fmt.Sprintf("max connections (%d) reached on %s", l.MaxConns, l.Name))
+		l.release()
 		return
 	}
 	l.atLimit.Store(false)
+	l.dispatch(ctx, &admission{client: client, deadline: time.Now().Add(l.HoldTimeout)})
+}
 
-	// A client is held while there is no route, and also when the route's backends cannot be reached
-	// (a master that just died): it is retried on the next route, within the same hold budget.
-	deadline := time.Now().Add(l.HoldTimeout)
-	var stale *Route
-	var backend dialed
-	for {
-		route := l.waitRoute(l.closedChan(), deadline, stale)
-		if route == nil || len(route.Backends) == 0 {
-			l.refused.Add(1)
-			refusal := "no route yet"
-			if route != nil {
-				refusal = route.Refusal
-			}
-			refuse(client, refusal)
-			return
+// admission is a client on its way to a backend: held, connecting, or retrying after a failed connect.
+type admission struct {
+	client   net.Conn
+	deadline time.Time // end of the hold budget
+	tried    *Route    // the route whose backends just failed, if any
+}
+
+// dispatch waits for a usable route (holding the client while there is none) and hands the client to
+// the engine, or refuses it when the hold budget is spent.
+func (l *Listener) dispatch(ctx context.Context, a *admission) {
+	route := l.waitRoute(l.closedChan(), a.deadline, a.tried)
+	if route == nil || len(route.Backends) == 0 {
+		l.refused.Add(1)
+		refusal := "no route yet"
+		if route != nil {
+			refusal = route.Refusal
 		}
-		var err error
-		if backend, err = l.dialBackend(ctx, *route); err == nil {
-			break
-		}
-		l.connErrs.Add(1)
-		if l.OnBackendFailure != nil {
-			for _, b := range route.Backends {
-				l.OnBackendFailure(b)
-			}
-		}
-		if !time.Now().Before(deadline) || route == stale {
-			l.logConnectFailure(err)
-			refuse(client, err.Error())
-			return
-		}
-		stale = route
-	}
-	s := newSession(client, backend.conn, backend.addr, l)
-	if !l.sessions.add(s) {
-		s.close() // the listener closed while this session was being set up
+		refuse(a.client, refusal)
+		l.release()
 		return
 	}
-	defer l.sessions.remove(s)
-	s.forward(l.IdleTimeout)
+	if route == a.tried {
+		// The hold ran out with the same failed route: one last try, then refuse.
+		a.deadline = time.Time{}
+	}
+	l.engine().forward(ctx, l, a, route)
+}
+
+// connectFailed is called by an engine when none of route's backends could be reached. The client is
+// held and retried on the next route within its hold budget: a master that just died is replaced in
+// milliseconds, and the client need not see it.
+func (l *Listener) connectFailed(ctx context.Context, a *admission, route *Route, err error) {
+	l.connErrs.Add(1)
+	if l.OnBackendFailure != nil {
+		for _, b := range route.Backends {
+			l.OnBackendFailure(b)
+		}
+	}
+	if !time.Now().Before(a.deadline) {
+		l.logConnectFailure(err)
+		refuse(a.client, err.Error())
+		l.release()
+		return
+	}
+	a.tried = route
+	l.dispatch(ctx, a)
+}
+
+// release ends an admitted client's life in the listener's counters.
+func (l *Listener) release() {
+	l.current.Add(-1)
+	l.wg.Done()
+}
+
+func (l *Listener) engine() Engine {
+	if l.Engine == nil {
+		return portable{}
+	}
+	return l.Engine
 }
 
 // logConnectFailure logs at most one line a second: a dead backend under load must not flood the log.
@@ -298,41 +322,6 @@ func (l *Listener) logConnectFailure(err error) {
 	}
 	l.Log.Warn().Str("event", "backend_connect_failed").Str("listener", l.Name).Err(err).
 		Uint64("connect_errors_total", l.connErrs.Load()).Msg("cannot reach backend")
-}
-
-type dialed struct {
-	conn net.Conn
-	addr string
-}
-
-// dialBackend tries the route's backends in round-robin order, each once, so one dead replica costs a
-// client a retry rather than an error.
-func (l *Listener) dialBackend(ctx context.Context, route Route) (dialed, error) {
-	timeout := l.ConnectTimeout
-	if timeout <= 0 {
-		timeout = 4 * time.Second
-	}
-	dial := l.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
-	}
-	start := l.rr.Add(1)
-	var errs []error
-	for i := range route.Backends {
-		addr := route.Backends[(start+uint64(i))%uint64(len(route.Backends))]
-		dctx, cancel := context.WithTimeout(ctx, timeout)
-		conn, err := dial(dctx, "tcp", addr)
-		cancel()
-		if err == nil {
-			if tc, ok := conn.(*net.TCPConn); ok {
-				_ = tc.SetNoDelay(true)
-				_ = tc.SetKeepAlive(true)
-			}
-			return dialed{conn: conn, addr: addr}, nil
-		}
-		errs = append(errs, fmt.Errorf("backend %s: %w", addr, err))
-	}
-	return dialed{}, errors.Join(errs...)
 }
 
 // refuse tells the client why in a RESP error line, then closes. The write is bounded so a client that

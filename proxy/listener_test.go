@@ -64,13 +64,29 @@ func startBackend(t *testing.T, handle func(net.Conn)) *backend {
 
 func (b *backend) addr() string { return b.ln.Addr().String() }
 
+// echo copies without io.Copy: TCP-to-TCP io.Copy splices through pooled pipes, which would show up in
+// the file descriptor counts of the leak test.
 func echo(c net.Conn) {
 	defer c.Close()
-	_, _ = io.Copy(c, c)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			if err == io.EOF {
+				_ = c.(*net.TCPConn).CloseWrite()
+			}
+			return
+		}
+	}
 }
 
 // startListener serves a Listener on a free loopback port and stops it when the test ends.
-func startListener(t *testing.T, l *Listener, route Route) string {
+func startListener(t *testing.T, eng Engine, l *Listener, route Route) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -80,6 +96,7 @@ func startListener(t *testing.T, l *Listener, route Route) string {
 		l.Name = "test"
 	}
 	l.Log = zerolog.Nop()
+	l.Engine = eng
 	l.SetRoute(route)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -115,10 +132,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestEchoAndLargeTransfer(t *testing.T) {
+func testEchoAndLargeTransfer(t *testing.T, eng Engine) {
 	b := startBackend(t, echo)
 	l := &Listener{}
-	addr := startListener(t, l, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	payload := make([]byte, 8<<20)
 	_, _ = rand.Read(payload)
@@ -137,14 +154,14 @@ func TestEchoAndLargeTransfer(t *testing.T) {
 	waitFor(t, "session end", func() bool { return l.Stats().Current == 0 })
 }
 
-func TestClientHalfCloseStillGetsReply(t *testing.T) {
+func testClientHalfCloseStillGetsReply(t *testing.T, eng Engine) {
 	// The backend reads until EOF, then answers: only a forwarded half-close lets it answer.
 	b := startBackend(t, func(c net.Conn) {
 		defer c.Close()
 		data, _ := io.ReadAll(c)
 		_, _ = c.Write([]byte("got:" + string(data)))
 	})
-	addr := startListener(t, &Listener{}, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, eng, &Listener{}, Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	_, _ = c.Write([]byte("hello"))
 	_ = c.CloseWrite()
@@ -154,7 +171,7 @@ func TestClientHalfCloseStillGetsReply(t *testing.T) {
 	}
 }
 
-func TestBackendHalfCloseStillTakesData(t *testing.T) {
+func testBackendHalfCloseStillTakesData(t *testing.T, eng Engine) {
 	received := make(chan string, 1)
 	b := startBackend(t, func(c net.Conn) {
 		defer c.Close()
@@ -163,7 +180,7 @@ func TestBackendHalfCloseStillTakesData(t *testing.T) {
 		data, _ := io.ReadAll(c)
 		received <- string(data)
 	})
-	addr := startListener(t, &Listener{}, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, eng, &Listener{}, Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	buf := make([]byte, 6)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "banner" {
@@ -184,9 +201,9 @@ func TestBackendHalfCloseStillTakesData(t *testing.T) {
 	}
 }
 
-func TestNoRouteRefusesWithRESPError(t *testing.T) {
+func testNoRouteRefusesWithRESPError(t *testing.T, eng Engine) {
 	l := &Listener{}
-	addr := startListener(t, l, Route{Refusal: `no verified master for "mymaster"`})
+	addr := startListener(t, eng, l, Route{Refusal: `no verified master for "mymaster"`})
 	c := dial(t, addr)
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
@@ -200,13 +217,13 @@ func TestNoRouteRefusesWithRESPError(t *testing.T) {
 	}
 }
 
-func TestBackendRefusedTellsClientAndTriesNext(t *testing.T) {
+func testBackendRefusedTellsClientAndTriesNext(t *testing.T, eng Engine) {
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadAddr := dead.Addr().String()
 	dead.Close()
 
 	l := &Listener{}
-	addr := startListener(t, l, Route{Backends: []string{deadAddr}})
+	addr := startListener(t, eng, l, Route{Backends: []string{deadAddr}})
 	c := dial(t, addr)
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	if !strings.HasPrefix(line, "-ERR sentinel-proxy: backend "+deadAddr) {
@@ -230,7 +247,7 @@ func TestBackendRefusedTellsClientAndTriesNext(t *testing.T) {
 	}
 }
 
-func TestClientResetEndsSession(t *testing.T) {
+func testClientResetEndsSession(t *testing.T, eng Engine) {
 	backendClosed := make(chan struct{})
 	b := startBackend(t, func(c net.Conn) {
 		defer close(backendClosed)
@@ -238,7 +255,7 @@ func TestClientResetEndsSession(t *testing.T) {
 		_, _ = io.Copy(io.Discard, c)
 	})
 	l := &Listener{}
-	addr := startListener(t, l, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	_, _ = c.Write([]byte("x"))
 	waitFor(t, "session", func() bool { return l.Stats().Current == 1 })
@@ -252,14 +269,14 @@ func TestClientResetEndsSession(t *testing.T) {
 	waitFor(t, "session end", func() bool { return l.Stats().Current == 0 })
 }
 
-func TestBackendResetEndsSession(t *testing.T) {
+func testBackendResetEndsSession(t *testing.T, eng Engine) {
 	b := startBackend(t, func(c net.Conn) {
 		buf := make([]byte, 1)
 		_, _ = c.Read(buf)
 		_ = c.(*net.TCPConn).SetLinger(0)
 		c.Close()
 	})
-	addr := startListener(t, &Listener{}, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, eng, &Listener{}, Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	_, _ = c.Write([]byte("x"))
 	buf := make([]byte, 10)
@@ -268,11 +285,11 @@ func TestBackendResetEndsSession(t *testing.T) {
 	}
 }
 
-func TestCloseSessionsToBackend(t *testing.T) {
+func testCloseSessionsToBackend(t *testing.T, eng Engine) {
 	b1 := startBackend(t, echo)
 	b2 := startBackend(t, echo)
 	l := &Listener{}
-	addr := startListener(t, l, Route{Backends: []string{b1.addr()}})
+	addr := startListener(t, eng, l, Route{Backends: []string{b1.addr()}})
 	var old []*net.TCPConn
 	for i := 0; i < 5; i++ {
 		c := dial(t, addr)
@@ -313,10 +330,10 @@ func isTimeout(err error) bool {
 	return ok && ne.Timeout()
 }
 
-func TestIdleTimeout(t *testing.T) {
+func testIdleTimeout(t *testing.T, eng Engine) {
 	b := startBackend(t, echo)
 	l := &Listener{IdleTimeout: 150 * time.Millisecond}
-	addr := startListener(t, l, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	// Traffic every 50ms keeps the session alive well past the timeout.
 	buf := make([]byte, 1)
@@ -337,7 +354,7 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
-func TestIdleTimeoutCountsEitherDirection(t *testing.T) {
+func testIdleTimeoutCountsEitherDirection(t *testing.T, eng Engine) {
 	// A subscriber only receives: traffic from the backend alone keeps it alive.
 	b := startBackend(t, func(c net.Conn) {
 		defer c.Close()
@@ -348,7 +365,7 @@ func TestIdleTimeoutCountsEitherDirection(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
-	addr := startListener(t, &Listener{IdleTimeout: 150 * time.Millisecond}, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, eng, &Listener{IdleTimeout: 150 * time.Millisecond}, Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	got, _ := io.ReadAll(c)
 	if string(got) != "mmmmmmmm" {
@@ -356,10 +373,10 @@ func TestIdleTimeoutCountsEitherDirection(t *testing.T) {
 	}
 }
 
-func TestMaxConns(t *testing.T) {
+func testMaxConns(t *testing.T, eng Engine) {
 	b := startBackend(t, echo)
 	l := &Listener{MaxConns: 2}
-	addr := startListener(t, l, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
 	buf := make([]byte, 1)
 	for i := 0; i < 2; i++ {
 		c := dial(t, addr)
@@ -375,14 +392,14 @@ func TestMaxConns(t *testing.T) {
 	}
 }
 
-func TestRoundRobin(t *testing.T) {
+func testRoundRobin(t *testing.T, eng Engine) {
 	var addrs []string
 	for i := 0; i < 3; i++ {
 		name := string(rune('a' + i))
 		b := startBackend(t, func(c net.Conn) { _, _ = c.Write([]byte(name)); c.Close() })
 		addrs = append(addrs, b.addr())
 	}
-	addr := startListener(t, &Listener{}, Route{Backends: addrs})
+	addr := startListener(t, eng, &Listener{}, Route{Backends: addrs})
 	seen := map[string]int{}
 	for i := 0; i < 9; i++ {
 		c := dial(t, addr)
@@ -395,10 +412,10 @@ func TestRoundRobin(t *testing.T) {
 }
 
 // TestNoFDLeak runs many sessions of every kind and checks the process's open files come back.
-func TestNoFDLeak(t *testing.T) {
+func testNoFDLeak(t *testing.T, eng Engine) {
 	b := startBackend(t, echo)
 	l := &Listener{}
-	addr := startListener(t, l, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
 	before := openFDs(t)
 	for i := 0; i < 200; i++ {
 		c, err := net.Dial("tcp", addr)
@@ -425,10 +442,10 @@ func openFDs(t *testing.T) int {
 	return len(entries)
 }
 
-func TestHoldForwardsWhenARouteAppears(t *testing.T) {
+func testHoldForwardsWhenARouteAppears(t *testing.T, eng Engine) {
 	b := startBackend(t, echo)
 	l := &Listener{HoldTimeout: 5 * time.Second}
-	addr := startListener(t, l, Route{Refusal: "failover in progress"})
+	addr := startListener(t, eng, l, Route{Refusal: "failover in progress"})
 	c := dial(t, addr)
 	// The client writes at once; the bytes wait in the socket until the route exists.
 	_, _ = c.Write([]byte("PING"))
@@ -443,9 +460,9 @@ func TestHoldForwardsWhenARouteAppears(t *testing.T) {
 	}
 }
 
-func TestHoldExpiresWithRefusal(t *testing.T) {
+func testHoldExpiresWithRefusal(t *testing.T, eng Engine) {
 	l := &Listener{HoldTimeout: 200 * time.Millisecond}
-	addr := startListener(t, l, Route{Refusal: "no verified master"})
+	addr := startListener(t, eng, l, Route{Refusal: "no verified master"})
 	start := time.Now()
 	c := dial(t, addr)
 	line, _ := bufio.NewReader(c).ReadString('\n')
@@ -457,9 +474,9 @@ func TestHoldExpiresWithRefusal(t *testing.T) {
 	}
 }
 
-func TestHeldClientsCountAgainstMaxConns(t *testing.T) {
+func testHeldClientsCountAgainstMaxConns(t *testing.T, eng Engine) {
 	l := &Listener{HoldTimeout: 5 * time.Second, MaxConns: 1}
-	addr := startListener(t, l, Route{Refusal: "failover"})
+	addr := startListener(t, eng, l, Route{Refusal: "failover"})
 	dial(t, addr)
 	waitFor(t, "first client held", func() bool { return l.Stats().Held == 1 })
 	c := dial(t, addr)
@@ -469,14 +486,14 @@ func TestHeldClientsCountAgainstMaxConns(t *testing.T) {
 	}
 }
 
-func TestHoldRetriesWhenTheBackendIsDead(t *testing.T) {
+func testHoldRetriesWhenTheBackendIsDead(t *testing.T, eng Engine) {
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadAddr := dead.Addr().String()
 	dead.Close()
 	live := startBackend(t, echo)
 	var failures atomic.Int64
 	l := &Listener{HoldTimeout: 5 * time.Second, OnBackendFailure: func(string) { failures.Add(1) }}
-	addr := startListener(t, l, Route{Backends: []string{deadAddr}})
+	addr := startListener(t, eng, l, Route{Backends: []string{deadAddr}})
 	c := dial(t, addr)
 	_, _ = c.Write([]byte("x"))
 	waitFor(t, "the dead backend to be reported", func() bool { return failures.Load() > 0 })
@@ -484,5 +501,175 @@ func TestHoldRetriesWhenTheBackendIsDead(t *testing.T) {
 	buf := make([]byte, 1)
 	if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'x' {
 		t.Fatalf("held client not forwarded to the new backend: %q %v", buf, err)
+	}
+}
+
+// TestConformance runs every forwarding behaviour against each engine: they must be interchangeable.
+func TestConformance(t *testing.T) {
+	cases := []struct {
+		name string
+		fn   func(*testing.T, Engine)
+	}{
+		{"EchoAndLargeTransfer", testEchoAndLargeTransfer},
+		{"ClientHalfCloseStillGetsReply", testClientHalfCloseStillGetsReply},
+		{"BackendHalfCloseStillTakesData", testBackendHalfCloseStillTakesData},
+		{"NoRouteRefusesWithRESPError", testNoRouteRefusesWithRESPError},
+		{"BackendRefusedTellsClientAndTriesNext", testBackendRefusedTellsClientAndTriesNext},
+		{"ClientResetEndsSession", testClientResetEndsSession},
+		{"BackendResetEndsSession", testBackendResetEndsSession},
+		{"CloseSessionsToBackend", testCloseSessionsToBackend},
+		{"IdleTimeout", testIdleTimeout},
+		{"IdleTimeoutCountsEitherDirection", testIdleTimeoutCountsEitherDirection},
+		{"MaxConns", testMaxConns},
+		{"RoundRobin", testRoundRobin},
+		{"NoFDLeak", testNoFDLeak},
+		{"HoldForwardsWhenARouteAppears", testHoldForwardsWhenARouteAppears},
+		{"HoldExpiresWithRefusal", testHoldExpiresWithRefusal},
+		{"HeldClientsCountAgainstMaxConns", testHeldClientsCountAgainstMaxConns},
+		{"HoldRetriesWhenTheBackendIsDead", testHoldRetriesWhenTheBackendIsDead},
+		{"Backpressure", testBackpressure},
+		{"SteadyStateAllocations", testSteadyStateAllocations},
+	}
+	for _, kind := range []string{"portable", "fast"} {
+		t.Run(kind, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					eng := Portable
+					if kind == "fast" {
+						var err error
+						if eng, err = NewEngine(2); err != nil {
+							t.Fatal(err)
+						}
+						// Registered first, so it runs after the listener has stopped.
+						t.Cleanup(eng.Close)
+					}
+					c.fn(t, eng)
+				})
+			}
+		})
+	}
+}
+
+// testBackpressure: a client that stops reading must stop the backend, not make the proxy buffer.
+func testBackpressure(t *testing.T, eng Engine) {
+	const offered = 256 << 20
+	wrote := make(chan int64, 1)
+	b := startBackend(t, func(c net.Conn) {
+		defer c.Close()
+		one := make([]byte, 1)
+		if _, err := io.ReadFull(c, one); err != nil { // the client's byte: closing with it unread would reset
+			return
+		}
+		chunk := make([]byte, 64<<10)
+		var n int64
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		for n < offered {
+			m, err := c.Write(chunk)
+			n += int64(m)
+			if err != nil {
+				break
+			}
+		}
+		wrote <- n
+		_ = c.(*net.TCPConn).CloseWrite()
+		_, _ = io.Copy(io.Discard, c)
+	})
+	l := &Listener{}
+	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
+	c := dial(t, addr)
+	_, _ = c.Write([]byte("x")) // make sure the session is set up
+	var n int64
+	select {
+	case n = <-wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("backend never blocked")
+	}
+	// Socket buffers on both connections take some megabytes; the proxy itself at most a buffer.
+	if n >= offered || n > 64<<20 {
+		t.Fatalf("backend wrote %d MiB to a client that reads nothing", n>>20)
+	}
+	// Everything the backend wrote arrives, nothing more, nothing less.
+	_ = c.CloseWrite()
+	got, err := io.Copy(io.Discard, c)
+	if err != nil || got != n {
+		t.Fatalf("client read %d bytes, backend wrote %d (%v)", got, n, err)
+	}
+	if in := l.Stats().BytesOut; in != uint64(n) {
+		t.Errorf("bytes out %d, want %d", in, n)
+	}
+}
+
+// testSteadyStateAllocations: forwarding a message allocates nothing once a session runs.
+func testSteadyStateAllocations(t *testing.T, eng Engine) {
+	b := startBackend(t, echo)
+	addr := startListener(t, eng, &Listener{}, Route{Backends: []string{b.addr()}})
+	c := dial(t, addr)
+	msg := []byte("*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n")
+	buf := make([]byte, len(msg))
+	roundTrip := func() {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 200; i++ {
+		roundTrip()
+	}
+	allocs := testing.AllocsPerRun(2000, roundTrip)
+	// The test's own client and echo backend allocate nothing per message either; a fraction allows for
+	// the runtime's background work.
+	if allocs > 0.5 {
+		t.Fatalf("%.2f allocations per forwarded round trip, want 0", allocs)
+	}
+}
+
+// BenchmarkForward measures one request/response round trip through each engine (run with -benchmem).
+func BenchmarkForward(b *testing.B) {
+	for _, kind := range []string{"portable", "fast"} {
+		b.Run(kind, func(b *testing.B) {
+			eng := Portable
+			if kind == "fast" {
+				var err error
+				if eng, err = NewEngine(2); err != nil {
+					b.Fatal(err)
+				}
+				defer eng.Close()
+			}
+			ln, _ := net.Listen("tcp", "127.0.0.1:0")
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go echo(c)
+				}
+			}()
+			l := &Listener{Engine: eng, Log: zerolog.Nop()}
+			l.SetRoute(Route{Backends: []string{ln.Addr().String()}})
+			pl, _ := net.Listen("tcp", "127.0.0.1:0")
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { _ = l.Serve(ctx, pl); close(done) }()
+			defer func() { cancel(); <-done }()
+			c, err := net.Dial("tcp", pl.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			msg := []byte("*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n")
+			buf := make([]byte, len(msg))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_, _ = c.Write(msg)
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -26,6 +26,9 @@ func newSession(client, backend net.Conn, addr string, l *Listener) *session {
 	return s
 }
 
+func (s *session) target() string { return s.backendAddr }
+func (s *session) kill()          { s.close() }
+
 // close ends the session at once, both ways; the forwarding goroutines then return.
 func (s *session) close() {
 	s.closeOnce.Do(func() {
@@ -108,52 +111,60 @@ type BackendStats struct {
 	BytesOut uint64
 }
 
+// tracked is a live session as the registry sees it, whichever engine runs it.
+type tracked interface {
+	target() string // the backend address
+	kill()          // close at once, from any goroutine
+}
+
 // registry tracks live sessions by backend, so all sessions to one backend can be closed at once.
 type registry struct {
 	mu       sync.Mutex
 	closed   bool
-	byAddr   map[string]map[*session]struct{}
+	byAddr   map[string]map[tracked]struct{}
 	counters map[string]*backendCounters
 }
 
-// add registers s; it returns false when the registry is closed (the listener is shutting down).
-func (r *registry) add(s *session) bool {
+// add registers t and returns its backend's counters; nil when the registry is closed (the listener
+// is shutting down).
+func (r *registry) add(t tracked) *backendCounters {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return false
+		return nil
 	}
 	if r.byAddr == nil {
-		r.byAddr = map[string]map[*session]struct{}{}
+		r.byAddr = map[string]map[tracked]struct{}{}
 		r.counters = map[string]*backendCounters{}
 	}
-	set := r.byAddr[s.backendAddr]
+	addr := t.target()
+	set := r.byAddr[addr]
 	if set == nil {
-		set = map[*session]struct{}{}
-		r.byAddr[s.backendAddr] = set
+		set = map[tracked]struct{}{}
+		r.byAddr[addr] = set
 	}
-	set[s] = struct{}{}
-	c := r.counters[s.backendAddr]
+	set[t] = struct{}{}
+	c := r.counters[addr]
 	if c == nil {
 		c = &backendCounters{}
-		r.counters[s.backendAddr] = c
+		r.counters[addr] = c
 	}
-	s.stats = c
 	c.current.Add(1)
 	c.total.Add(1)
-	return true
+	return c
 }
 
-func (r *registry) remove(s *session) {
+func (r *registry) remove(t tracked) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if set := r.byAddr[s.backendAddr]; set != nil {
-		if _, ok := set[s]; ok {
-			delete(set, s)
-			s.stats.current.Add(-1)
+	addr := t.target()
+	if set := r.byAddr[addr]; set != nil {
+		if _, ok := set[t]; ok {
+			delete(set, t)
+			r.counters[addr].current.Add(-1)
 		}
 		if len(set) == 0 {
-			delete(r.byAddr, s.backendAddr)
+			delete(r.byAddr, addr)
 		}
 	}
 }
@@ -162,13 +173,13 @@ func (r *registry) remove(s *session) {
 // outside it, so a slow close never blocks new sessions.
 func (r *registry) closeBackend(addr string) int {
 	r.mu.Lock()
-	victims := make([]*session, 0, len(r.byAddr[addr]))
-	for s := range r.byAddr[addr] {
-		victims = append(victims, s)
+	victims := make([]tracked, 0, len(r.byAddr[addr]))
+	for t := range r.byAddr[addr] {
+		victims = append(victims, t)
 	}
 	r.mu.Unlock()
-	for _, s := range victims {
-		s.close()
+	for _, t := range victims {
+		t.kill()
 	}
 	return len(victims)
 }
@@ -177,15 +188,15 @@ func (r *registry) closeBackend(addr string) int {
 func (r *registry) closeAll() {
 	r.mu.Lock()
 	r.closed = true
-	var victims []*session
+	var victims []tracked
 	for _, set := range r.byAddr {
-		for s := range set {
-			victims = append(victims, s)
+		for t := range set {
+			victims = append(victims, t)
 		}
 	}
 	r.mu.Unlock()
-	for _, s := range victims {
-		s.close()
+	for _, t := range victims {
+		t.kill()
 	}
 }
 

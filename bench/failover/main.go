@@ -1,0 +1,362 @@
+// Command failover runs failover scenarios through sentinel-proxy and through HAProxy with the seed's
+// tcp-check configuration, side by side on the same kind of topology, and prints one table: acknowledged
+// writes, lost acknowledged writes, the longest gap between acknowledged writes, and how long after the
+// first +switch-master (and after the leader's +failover-state-wait-promotion) the new master
+// acknowledged its first write. See docs/failover.md.
+//
+//	go run ./bench/failover -proxy bin/sentinel-proxy -haproxy haproxy -runs 5
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+)
+
+const password = "mypassword"
+
+type target struct {
+	name  string
+	start func(topo *redistest.Topology, dir string) (masterAddr string, stop func(), err error)
+}
+
+type scenario struct {
+	name       string
+	appendOnly bool
+	act        func(topo *redistest.Topology, events *redistest.EventLog) (newMaster string, err error)
+}
+
+type result struct {
+	acked, errors, lost    int
+	gap                    time.Duration
+	afterSwitch, afterProm time.Duration
+	haveSwitch, haveProm   bool
+}
+
+func main() {
+	proxyBin := flag.String("proxy", "bin/sentinel-proxy", "sentinel-proxy binary")
+	haproxyBin := flag.String("haproxy", "haproxy", "haproxy binary")
+	runs := flag.Int("runs", 5, "runs of each scenario on each target, alternating")
+	only := flag.String("scenarios", "kill,pause,manual,restart", "comma-separated scenarios")
+	pause := flag.Duration("pause", 4*time.Second, "how long the pause scenario stops the master")
+	downAfter := flag.Duration("down-after", time.Second, "Sentinel down-after-milliseconds")
+	flag.Parse()
+
+	targets := []target{
+		{"sentinel-proxy", func(topo *redistest.Topology, dir string) (string, func(), error) {
+			return startSentinelProxy(*proxyBin, topo, dir)
+		}},
+		{"haproxy (seed)", func(topo *redistest.Topology, dir string) (string, func(), error) {
+			return startHAProxy(*haproxyBin, topo, dir)
+		}},
+	}
+	all := scenarios(*pause)
+	var chosen []scenario
+	for _, name := range strings.Split(*only, ",") {
+		for _, s := range all {
+			if s.name == name {
+				chosen = append(chosen, s)
+			}
+		}
+	}
+	fmt.Printf("# failover benchmark: %d runs, Sentinel down-after %s, pause %s, 4 writers with 10s timeouts\n",
+		*runs, *downAfter, *pause)
+	results := map[string][]result{}
+	for _, sc := range chosen {
+		for run := 0; run < *runs; run++ {
+			order := []target{targets[0], targets[1]}
+			if run%2 == 1 {
+				order = []target{targets[1], targets[0]}
+			}
+			for _, tg := range order {
+				r, err := runOnce(tg, sc, *downAfter)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "%s on %s, run %d: %v\n", sc.name, tg.name, run+1, err)
+					continue
+				}
+				key := sc.name + "|" + tg.name
+				results[key] = append(results[key], r)
+				fmt.Printf("%-8s %-15s run %d: acked=%d errors=%d lost=%d longest_gap=%s switch->first_write=%s promotion->first_write=%s\n",
+					sc.name, tg.name, run+1, r.acked, r.errors, r.lost, r.gap.Round(time.Millisecond),
+					fmtDur(r.afterSwitch, r.haveSwitch), fmtDur(r.afterProm, r.haveProm))
+			}
+		}
+	}
+	fmt.Println()
+	fmt.Println("| scenario | path | acked writes (median) | lost acked writes (median / max) | longest write gap (median) | first write on new master after first `+switch-master` (median / max) | after `+failover-state-wait-promotion` (median) |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, sc := range chosen {
+		for _, tg := range targets {
+			rs := results[sc.name+"|"+tg.name]
+			if len(rs) == 0 {
+				continue
+			}
+			var acked, lost, gaps, sw, pr []float64
+			maxLost, maxSw := 0, time.Duration(-1<<63)
+			for _, r := range rs {
+				acked = append(acked, float64(r.acked))
+				lost = append(lost, float64(r.lost))
+				gaps = append(gaps, float64(r.gap))
+				maxLost = max(maxLost, r.lost)
+				if r.haveSwitch {
+					sw = append(sw, float64(r.afterSwitch))
+					maxSw = max(maxSw, r.afterSwitch)
+				}
+				if r.haveProm {
+					pr = append(pr, float64(r.afterProm))
+				}
+			}
+			fmt.Printf("| %s | %s | %.0f | %.0f / %d | %s | %s / %s | %s |\n", sc.name, tg.name, median(acked), median(lost), maxLost,
+				time.Duration(median(gaps)).Round(time.Millisecond), fmtDur(time.Duration(median(sw)), len(sw) > 0),
+				fmtDur(maxSw, len(sw) > 0), fmtDur(time.Duration(median(pr)), len(pr) > 0))
+		}
+	}
+}
+
+func fmtDur(d time.Duration, ok bool) string {
+	if !ok {
+		return "-"
+	}
+	return d.Round(100 * time.Microsecond).String()
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	if len(xs)%2 == 1 {
+		return xs[len(xs)/2]
+	}
+	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
+}
+
+func runOnce(tg target, sc scenario, downAfter time.Duration) (result, error) {
+	dir, err := os.MkdirTemp("", "bench-failover-")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	topo, err := redistest.Start(redistest.Options{Replicas: 2, Sentinels: 3, Password: password, Dir: dir,
+		DownAfter: downAfter, FailoverTimeout: 5 * time.Second, AppendOnly: sc.appendOnly})
+	if err != nil {
+		return result{}, err
+	}
+	defer topo.Close()
+	masterPort, stop, err := tg.start(topo, dir)
+	if err != nil {
+		return result{}, err
+	}
+	defer stop()
+	if err := waitServedBy(masterPort, topo.Nodes[0].Addr, 20*time.Second); err != nil {
+		return result{}, fmt.Errorf("%s never routed to the master: %w", tg.name, err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := redistest.RecordEvents(ctx, topo.SentinelAddrs())
+	if err != nil {
+		return result{}, err
+	}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	done := make(chan *redistest.LoadResult, 1)
+	go func() {
+		done <- (&redistest.WriteLoad{Addr: masterPort, Password: password, Writers: 4, Timeout: 10 * time.Second}).Run(loadCtx)
+	}()
+	time.Sleep(time.Second)
+	start := time.Now()
+	newMaster, err := sc.act(topo, events)
+	if err != nil {
+		stopLoad()
+		<-done
+		return result{}, err
+	}
+	// New clients must reach the new master through the proxy, however long the proxy takes.
+	if err := waitServedBy(masterPort, newMaster, 60*time.Second); err != nil {
+		stopLoad()
+		<-done
+		return result{}, fmt.Errorf("%s never routed to the new master: %w", tg.name, err)
+	}
+	time.Sleep(time.Second)
+	stopLoad()
+	res := <-done
+
+	r := result{acked: len(res.Acks), errors: res.Errors}
+	lost, err := res.Lost(newMaster, password)
+	if err != nil {
+		return r, err
+	}
+	r.lost = len(lost)
+	r.gap, _ = res.LongestGap()
+	if first, ok := res.FirstAckBy(newMaster, start); ok {
+		if sw, ok := events.First("+switch-master", start); ok {
+			r.afterSwitch, r.haveSwitch = first.At.Sub(sw.At), true
+		}
+		if pr, ok := events.First("+failover-state-wait-promotion", start); ok {
+			r.afterProm, r.haveProm = first.At.Sub(pr.At), true
+		}
+	}
+	return r, nil
+}
+
+func scenarios(pause time.Duration) []scenario {
+	waitOldConverted := func(topo *redistest.Topology, addr string) error {
+		return redistest.Eventually(60*time.Second, func() error {
+			role, err := topo.Role(addr)
+			if err != nil || role != "slave" {
+				return fmt.Errorf("old master %s role %q, %v", addr, role, err)
+			}
+			return nil
+		})
+	}
+	return []scenario{
+		{name: "kill", act: func(topo *redistest.Topology, _ *redistest.EventLog) (string, error) {
+			old := topo.Nodes[0].Addr
+			topo.Nodes[0].Kill()
+			return topo.WaitNewMaster(old, 60*time.Second)
+		}},
+		{name: "pause", act: func(topo *redistest.Topology, _ *redistest.EventLog) (string, error) {
+			old := topo.Nodes[0]
+			if err := old.Pause(); err != nil {
+				return "", err
+			}
+			time.Sleep(pause)
+			if err := old.Resume(); err != nil {
+				return "", err
+			}
+			m, err := topo.WaitNewMaster(old.Addr, 60*time.Second)
+			if err != nil {
+				return "", err
+			}
+			return m, waitOldConverted(topo, old.Addr)
+		}},
+		{name: "manual", act: func(topo *redistest.Topology, _ *redistest.EventLog) (string, error) {
+			m, err := topo.Failover(60 * time.Second)
+			if err != nil {
+				return "", err
+			}
+			return m, waitOldConverted(topo, topo.Nodes[0].Addr)
+		}},
+		{name: "restart", appendOnly: true, act: func(topo *redistest.Topology, _ *redistest.EventLog) (string, error) {
+			old := topo.Nodes[0]
+			old.Kill()
+			m, err := topo.WaitNewMaster(old.Addr, 60*time.Second)
+			if err != nil {
+				return "", err
+			}
+			if err := old.Start(); err != nil {
+				return "", err
+			}
+			return m, waitOldConverted(topo, old.Addr)
+		}},
+	}
+}
+
+func waitServedBy(addr, node string, timeout time.Duration) error {
+	return redistest.Eventually(timeout, func() error {
+		r, err := redistest.Do(addr, password, "CONFIG", "GET", "port")
+		if err != nil {
+			return err
+		}
+		if got := "127.0.0.1:" + strings.TrimPrefix(r, "port\n"); got != node {
+			return fmt.Errorf("served by %s", got)
+		}
+		return nil
+	})
+}
+
+func startSentinelProxy(bin string, topo *redistest.Topology, dir string) (string, func(), error) {
+	port, err := redistest.FreePort()
+	if err != nil {
+		return "", nil, err
+	}
+	quoted := make([]string, len(topo.Sentinels))
+	for i, s := range topo.Sentinels {
+		quoted[i] = fmt.Sprintf("%q", s.Addr)
+	}
+	conf := filepath.Join(dir, "sentinel-proxy.toml")
+	err = os.WriteFile(conf, []byte(fmt.Sprintf(`[log]
+level = "info"
+[sentinel]
+addrs = [%s]
+[redis]
+password = %q
+[[masters]]
+name = %q
+master_listen = "127.0.0.1:%d"
+`, strings.Join(quoted, ", "), password, topo.Name, port)), 0o600)
+	if err != nil {
+		return "", nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, "sentinel-proxy.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "run", "-c", conf)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port), func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() }, nil
+}
+
+// startHAProxy runs HAProxy with the seed's master backend: tcp-check AUTH, PING, INFO replication,
+// expect role:master and repl_backlog_active:1, `check inter 1s`, and the seed's timeouts.
+func startHAProxy(bin string, topo *redistest.Topology, dir string) (string, func(), error) {
+	port, err := redistest.FreePort()
+	if err != nil {
+		return "", nil, err
+	}
+	var servers strings.Builder
+	for i, n := range topo.Nodes {
+		fmt.Fprintf(&servers, "    server R%d %s check inter 1s\n", i+1, n.Addr)
+	}
+	// Two seed settings cannot be used as written on this HAProxy (2.6) and machine: `maxconn 1000000`
+	// needs more file descriptors than a process may hold here (20,000), and `timeout tunnel 365d`
+	// overflows HAProxy's timer (at most ~24.8 days). Both are lowered; neither matters in a failover.
+	cfg := fmt.Sprintf(`global
+    maxconn 8000
+defaults REDIS
+    mode tcp
+    timeout connect 4s
+    timeout server 15s
+    timeout client 15s
+    timeout tunnel 24d
+frontend ft_redis_master
+    bind 127.0.0.1:%d name redis
+    default_backend bk_redis_master
+backend bk_redis_master
+    option tcp-check
+    tcp-check send AUTH\ %s\r\n
+    tcp-check expect string +OK
+    tcp-check send PING\r\n
+    tcp-check expect string +PONG
+    tcp-check send info\ replication\r\n
+    tcp-check expect string role:master
+    tcp-check expect string repl_backlog_active:1
+    tcp-check send QUIT\r\n
+    tcp-check expect string +OK
+%s`, port, password, servers.String())
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return "", nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, "haproxy.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "-db", "-f", path)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start haproxy (apt-get install haproxy): %w", err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port), func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() }, nil
+}

@@ -1,0 +1,698 @@
+//go:build linux
+
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// NewEngine returns the epoll engine with the given number of event loops (at most GOMAXPROCS; zero
+// or less means GOMAXPROCS). Call Close when every listener using it has stopped.
+func NewEngine(loops int) (Engine, error) {
+	if max := runtime.GOMAXPROCS(0); loops <= 0 || loops > max {
+		loops = max
+	}
+	e := &Epoll{}
+	for i := 0; i < loops; i++ {
+		lp, err := newLoop()
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("epoll engine: %w", err)
+		}
+		e.loops = append(e.loops, lp)
+		e.wg.Add(1)
+		go func() { defer e.wg.Done(); lp.run() }()
+	}
+	return e, nil
+}
+
+// Epoll is the Linux engine: a few event loops, each owning an epoll instance, with both legs of a
+// session in the same loop. Sockets are edge-triggered; bytes are read into the loop's buffer and
+// written straight to the peer; a short write keeps only the remainder and pauses the source until
+// the peer drains, so a slow reader never makes the proxy buffer without bound.
+type Epoll struct {
+	loops []*loop
+	next  atomic.Uint64
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+// Name implements Engine.
+func (e *Epoll) Name() string { return "epoll" }
+
+// Close stops the loops; sessions still open are closed.
+func (e *Epoll) Close() {
+	e.once.Do(func() {
+		for _, lp := range e.loops {
+			lp.post(command{kind: cmdStop})
+		}
+		e.wg.Wait()
+	})
+}
+
+func (e *Epoll) forward(ctx context.Context, l *Listener, a *admission, route *Route) {
+	fd, err := detach(a.client)
+	if err != nil {
+		// Out of file descriptors, most likely: the portable engine may still manage.
+		Portable.forward(ctx, l, a, route)
+		return
+	}
+	lp := e.loops[e.next.Add(1)%uint64(len(e.loops))]
+	lp.post(command{kind: cmdConnect, conn: &pendingConn{ctx: ctx, l: l, a: a, route: route, fd: fd}})
+}
+
+// detach takes the socket out of Go's netpoller: it duplicates the descriptor for the loop and closes
+// the net.Conn (which removes the original from Go's epoll).
+func detach(c net.Conn) (int, error) {
+	sc, ok := c.(syscallConner)
+	if !ok {
+		return -1, errors.New("not a socket")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var dupErr error
+	if err := raw.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, dupErr
+	}
+	c.Close()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+type syscallConner interface {
+	SyscallConn() (syscall.RawConn, error)
+}
+
+// reattach turns a loop-owned descriptor back into a net.Conn, for the rare paths that leave the
+// loop (a failed connect that is retried or refused).
+func reattach(fd int) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), "client")
+	defer f.Close()
+	return net.FileConn(f)
+}
+
+const (
+	cmdConnect = iota
+	cmdClose
+	cmdStop
+)
+
+type command struct {
+	kind int
+	conn *pendingConn
+	sess *esession
+}
+
+// pendingConn is a client handed to a loop, not yet connected to a backend.
+type pendingConn struct {
+	ctx   context.Context
+	l     *Listener
+	a     *admission
+	route *Route
+	fd    int
+}
+
+// leg is one socket of a session.
+type leg struct {
+	fd      int
+	sess    *esession
+	peer    *leg
+	pending *[]byte // bytes read from peer that this socket did not take yet
+	off     int     // start of the unwritten part of pending
+	end     int     // end of it
+	paused  bool    // not reading this socket: its peer has pending bytes
+	eof     bool    // read EOF from this socket
+	shut    bool    // shutdown(SHUT_WR) done on this socket
+	shutReq bool    // shutdown wanted once pending is flushed
+	// counters this leg's reads add to: bytes in for the client leg, bytes out for the backend leg.
+	total, perBackend *atomic.Uint64
+}
+
+// esession is a session owned by a loop.
+type esession struct {
+	lp          *loop
+	l           *Listener
+	p           *pendingConn // while connecting
+	client      leg
+	backend     leg
+	backendAddr string
+	attempt     int // backends tried in this connect
+	start       uint64
+	connecting  bool
+	closed      bool
+	registered  bool
+	connectBy   time.Time
+	lastActive  time.Time
+	stats       *backendCounters
+	// timer wheel links
+	wNext, wPrev *esession
+	wSlot        int
+	wRounds      int
+}
+
+func (s *esession) target() string { return s.backendAddr }
+
+// kill closes the session from any goroutine: the loop does it.
+func (s *esession) kill() { s.lp.post(command{kind: cmdClose, sess: s}) }
+
+type loop struct {
+	epfd    int
+	evfd    int
+	mu      sync.Mutex
+	stopped bool // under mu: evfd is closed, post must not write to it
+	queue   []command
+	spare  []command
+	legs   []*leg // by fd
+	buf    []byte
+	events []unix.EpollEvent
+	now    time.Time
+	wheel  wheel
+	live   map[*esession]struct{}
+}
+
+func newLoop() (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, err
+	}
+	lp := &loop{epfd: epfd, evfd: evfd, buf: make([]byte, 64<<10), events: make([]unix.EpollEvent, 256),
+		live: map[*esession]struct{}{}}
+	lp.wheel.init(wheelTick)
+	return lp, nil
+}
+
+// post queues a command and wakes the loop.
+func (lp *loop) post(c command) {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	if lp.stopped {
+		return
+	}
+	lp.queue = append(lp.queue, c)
+	one := [8]byte{1}
+	_, _ = unix.Write(lp.evfd, one[:])
+}
+
+func (lp *loop) run() {
+	defer func() {
+		for s := range lp.live {
+			lp.closeSession(s)
+		}
+		lp.mu.Lock()
+		lp.stopped = true
+		unix.Close(lp.evfd)
+		lp.mu.Unlock()
+		unix.Close(lp.epfd)
+	}()
+	for {
+		timeout := -1
+		if !lp.wheel.empty() {
+			timeout = int(wheelTick / time.Millisecond)
+		}
+		n, err := unix.EpollWait(lp.epfd, lp.events, timeout)
+		if err != nil && err != unix.EINTR {
+			return
+		}
+		lp.now = time.Now()
+		for i := 0; i < n; i++ {
+			ev := &lp.events[i]
+			fd := int(ev.Fd)
+			if fd == lp.evfd {
+				var drain [8]byte
+				_, _ = unix.Read(lp.evfd, drain[:])
+				if !lp.runCommands() {
+					return
+				}
+				continue
+			}
+			if fd < len(lp.legs) && lp.legs[fd] != nil {
+				lp.handle(lp.legs[fd], ev.Events)
+			}
+		}
+		lp.wheel.advance(lp.now, lp.expire)
+	}
+}
+
+// runCommands runs queued commands; false means stop.
+func (lp *loop) runCommands() bool {
+	lp.mu.Lock()
+	cmds := lp.queue
+	lp.queue = lp.spare[:0]
+	lp.mu.Unlock()
+	for _, c := range cmds {
+		switch c.kind {
+		case cmdConnect:
+			lp.startConnect(c.conn)
+		case cmdClose:
+			if !c.sess.closed {
+				lp.closeSession(c.sess)
+			}
+		case cmdStop:
+			return false
+		}
+	}
+	lp.spare = cmds[:0]
+	return true
+}
+
+func (lp *loop) register(lg *leg) error {
+	for lg.fd >= len(lp.legs) {
+		lp.legs = append(lp.legs, make([]*leg, len(lp.legs)+1024)...)
+	}
+	lp.legs[lg.fd] = lg
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(lg.fd)}
+	return unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, lg.fd, &ev)
+}
+
+// startConnect begins a non-blocking connect of a new client to its route, in round-robin order.
+func (lp *loop) startConnect(p *pendingConn) {
+	s := &esession{lp: lp, l: p.l, p: p, connecting: true, start: p.l.rr.Add(1), wSlot: -1}
+	s.client = leg{fd: p.fd, sess: s, total: &p.l.bytesIn}
+	s.backend = leg{fd: -1, sess: s, total: &p.l.bytesOut}
+	s.client.peer, s.backend.peer = &s.backend, &s.client
+	if err := lp.register(&s.client); err != nil {
+		lp.connectFailed(s, fmt.Errorf("epoll: %w", err))
+		return
+	}
+	lp.live[s] = struct{}{}
+	lp.tryNextBackend(s, nil)
+}
+
+// tryNextBackend connects to the next backend of the route, or gives up after each was tried once.
+func (lp *loop) tryNextBackend(s *esession, errs []error) {
+	route := s.p.route
+	for s.attempt < len(route.Backends) {
+		addr := route.Backends[(s.start+uint64(s.attempt))%uint64(len(route.Backends))]
+		s.attempt++
+		fd, err := connectNonblock(addr)
+		if errors.Is(err, errNotIP) {
+			// A host name: resolving it would block the loop, so this client goes the portable way.
+			lp.handOff(s, func(conn net.Conn, p *pendingConn) { Portable.forward(p.ctx, p.l, p.a, p.route) })
+			return
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("backend %s: %w", addr, err))
+			continue
+		}
+		s.backend.fd, s.backendAddr = fd, addr
+		s.connectBy = lp.now.Add(s.l.connectTimeout())
+		if lp.now.IsZero() {
+			s.connectBy = time.Now().Add(s.l.connectTimeout())
+		}
+		if err := lp.register(&s.backend); err != nil {
+			unix.Close(fd)
+			s.backend.fd = -1
+			errs = append(errs, fmt.Errorf("backend %s: epoll: %w", addr, err))
+			continue
+		}
+		lp.wheel.schedule(s, s.connectBy, lp.nowOr())
+		return
+	}
+	if len(errs) == 0 {
+		errs = append(errs, errors.New("no backend"))
+	}
+	lp.connectFailed(s, errors.Join(errs...))
+}
+
+func (lp *loop) nowOr() time.Time {
+	if lp.now.IsZero() {
+		return time.Now()
+	}
+	return lp.now
+}
+
+var errNotIP = errors.New("backend address is not an IP literal")
+
+func connectNonblock(addr string) (int, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return -1, errNotIP
+	}
+	var sa unix.Sockaddr
+	family := unix.AF_INET
+	if ap.Addr().Is4() || ap.Addr().Is4In6() {
+		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
+	} else {
+		family = unix.AF_INET6
+		sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return -1, err
+	}
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	if err := unix.Connect(fd, sa); err != nil && err != unix.EINPROGRESS {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// connected finishes a connect once the backend socket is writable.
+func (lp *loop) connected(s *esession) {
+	soErr, err := unix.GetsockoptInt(s.backend.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err == nil && soErr != 0 {
+		err = unix.Errno(soErr)
+	}
+	if err != nil {
+		lp.dropBackend(s)
+		lp.tryNextBackend(s, []error{fmt.Errorf("backend %s: %w", s.backendAddr, err)})
+		return
+	}
+	s.connecting = false
+	s.p = nil
+	s.lastActive = lp.now
+	s.stats = s.l.sessions.add(s)
+	if s.stats == nil {
+		lp.closeSession(s) // the listener is closing
+		return
+	}
+	s.registered = true
+	s.client.perBackend, s.backend.perBackend = &s.stats.bytesIn, &s.stats.bytesOut
+	_ = unix.SetsockoptInt(s.client.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	lp.wheel.remove(s)
+	if s.l.IdleTimeout > 0 {
+		lp.wheel.schedule(s, lp.now.Add(s.l.IdleTimeout), lp.now)
+	}
+	// Edge-triggered: whatever arrived while connecting raised no new edge, so read both now.
+	lp.pump(&s.client)
+	if !s.closed {
+		lp.pump(&s.backend)
+	}
+}
+
+func (lp *loop) dropBackend(s *esession) {
+	if s.backend.fd >= 0 {
+		lp.legs[s.backend.fd] = nil
+		unix.Close(s.backend.fd)
+		s.backend.fd = -1
+	}
+}
+
+// connectFailed gives the client back to the listener, which holds and retries it or refuses it.
+func (lp *loop) connectFailed(s *esession, err error) {
+	lp.handOff(s, func(conn net.Conn, p *pendingConn) { p.l.connectFailed(p.ctx, p.a, p.route, err) })
+}
+
+// handOff takes a connecting client out of the loop and runs next with it as a net.Conn, on a goroutine.
+func (lp *loop) handOff(s *esession, next func(net.Conn, *pendingConn)) {
+	lp.wheel.remove(s)
+	lp.dropBackend(s)
+	delete(lp.live, s)
+	s.closed = true
+	p := s.p
+	if s.client.fd < len(lp.legs) {
+		lp.legs[s.client.fd] = nil
+	}
+	_ = unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, s.client.fd, nil)
+	conn, err := reattach(s.client.fd)
+	unix.Close(s.client.fd)
+	if err != nil {
+		p.l.release()
+		return
+	}
+	p.a.client = conn
+	go next(conn, p)
+}
+
+func (lp *loop) handle(lg *leg, events uint32) {
+	s := lg.sess
+	if s.connecting {
+		if lg == &s.backend && events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			lp.connected(s)
+		} else if lg == &s.client && events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			lp.closeSession(s) // the client gave up while we were connecting
+		}
+		return
+	}
+	if events&unix.EPOLLERR != 0 {
+		lp.closeSession(s)
+		return
+	}
+	if events&unix.EPOLLOUT != 0 && lg.pending != nil {
+		lp.flush(lg)
+		if s.closed {
+			return
+		}
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		lp.pump(lg)
+	}
+}
+
+// pump reads src until the kernel has nothing more (edge-triggered) and writes each chunk to its peer.
+func (lp *loop) pump(src *leg) {
+	s := src.sess
+	dst := src.peer
+	for !src.paused && !src.eof && !s.closed {
+		n, err := unix.Read(src.fd, lp.buf)
+		if n > 0 {
+			s.lastActive = lp.now
+			src.total.Add(uint64(n))
+			src.perBackend.Add(uint64(n))
+			if !lp.send(dst, lp.buf[:n]) {
+				return
+			}
+			continue
+		}
+		if err == unix.EAGAIN || err == unix.EINTR {
+			return
+		}
+		if err != nil {
+			lp.closeSession(s)
+			return
+		}
+		// EOF: pass the half-close on once everything read before it is written.
+		src.eof = true
+		dst.shutReq = true
+		if dst.pending == nil {
+			lp.shutWrite(dst)
+		}
+	}
+}
+
+// send writes b to dst; what dst does not take is kept and the source paused. It returns false when
+// the source must stop reading.
+func (lp *loop) send(dst *leg, b []byte) bool {
+	for len(b) > 0 {
+		n, err := unix.Write(dst.fd, b)
+		if n > 0 {
+			b = b[n:]
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			bp := pendingBufs.Get().(*[]byte)
+			dst.pending, dst.off, dst.end = bp, 0, copy(*bp, b)
+			dst.peer.paused = true
+			return false
+		}
+		lp.closeSession(dst.sess)
+		return false
+	}
+	return true
+}
+
+// flush writes dst's pending bytes; once they are gone the paused source resumes.
+func (lp *loop) flush(dst *leg) {
+	buf := *dst.pending
+	for dst.off < dst.end {
+		n, err := unix.Write(dst.fd, buf[dst.off:dst.end])
+		if n > 0 {
+			dst.off += n
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return
+		}
+		lp.closeSession(dst.sess)
+		return
+	}
+	pendingBufs.Put(dst.pending)
+	dst.pending = nil
+	if dst.shutReq {
+		lp.shutWrite(dst)
+	}
+	src := dst.peer
+	src.paused = false
+	lp.pump(src)
+}
+
+func (lp *loop) shutWrite(lg *leg) {
+	if lg.shut || lg.sess.closed {
+		return
+	}
+	lg.shut = true
+	if err := unix.Shutdown(lg.fd, unix.SHUT_WR); err != nil {
+		lp.closeSession(lg.sess)
+		return
+	}
+	// Both directions finished: nothing more can move.
+	if lg.peer.shut && lg.eof && lg.peer.eof {
+		lp.closeSession(lg.sess)
+	}
+}
+
+func (lp *loop) closeSession(s *esession) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	delete(lp.live, s)
+	lp.wheel.remove(s)
+	for _, lg := range []*leg{&s.client, &s.backend} {
+		if lg.fd >= 0 {
+			if lg.fd < len(lp.legs) {
+				lp.legs[lg.fd] = nil
+			}
+			unix.Close(lg.fd)
+			lg.fd = -1
+		}
+		if lg.pending != nil {
+			pendingBufs.Put(lg.pending)
+			lg.pending = nil
+		}
+	}
+	if s.registered {
+		s.l.sessions.remove(s)
+	}
+	s.l.release()
+}
+
+// expire is the timer wheel's callback: a connect that took too long, or a session idle too long.
+func (lp *loop) expire(s *esession) {
+	if s.closed {
+		return
+	}
+	if s.connecting {
+		if !lp.now.Before(s.connectBy) {
+			addr := s.backendAddr
+			lp.dropBackend(s)
+			lp.tryNextBackend(s, []error{fmt.Errorf("backend %s: connect timeout", addr)})
+		} else {
+			lp.wheel.schedule(s, s.connectBy, lp.now)
+		}
+		return
+	}
+	if idle := s.l.IdleTimeout; idle > 0 {
+		if due := s.lastActive.Add(idle); lp.now.Before(due) {
+			lp.wheel.schedule(s, due, lp.now)
+			return
+		}
+		lp.closeSession(s)
+	}
+}
+
+var pendingBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// wheelTick is the timer wheel's resolution: connect and idle timeouts fire up to this much late.
+const wheelTick = 50 * time.Millisecond
+
+// wheel is a hashed timer wheel over intrusive lists: scheduling and removal allocate nothing, and a
+// loop with thousands of idle sessions wakes once per tick instead of once per session.
+type wheel struct {
+	tick  time.Duration
+	slots [512]*esession
+	cur   int
+	last  time.Time
+	count int
+}
+
+func (w *wheel) init(tick time.Duration) { w.tick = tick }
+
+func (w *wheel) empty() bool { return w.count == 0 }
+
+func (w *wheel) schedule(s *esession, at, now time.Time) {
+	w.remove(s)
+	if w.count == 0 {
+		w.last = now
+	}
+	ticks := int((at.Sub(w.last) + w.tick - 1) / w.tick)
+	if ticks < 1 {
+		ticks = 1
+	}
+	s.wSlot = (w.cur + ticks) % len(w.slots)
+	s.wRounds = (ticks - 1) / len(w.slots)
+	s.wPrev, s.wNext = nil, w.slots[s.wSlot]
+	if s.wNext != nil {
+		s.wNext.wPrev = s
+	}
+	w.slots[s.wSlot] = s
+	w.count++
+}
+
+func (w *wheel) remove(s *esession) {
+	if s.wSlot < 0 || (s.wPrev == nil && w.slots[s.wSlot] != s) {
+		return
+	}
+	if s.wPrev != nil {
+		s.wPrev.wNext = s.wNext
+	} else {
+		w.slots[s.wSlot] = s.wNext
+	}
+	if s.wNext != nil {
+		s.wNext.wPrev = s.wPrev
+	}
+	s.wPrev, s.wNext, s.wSlot = nil, nil, -1
+	w.count--
+}
+
+// advance moves the wheel to now, calling fire for every session whose time has come.
+func (w *wheel) advance(now time.Time, fire func(*esession)) {
+	if w.count == 0 {
+		w.last = now
+		return
+	}
+	for now.Sub(w.last) >= w.tick {
+		w.last = w.last.Add(w.tick)
+		w.cur = (w.cur + 1) % len(w.slots)
+		for s := w.slots[w.cur]; s != nil; {
+			next := s.wNext
+			if s.wRounds > 0 {
+				s.wRounds--
+			} else {
+				w.remove(s)
+				fire(s)
+			}
+			s = next
+		}
+	}
+}
