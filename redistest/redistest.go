@@ -125,7 +125,7 @@ func Start(o Options) (*Topology, error) {
 		}
 		conf := []string{"save \"\"", "appendonly no"}
 		if o.AppendOnly {
-			conf = []string{"save \"\"", "appendonly yes", "appendfsync always"}
+			conf = []string{"save \"\"", "appendonly yes", "appendfsync everysec"}
 		}
 		if o.Password != "" {
 			conf = append(conf, "requirepass "+o.Password, "masterauth "+o.Password)

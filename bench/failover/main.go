@@ -12,12 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
+	"github.com/sentinel-proxy/sentinel-proxy/bench/harness"
 	"github.com/sentinel-proxy/sentinel-proxy/redistest"
 )
 
@@ -52,10 +50,18 @@ func main() {
 
 	targets := []target{
 		{"sentinel-proxy", func(topo *redistest.Topology, dir string) (string, func(), error) {
-			return startSentinelProxy(*proxyBin, topo, dir)
+			p, err := harness.StartSentinelProxy(*proxyBin, topo, dir, "")
+			if err != nil {
+				return "", nil, err
+			}
+			return p.Addr, p.Stop, nil
 		}},
 		{"haproxy (seed)", func(topo *redistest.Topology, dir string) (string, func(), error) {
-			return startHAProxy(*haproxyBin, topo, dir)
+			p, err := harness.StartHAProxy(*haproxyBin, topo, dir)
+			if err != nil {
+				return "", nil, err
+			}
+			return p.Addr, p.Stop, nil
 		}},
 	}
 	all := scenarios(*pause)
@@ -114,9 +120,9 @@ func main() {
 					pr = append(pr, float64(r.afterProm))
 				}
 			}
-			fmt.Printf("| %s | %s | %.0f | %.0f / %d | %s | %s / %s | %s |\n", sc.name, tg.name, median(acked), median(lost), maxLost,
-				time.Duration(median(gaps)).Round(time.Millisecond), fmtDur(time.Duration(median(sw)), len(sw) > 0),
-				fmtDur(maxSw, len(sw) > 0), fmtDur(time.Duration(median(pr)), len(pr) > 0))
+			fmt.Printf("| %s | %s | %.0f | %.0f / %d | %s | %s / %s | %s |\n", sc.name, tg.name, harness.Median(acked), harness.Median(lost), maxLost,
+				time.Duration(harness.Median(gaps)).Round(time.Millisecond), fmtDur(time.Duration(harness.Median(sw)), len(sw) > 0),
+				fmtDur(maxSw, len(sw) > 0), fmtDur(time.Duration(harness.Median(pr)), len(pr) > 0))
 		}
 	}
 }
@@ -128,16 +134,6 @@ func fmtDur(d time.Duration, ok bool) string {
 	return d.Round(100 * time.Microsecond).String()
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	sort.Float64s(xs)
-	if len(xs)%2 == 1 {
-		return xs[len(xs)/2]
-	}
-	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
-}
 
 func runOnce(tg target, sc scenario, downAfter time.Duration) (result, error) {
 	dir, err := os.MkdirTemp("", "bench-failover-")
@@ -156,7 +152,7 @@ func runOnce(tg target, sc scenario, downAfter time.Duration) (result, error) {
 		return result{}, err
 	}
 	defer stop()
-	if err := waitServedBy(masterPort, topo.Nodes[0].Addr, 20*time.Second); err != nil {
+	if err := harness.WaitServedBy(masterPort, password, topo.Nodes[0].Addr, 20*time.Second); err != nil {
 		return result{}, fmt.Errorf("%s never routed to the master: %w", tg.name, err)
 	}
 
@@ -180,7 +176,7 @@ func runOnce(tg target, sc scenario, downAfter time.Duration) (result, error) {
 		return result{}, err
 	}
 	// New clients must reach the new master through the proxy, however long the proxy takes.
-	if err := waitServedBy(masterPort, newMaster, 60*time.Second); err != nil {
+	if err := harness.WaitServedBy(masterPort, password, newMaster, 60*time.Second); err != nil {
 		stopLoad()
 		<-done
 		return result{}, fmt.Errorf("%s never routed to the new master: %w", tg.name, err)
@@ -260,103 +256,5 @@ func scenarios(pause time.Duration) []scenario {
 	}
 }
 
-func waitServedBy(addr, node string, timeout time.Duration) error {
-	return redistest.Eventually(timeout, func() error {
-		r, err := redistest.Do(addr, password, "CONFIG", "GET", "port")
-		if err != nil {
-			return err
-		}
-		if got := "127.0.0.1:" + strings.TrimPrefix(r, "port\n"); got != node {
-			return fmt.Errorf("served by %s", got)
-		}
-		return nil
-	})
-}
 
-func startSentinelProxy(bin string, topo *redistest.Topology, dir string) (string, func(), error) {
-	port, err := redistest.FreePort()
-	if err != nil {
-		return "", nil, err
-	}
-	quoted := make([]string, len(topo.Sentinels))
-	for i, s := range topo.Sentinels {
-		quoted[i] = fmt.Sprintf("%q", s.Addr)
-	}
-	conf := filepath.Join(dir, "sentinel-proxy.toml")
-	err = os.WriteFile(conf, []byte(fmt.Sprintf(`[log]
-level = "info"
-[sentinel]
-addrs = [%s]
-[redis]
-password = %q
-[[masters]]
-name = %q
-master_listen = "127.0.0.1:%d"
-`, strings.Join(quoted, ", "), password, topo.Name, port)), 0o600)
-	if err != nil {
-		return "", nil, err
-	}
-	logFile, err := os.Create(filepath.Join(dir, "sentinel-proxy.log"))
-	if err != nil {
-		return "", nil, err
-	}
-	cmd := exec.Command(bin, "run", "-c", conf)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	return fmt.Sprintf("127.0.0.1:%d", port), func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() }, nil
-}
 
-// startHAProxy runs HAProxy with the seed's master backend: tcp-check AUTH, PING, INFO replication,
-// expect role:master and repl_backlog_active:1, `check inter 1s`, and the seed's timeouts.
-func startHAProxy(bin string, topo *redistest.Topology, dir string) (string, func(), error) {
-	port, err := redistest.FreePort()
-	if err != nil {
-		return "", nil, err
-	}
-	var servers strings.Builder
-	for i, n := range topo.Nodes {
-		fmt.Fprintf(&servers, "    server R%d %s check inter 1s\n", i+1, n.Addr)
-	}
-	// Two seed settings cannot be used as written on this HAProxy (2.6) and machine: `maxconn 1000000`
-	// needs more file descriptors than a process may hold here (20,000), and `timeout tunnel 365d`
-	// overflows HAProxy's timer (at most ~24.8 days). Both are lowered; neither matters in a failover.
-	cfg := fmt.Sprintf(`global
-    maxconn 8000
-defaults REDIS
-    mode tcp
-    timeout connect 4s
-    timeout server 15s
-    timeout client 15s
-    timeout tunnel 24d
-frontend ft_redis_master
-    bind 127.0.0.1:%d name redis
-    default_backend bk_redis_master
-backend bk_redis_master
-    option tcp-check
-    tcp-check send AUTH\ %s\r\n
-    tcp-check expect string +OK
-    tcp-check send PING\r\n
-    tcp-check expect string +PONG
-    tcp-check send info\ replication\r\n
-    tcp-check expect string role:master
-    tcp-check expect string repl_backlog_active:1
-    tcp-check send QUIT\r\n
-    tcp-check expect string +OK
-%s`, port, password, servers.String())
-	path := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return "", nil, err
-	}
-	logFile, err := os.Create(filepath.Join(dir, "haproxy.log"))
-	if err != nil {
-		return "", nil, err
-	}
-	cmd := exec.Command(bin, "-db", "-f", path)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start haproxy (apt-get install haproxy): %w", err)
-	}
-	return fmt.Sprintf("127.0.0.1:%d", port), func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() }, nil
-}

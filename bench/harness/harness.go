@@ -1,0 +1,162 @@
+// Package harness starts the things the benchmarks compare, the same way for each: sentinel-proxy as a
+// separate process, and HAProxy with the seed's tcp-check configuration. Benchmarks only.
+package harness
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+)
+
+// Process is a started proxy.
+type Process struct {
+	Addr string // the master port
+	Cmd  *exec.Cmd
+	log  *os.File
+}
+
+// Stop kills the process and waits for it.
+func (p *Process) Stop() {
+	_ = p.Cmd.Process.Kill()
+	_ = p.Cmd.Wait()
+	p.log.Close()
+}
+
+// Pid is the process id, for reading its memory use.
+func (p *Process) Pid() int { return p.Cmd.Process.Pid }
+
+// StartSentinelProxy runs bin with a config for topo; extra is appended to the [proxy] table.
+func StartSentinelProxy(bin string, topo *redistest.Topology, dir, extra string) (*Process, error) {
+	port, err := redistest.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	quoted := make([]string, len(topo.Sentinels))
+	for i, s := range topo.Sentinels {
+		quoted[i] = fmt.Sprintf("%q", s.Addr)
+	}
+	conf := filepath.Join(dir, fmt.Sprintf("sentinel-proxy-%d.toml", port))
+	doc := fmt.Sprintf("[log]\nlevel = \"warn\"\n[sentinel]\naddrs = [%s]\n[redis]\npassword = %q\n[proxy]\n%s\n[[masters]]\nname = %q\nmaster_listen = \"127.0.0.1:%d\"\n",
+		strings.Join(quoted, ", "), topo.Password, extra, topo.Name, port)
+	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
+		return nil, err
+	}
+	return start(filepath.Join(dir, fmt.Sprintf("sentinel-proxy-%d.log", port)), fmt.Sprintf("127.0.0.1:%d", port), bin, "run", "-c", conf)
+}
+
+// SeedConfig is the seed's HAProxy master frontend and tcp-check backend for nodes, listening on port.
+// Two seed settings cannot be used as written on HAProxy 2.6 on this machine: `maxconn 1000000` needs
+// more file descriptors than a process may hold (20,000), and `timeout tunnel 365d` overflows HAProxy's
+// timer (at most ~24.8 days). Both are lowered; neither affects what is measured.
+func SeedConfig(port int, password string, nodes []string) string {
+	var servers strings.Builder
+	for i, n := range nodes {
+		fmt.Fprintf(&servers, "    server R%d %s check inter 1s\n", i+1, n)
+	}
+	return fmt.Sprintf(`global
+    maxconn 9000
+defaults REDIS
+    mode tcp
+    timeout connect 4s
+    timeout server 15s
+    timeout client 15s
+    timeout tunnel 24d
+frontend ft_redis_master
+    bind 127.0.0.1:%d name redis
+    default_backend bk_redis_master
+backend bk_redis_master
+    option tcp-check
+    tcp-check send AUTH\ %s\r\n
+    tcp-check expect string +OK
+    tcp-check send PING\r\n
+    tcp-check expect string +PONG
+    tcp-check send info\ replication\r\n
+    tcp-check expect string role:master
+    tcp-check expect string repl_backlog_active:1
+    tcp-check send QUIT\r\n
+    tcp-check expect string +OK
+%s`, port, password, servers.String())
+}
+
+// StartHAProxy runs HAProxy with SeedConfig for the topology's data nodes.
+func StartHAProxy(bin string, topo *redistest.Topology, dir string) (*Process, error) {
+	port, err := redistest.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	nodes := make([]string, len(topo.Nodes))
+	for i, n := range topo.Nodes {
+		nodes[i] = n.Addr
+	}
+	path := filepath.Join(dir, fmt.Sprintf("haproxy-%d.cfg", port))
+	if err := os.WriteFile(path, []byte(SeedConfig(port, topo.Password, nodes)), 0o600); err != nil {
+		return nil, err
+	}
+	p, err := start(filepath.Join(dir, fmt.Sprintf("haproxy-%d.log", port)), fmt.Sprintf("127.0.0.1:%d", port), bin, "-db", "-f", path)
+	if err != nil {
+		return nil, fmt.Errorf("haproxy (apt-get install haproxy): %w", err)
+	}
+	return p, nil
+}
+
+func start(logPath, addr, bin string, args ...string) (*Process, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	return &Process{Addr: addr, Cmd: cmd, log: logFile}, nil
+}
+
+// WaitServedBy waits until a new client of addr reaches node.
+func WaitServedBy(addr, password, node string, timeout time.Duration) error {
+	return redistest.Eventually(timeout, func() error {
+		r, err := redistest.Do(addr, password, "CONFIG", "GET", "port")
+		if err != nil {
+			return err
+		}
+		if got := "127.0.0.1:" + strings.TrimPrefix(r, "port\n"); got != node {
+			return fmt.Errorf("served by %s", got)
+		}
+		return nil
+	})
+}
+
+// Median of xs (sorted in place); 0 for none.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	if len(xs)%2 == 1 {
+		return xs[len(xs)/2]
+	}
+	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
+}
+
+// RSS returns a process's resident set size in bytes, from /proc.
+func RSS(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}

@@ -1,0 +1,243 @@
+// Command throughput compares the data path of direct Redis, sentinel-proxy and HAProxy with the seed's
+// configuration in one run: redis-benchmark GET, SET and GET -P 16 (rounds alternate the order of the
+// paths; medians and ratios are reported), then memory per idle proxied connection (RSS growth of a
+// freshly started proxy holding N connections that each did AUTH + PING) and N active connections.
+// See docs/benchmarks.md.
+//
+//	go run ./bench/throughput -proxy bin/sentinel-proxy -rounds 3
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/bench/harness"
+	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+)
+
+const password = "mypassword"
+
+type workload struct {
+	name string
+	args []string
+}
+
+type sample struct{ rps, p50, p99 float64 }
+
+func main() {
+	proxyBin := flag.String("proxy", "bin/sentinel-proxy", "sentinel-proxy binary")
+	haproxyBin := flag.String("haproxy", "haproxy", "haproxy binary")
+	rounds := flag.Int("rounds", 3, "rounds; each runs every workload on every path, in a rotated order")
+	requests := flag.Int("n", 200000, "requests per redis-benchmark run")
+	clients := flag.Int("c", 50, "redis-benchmark clients")
+	conns := flag.Int("conns", 8000, "connections for the memory and active-connection tests")
+	extra := flag.String("proxy-config", "", "extra [proxy] keys for sentinel-proxy, e.g. 'forwarder = \"portable\"'")
+	flag.Parse()
+	if err := run(*proxyBin, *haproxyBin, *rounds, *requests, *clients, *conns, *extra); err != nil {
+		fmt.Fprintln(os.Stderr, "throughput:", err)
+		os.Exit(1)
+	}
+}
+
+func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extra string) error {
+	dir, err := os.MkdirTemp("", "bench-throughput-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	topo, err := redistest.Start(redistest.Options{Replicas: 1, Sentinels: 3, Password: password, Dir: dir, DownAfter: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer topo.Close()
+	master := topo.Nodes[0].Addr
+
+	sp, err := harness.StartSentinelProxy(proxyBin, topo, dir, extra)
+	if err != nil {
+		return err
+	}
+	defer sp.Stop()
+	hp, err := harness.StartHAProxy(haproxyBin, topo, dir)
+	if err != nil {
+		return err
+	}
+	defer hp.Stop()
+	for _, p := range []*harness.Process{sp, hp} {
+		if err := harness.WaitServedBy(p.Addr, password, master, 20*time.Second); err != nil {
+			return fmt.Errorf("%s: %w", p.Addr, err)
+		}
+	}
+
+	paths := []struct{ name, addr string }{{"direct", master}, {"sentinel-proxy", sp.Addr}, {"haproxy", hp.Addr}}
+	workloads := []workload{
+		{"GET", []string{"-t", "get"}},
+		{"SET", []string{"-t", "set"}},
+		{"GET -P 16", []string{"-t", "get", "-P", "16"}},
+	}
+	fmt.Printf("# throughput: redis-benchmark -c %d -n %d -d 16, %d rounds, %d CPUs\n", clients, requests, rounds, numCPU())
+	results := map[string][]sample{}
+	for r := 0; r < rounds; r++ {
+		for _, w := range workloads {
+			for i := range paths {
+				p := paths[(i+r)%len(paths)] // rotate who goes first
+				s, err := redisBenchmark(p.addr, clients, requests, w.args)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", w.name, p.name, err)
+				}
+				key := w.name + "|" + p.name
+				results[key] = append(results[key], s)
+				fmt.Printf("round %d %-10s %-15s rps=%.0f p50=%.3fms p99=%.3fms\n", r+1, w.name, p.name, s.rps, s.p50, s.p99)
+			}
+		}
+	}
+	fmt.Println()
+	fmt.Println("| workload | path | rps (median) | vs HAProxy | vs direct | p50 ms | p99 ms |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, w := range workloads {
+		med := func(path string, f func(sample) float64) float64 {
+			var xs []float64
+			for _, s := range results[w.name+"|"+path] {
+				xs = append(xs, f(s))
+			}
+			return harness.Median(xs)
+		}
+		rps := func(s sample) float64 { return s.rps }
+		for _, p := range paths {
+			fmt.Printf("| %s | %s | %.0f | %.2f× | %.2f× | %.3f | %.3f |\n", w.name, p.name, med(p.name, rps),
+				med(p.name, rps)/med("haproxy", rps), med(p.name, rps)/med("direct", rps),
+				med(p.name, func(s sample) float64 { return s.p50 }), med(p.name, func(s sample) float64 { return s.p99 }))
+		}
+	}
+
+	// Memory: fresh processes, so earlier benchmark traffic does not count.
+	sp.Stop()
+	hp.Stop()
+	fmt.Printf("\n| proxy | RSS before | RSS with %d idle proxied connections | per connection | %d active connections: errors |\n", conns, conns)
+	fmt.Println("|---|---|---|---|---|")
+	for _, name := range []string{"sentinel-proxy", "haproxy"} {
+		var p *harness.Process
+		if name == "sentinel-proxy" {
+			p, err = harness.StartSentinelProxy(proxyBin, topo, dir, extra)
+		} else {
+			p, err = harness.StartHAProxy(haproxyBin, topo, dir)
+		}
+		if err != nil {
+			return err
+		}
+		if err := harness.WaitServedBy(p.Addr, password, master, 20*time.Second); err != nil {
+			p.Stop()
+			return err
+		}
+		before, after, errs, err := memory(p, conns)
+		p.Stop()
+		if err != nil {
+			return fmt.Errorf("%s memory: %w", name, err)
+		}
+		fmt.Printf("| %s | %.1f MiB | %.1f MiB | %.2f KB | %d |\n", name, float64(before)/(1<<20), float64(after)/(1<<20),
+			float64(after-before)/float64(conns)/1000, errs)
+	}
+	return nil
+}
+
+func numCPU() int {
+	out, err := exec.Command("nproc").Output()
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return n
+}
+
+// redisBenchmark runs redis-benchmark against addr and parses its CSV line.
+func redisBenchmark(addr string, clients, requests int, args []string) (sample, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	cmdArgs := append([]string{"-h", host, "-p", port, "-a", password, "-c", strconv.Itoa(clients),
+		"-n", strconv.Itoa(requests), "-d", "16", "--csv"}, args...)
+	out, err := exec.Command("redis-benchmark", cmdArgs...).Output()
+	if err != nil {
+		return sample{}, fmt.Errorf("redis-benchmark (apt-get install redis-tools): %w", err)
+	}
+	// "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(strings.ReplaceAll(line, `"`, ""), ",")
+		if len(f) == 8 && f[0] != "test" {
+			rps, _ := strconv.ParseFloat(f[1], 64)
+			p50, _ := strconv.ParseFloat(f[4], 64)
+			p99, _ := strconv.ParseFloat(f[6], 64)
+			return sample{rps, p50, p99}, nil
+		}
+	}
+	return sample{}, fmt.Errorf("no result in redis-benchmark output: %q", out)
+}
+
+// memory opens n connections through p, each doing AUTH + PING, and reports the process's RSS before
+// and after; then every connection sends PINGs at once, and errors are counted.
+func memory(p *harness.Process, n int) (before, after int64, errs int64, err error) {
+	time.Sleep(time.Second)
+	if before, err = harness.RSS(p.Pid()); err != nil {
+		return
+	}
+	conns := make([]net.Conn, 0, n)
+	readers := make([]*bufio.Reader, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	auth := fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n*1\r\n$4\r\nPING\r\n", len(password), password)
+	for i := 0; i < n; i++ {
+		c, derr := net.DialTimeout("tcp", p.Addr, 5*time.Second)
+		if derr != nil {
+			return before, 0, 0, fmt.Errorf("connection %d: %w", i, derr)
+		}
+		conns = append(conns, c)
+		rd := bufio.NewReaderSize(c, 64)
+		readers = append(readers, rd)
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, werr := c.Write([]byte(auth)); werr != nil {
+			return before, 0, 0, werr
+		}
+		for _, want := range []string{"+OK\r\n", "+PONG\r\n"} {
+			line, rerr := rd.ReadString('\n')
+			if rerr != nil || line != want {
+				return before, 0, 0, fmt.Errorf("connection %d: %q %v", i, line, rerr)
+			}
+		}
+	}
+	time.Sleep(2 * time.Second)
+	if after, err = harness.RSS(p.Pid()); err != nil {
+		return
+	}
+	// All n at once: 10 PINGs each, concurrently.
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, rd := conns[i], readers[i]
+			_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+			for k := 0; k < 10; k++ {
+				if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+					failed.Add(1)
+					return
+				}
+				if line, err := rd.ReadString('\n'); err != nil || line != "+PONG\r\n" {
+					failed.Add(1)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return before, after, failed.Load(), nil
+}
