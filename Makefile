@@ -9,7 +9,7 @@ DEB_PKGS  := redis-server redis-sentinel redis-tools
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps demo test lint unit fuzz clean
+.PHONY: all build deps bench-deps demo test lint unit fuzz bench bench-failover clean
 
 all: build
 
@@ -47,6 +47,17 @@ fuzz:
 	$(GO) test ./check -run '^$$' -fuzz FuzzParseReplication -fuzztime $(FUZZTIME)
 	$(GO) test ./check -run '^$$' -fuzz FuzzReadReply -fuzztime $(FUZZTIME)
 	$(GO) test ./sentinel -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME)
+
+# bench compares direct Redis, sentinel-proxy and HAProxy (seed config): throughput, latency, memory.
+bench: bench-deps build
+	$(GO) run ./bench/throughput -proxy $(BIN) -rounds 3
+
+# bench-failover runs the failover scenarios through sentinel-proxy and HAProxy side by side.
+bench-failover: bench-deps build
+	$(GO) run ./bench/failover -proxy $(BIN) -runs 5
+
+bench-deps: deps
+	@command -v haproxy >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq haproxy; }
 
 clean:
 	rm -rf bin
