@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,28 +24,10 @@ import (
 
 const testPassword = "test-pw-1"
 
-// syncBuffer collects log lines from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // runningProxy is a proxy started in-process by a test.
 type runningProxy struct {
 	master, replica, stats string
-	logs                   *syncBuffer
+	logs                   *redistest.SyncBuffer
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
@@ -98,7 +79,7 @@ func quoteAll(ss []string) string {
 
 func startProxy(t *testing.T, cfg *config.Config) *runningProxy {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &redistest.SyncBuffer{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel).Hook(timestampHook{})
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan map[string]string, 1)

@@ -147,14 +147,7 @@ func TestChaosMasterPausedThenResumed(t *testing.T) {
 		}
 		// The old master wakes up still saying role:master until Sentinel converts it: the window the
 		// seed's HAProxy setup lost writes in. Wait it out under load.
-		err = redistest.Eventually(20*time.Second, func() error {
-			role, err := topo.Role(old.Addr)
-			if err != nil || role != "slave" {
-				return fmt.Errorf("old master role %q, %v", role, err)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := topo.WaitRole(old.Addr, "slave", 20*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		return newMaster
@@ -196,14 +189,7 @@ func TestChaosOldMasterRestartedWithItsData(t *testing.T) {
 		if err := old.Start(); err != nil {
 			t.Fatal(err)
 		}
-		err := redistest.Eventually(20*time.Second, func() error {
-			role, err := topo.Role(old.Addr)
-			if err != nil || role != "slave" {
-				return fmt.Errorf("restarted old master role %q, %v", role, err)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := topo.WaitRole(old.Addr, "slave", 20*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		return newMaster

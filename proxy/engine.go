@@ -28,7 +28,7 @@ var Portable Engine = portable{}
 type portable struct{}
 
 func (portable) Name() string { return "portable" }
-func (portable) Close()        {}
+func (portable) Close()       {}
 
 func (portable) forward(ctx context.Context, l *Listener, a *admission, route *Route) {
 	conn, addr, err := dialBackend(ctx, l, *route)

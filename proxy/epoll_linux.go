@@ -184,13 +184,13 @@ type loop struct {
 	mu      sync.Mutex
 	stopped bool // under mu: evfd is closed, post must not write to it
 	queue   []command
-	spare  []command
-	legs   []*leg // by fd
-	buf    []byte
-	events []unix.EpollEvent
-	now    time.Time
-	wheel  wheel
-	live   map[*esession]struct{}
+	spare   []command
+	legs    []*leg // by fd
+	buf     []byte
+	events  []unix.EpollEvent
+	now     time.Time
+	wheel   wheel
+	live    map[*esession]struct{}
 }
 
 func newLoop() (*loop, error) {

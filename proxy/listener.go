@@ -35,7 +35,7 @@ type Listener struct {
 	// Engine moves the bytes. If nil, the portable engine (two goroutines per session) is used;
 	// NewEngine returns the fastest one for the system (epoll on Linux).
 	Engine Engine
-	Log         zerolog.Logger
+	Log    zerolog.Logger
 
 	route     atomic.Pointer[Route]
 	routeMu   sync.Mutex

@@ -171,3 +171,14 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// WaitRole waits until the node at addr reports role ("master" or "slave").
+func (t *Topology) WaitRole(addr, role string, timeout time.Duration) error {
+	return Eventually(timeout, func() error {
+		got, err := t.Role(addr)
+		if err != nil || got != role {
+			return fmt.Errorf("%s: role %q, want %q (%v)", addr, got, role, err)
+		}
+		return nil
+	})
+}

@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"sync"
@@ -9,22 +8,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/sentinel-proxy/sentinel-proxy/redistest"
 )
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 func TestRouterLogsOneSwitchAcrossTheGap(t *testing.T) {
-	logs := &lockedBuf{}
+	logs := &redistest.SyncBuffer{}
 	r := NewRouter([]string{"g"}, 2, 3, 0, zerolog.New(logs))
 	var mu sync.Mutex
 	var probed []string

@@ -1,7 +1,6 @@
 package sentinel
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -44,18 +43,6 @@ func (c *collector) event(channel string) (Event, bool) {
 	}
 	return Event{}, false
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func startWatcher(t *testing.T, addr string, masters []string, c *collector, log zerolog.Logger) *Watcher {
 	w := NewWatcher(Options{Addr: addr, Masters: masters, Interval: 100 * time.Millisecond,
@@ -134,7 +121,7 @@ func TestWatcherUnknownMasterAndUnreachableSentinel(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadAddr := l.Addr().String()
 	l.Close()
-	logs := &lockedBuffer{}
+	logs := &redistest.SyncBuffer{}
 	c2 := &collector{}
 	startWatcher(t, deadAddr, []string{"m"}, c2, zerolog.New(logs))
 	time.Sleep(1500 * time.Millisecond)

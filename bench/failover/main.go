@@ -134,7 +134,6 @@ func fmtDur(d time.Duration, ok bool) string {
 	return d.Round(100 * time.Microsecond).String()
 }
 
-
 func runOnce(tg target, sc scenario, downAfter time.Duration) (result, error) {
 	dir, err := os.MkdirTemp("", "bench-failover-")
 	if err != nil {
@@ -205,13 +204,7 @@ func runOnce(tg target, sc scenario, downAfter time.Duration) (result, error) {
 
 func scenarios(pause time.Duration) []scenario {
 	waitOldConverted := func(topo *redistest.Topology, addr string) error {
-		return redistest.Eventually(60*time.Second, func() error {
-			role, err := topo.Role(addr)
-			if err != nil || role != "slave" {
-				return fmt.Errorf("old master %s role %q, %v", addr, role, err)
-			}
-			return nil
-		})
+		return topo.WaitRole(addr, "slave", 60*time.Second)
 	}
 	return []scenario{
 		{name: "kill", act: func(topo *redistest.Topology, _ *redistest.EventLog) (string, error) {
@@ -255,6 +248,3 @@ func scenarios(pause time.Duration) []scenario {
 		}},
 	}
 }
-
-
-
