@@ -128,7 +128,7 @@ func (p *Prober) probe(ctx context.Context, addr string) (Status, Replication, e
 		// The step name, not the arguments, goes into errors: a password must never reach a log.
 		reply, err := ask("AUTH", args...)
 		if err != nil {
-			return classify(err), Replication{}, err
+			return classify(ctx, err), Replication{}, err
 		}
 		if reply != "OK" {
 			return L7RSP, Replication{}, fmt.Errorf("AUTH: unexpected reply %q", truncate(reply))
@@ -136,14 +136,14 @@ func (p *Prober) probe(ctx context.Context, addr string) (Status, Replication, e
 	}
 	reply, err := ask("PING", "PING")
 	if err != nil {
-		return classify(err), Replication{}, err
+		return classify(ctx, err), Replication{}, err
 	}
 	if reply != "PONG" {
 		return L7RSP, Replication{}, fmt.Errorf("PING: unexpected reply %q", truncate(reply))
 	}
 	reply, err = ask("INFO", "INFO", "replication")
 	if err != nil {
-		return classify(err), Replication{}, err
+		return classify(ctx, err), Replication{}, err
 	}
 	repl, err := ParseReplication(reply)
 	if err != nil {
@@ -152,13 +152,14 @@ func (p *Prober) probe(ctx context.Context, addr string) (Status, Replication, e
 	return L7OK, repl, nil
 }
 
-// classify maps an error met after connecting to a layer 7 status.
-func classify(err error) Status {
+// classify maps an error met after connecting to a layer 7 status. A timeout may surface as the
+// deadline or as the connection closed by the context, whichever comes first.
+func classify(ctx context.Context, err error) Status {
 	var redisErr RedisError
 	switch {
 	case errors.As(err, &redisErr):
 		return L7STS
-	case isTimeout(err):
+	case isTimeout(err) || errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return L7TOUT
 	default:
 		return L7RSP

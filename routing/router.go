@@ -160,8 +160,18 @@ func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input, sessionsClos
 		}
 		if !equalStrings(pg.DualMasters, ng.DualMasters) && len(ng.DualMasters) > 0 {
 			for _, d := range ng.DualMasters {
-				r.log.Error().Str("event", "dual_master_detected").Str("group", ng.Name).Str("named", ng.Named).
-					Str("claimant", d).Msg("a node reports role:master but Sentinel names another: it gets no traffic")
+				// Replication ids and offsets tell the operator which node has which history: the claimant's
+				// writes since the split are the ones Sentinel will discard when it converts it.
+				ev := r.log.Error().Str("event", "dual_master_detected").Str("group", ng.Name).Str("named", ng.Named).
+					Str("claimant", d)
+				for _, n := range []struct{ prefix, addr string }{{"named", ng.Named}, {"claimant", d}} {
+					if node := r.state.Nodes[n.addr]; node != nil && node.LastOK.OK() {
+						rep := node.LastOK.Replication
+						ev.Str(n.prefix+"_replid", rep.MasterReplID).Str(n.prefix+"_replid2", rep.MasterReplID2).
+							Int64(n.prefix+"_offset", rep.MasterReplOffset)
+					}
+				}
+				ev.Msg("a node reports role:master but Sentinel names another: it gets no traffic")
 			}
 		}
 	}

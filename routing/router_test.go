@@ -47,6 +47,9 @@ func TestRouterLogsOneSwitchAcrossTheGap(t *testing.T) {
 		!strings.Contains(out, `"sessions_closed":4`) {
 		t.Errorf("want one master_switched A->B with both closures counted; logs:\n%s", out)
 	}
+	if !strings.Contains(out, `"event":"dual_master_detected"`) || !strings.Contains(out, `"claimant_replid"`) {
+		t.Errorf("the old master still says master after the switch: want dual_master_detected with replication ids:\n%s", out)
+	}
 	if strings.Count(out, `"event":"master_verified"`) != 1 || strings.Count(out, `"event":"no_master"`) != 1 {
 		t.Errorf("want one master_verified (start) and one no_master (gap):\n%s", out)
 	}
