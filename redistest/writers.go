@@ -20,6 +20,9 @@ type WriteLoad struct {
 	Writers  int           // default 4
 	Timeout  time.Duration // per write; default 10s, longer than any pause in the scenarios
 	Prefix   string        // key prefix; default "w"
+	// Pause is slept between a writer's writes; zero writes flat out. Tests pace the writers so the
+	// load itself does not starve Redis into extra failovers on a small machine.
+	Pause time.Duration
 }
 
 // Ack is one acknowledged write.
@@ -125,6 +128,9 @@ func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Durati
 		}
 		node := "127.0.0.1:" + strings.TrimPrefix(port, "port\n")
 		acks = append(acks, Ack{Key: key, At: time.Now(), Node: node})
+		if w.Pause > 0 {
+			sleepCtx(ctx, w.Pause)
+		}
 	}
 	return acks, errs
 }
