@@ -60,6 +60,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 						return err
 					}
 					log := newLogger(cfg.Log, stderr)
+					if os.Getenv("GOGC") == "" {
+						// Forwarding allocates nothing once a session runs, so the collector only works when
+						// connections come and go; a low target keeps the heap, and so memory per idle
+						// connection, close to what is live. GOGC in the environment overrides it.
+						debug.SetGCPercent(25)
+					}
 					// go-redis reports pool trouble through its own package-level logger, straight to
 					// stderr; route it into structured debug lines. sentinel_lost already says what matters.
 					redis.SetLogger(goRedisLogger{log})

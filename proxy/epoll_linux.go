@@ -147,8 +147,6 @@ type leg struct {
 	shut    bool    // shutdown(SHUT_WR) done on this socket
 	shutReq bool    // shutdown wanted once pending is flushed
 	hup     bool    // the peer hung up (EPOLLRDHUP): read until EOF
-	// counters this leg's reads add to: bytes in for the client leg, bytes out for the backend leg.
-	total, perBackend *atomic.Uint64
 }
 
 // esession is a session owned by a loop.
@@ -164,13 +162,13 @@ type esession struct {
 	connecting  bool
 	closed      bool
 	registered  bool
-	connectBy   time.Time
-	lastActive  time.Time
+	connectBy   int64 // unix nanoseconds; times are kept small: a session is ~250 bytes
+	lastActive  int64
 	stats       *backendCounters
 	// timer wheel links
 	wNext, wPrev *esession
-	wSlot        int
-	wRounds      int
+	wSlot        int32
+	wRounds      int32
 }
 
 func (s *esession) target() string { return s.backendAddr }
@@ -189,8 +187,8 @@ type loop struct {
 	buf     []byte
 	events  []unix.EpollEvent
 	now     time.Time
+	nowNs   int64
 	wheel   wheel
-	live    map[*esession]struct{}
 }
 
 func newLoop() (*loop, error) {
@@ -209,8 +207,7 @@ func newLoop() (*loop, error) {
 		unix.Close(evfd)
 		return nil, err
 	}
-	lp := &loop{epfd: epfd, evfd: evfd, buf: make([]byte, 64<<10), events: make([]unix.EpollEvent, 256),
-		live: map[*esession]struct{}{}}
+	lp := &loop{epfd: epfd, evfd: evfd, buf: make([]byte, 64<<10), events: make([]unix.EpollEvent, 256)}
 	lp.wheel.init(wheelTick)
 	return lp, nil
 }
@@ -229,8 +226,10 @@ func (lp *loop) post(c command) {
 
 func (lp *loop) run() {
 	defer func() {
-		for s := range lp.live {
-			lp.closeSession(s)
+		for _, lg := range lp.legs {
+			if lg != nil {
+				lp.closeSession(lg.sess)
+			}
 		}
 		lp.mu.Lock()
 		lp.stopped = true
@@ -253,6 +252,7 @@ func (lp *loop) run() {
 			return
 		}
 		lp.now = time.Now()
+		lp.nowNs = lp.now.UnixNano()
 		for i := 0; i < n; i++ {
 			ev := &lp.events[i]
 			fd := int(ev.Fd)
@@ -306,14 +306,13 @@ func (lp *loop) register(lg *leg) error {
 // startConnect begins a non-blocking connect of a new client to its route, in round-robin order.
 func (lp *loop) startConnect(p *pendingConn) {
 	s := &esession{lp: lp, l: p.l, p: p, connecting: true, start: p.l.rr.Add(1), wSlot: -1}
-	s.client = leg{fd: p.fd, sess: s, total: &p.l.bytesIn}
-	s.backend = leg{fd: -1, sess: s, total: &p.l.bytesOut}
+	s.client = leg{fd: p.fd, sess: s}
+	s.backend = leg{fd: -1, sess: s}
 	s.client.peer, s.backend.peer = &s.backend, &s.client
 	if err := lp.register(&s.client); err != nil {
 		lp.connectFailed(s, fmt.Errorf("epoll: %w", err))
 		return
 	}
-	lp.live[s] = struct{}{}
 	lp.tryNextBackend(s, nil)
 }
 
@@ -334,17 +333,14 @@ func (lp *loop) tryNextBackend(s *esession, errs []error) {
 			continue
 		}
 		s.backend.fd, s.backendAddr = fd, addr
-		s.connectBy = lp.now.Add(s.l.connectTimeout())
-		if lp.now.IsZero() {
-			s.connectBy = time.Now().Add(s.l.connectTimeout())
-		}
+		s.connectBy = lp.nowOr().Add(s.l.connectTimeout()).UnixNano()
 		if err := lp.register(&s.backend); err != nil {
 			unix.Close(fd)
 			s.backend.fd = -1
 			errs = append(errs, fmt.Errorf("backend %s: epoll: %w", addr, err))
 			continue
 		}
-		lp.wheel.schedule(s, s.connectBy, lp.nowOr())
+		lp.wheel.schedule(s, time.Unix(0, s.connectBy), lp.nowOr())
 		return
 	}
 	if len(errs) == 0 {
@@ -401,14 +397,13 @@ func (lp *loop) connected(s *esession) {
 	}
 	s.connecting = false
 	s.p = nil
-	s.lastActive = lp.now
+	s.lastActive = lp.nowNs
 	s.stats = s.l.sessions.add(s)
 	if s.stats == nil {
 		lp.closeSession(s) // the listener is closing
 		return
 	}
 	s.registered = true
-	s.client.perBackend, s.backend.perBackend = &s.stats.bytesIn, &s.stats.bytesOut
 	_ = unix.SetsockoptInt(s.client.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	lp.wheel.remove(s)
 	if s.l.IdleTimeout > 0 {
@@ -438,7 +433,6 @@ func (lp *loop) connectFailed(s *esession, err error) {
 func (lp *loop) handOff(s *esession, next func(net.Conn, *pendingConn)) {
 	lp.wheel.remove(s)
 	lp.dropBackend(s)
-	delete(lp.live, s)
 	s.closed = true
 	p := s.p
 	if s.client.fd < len(lp.legs) {
@@ -490,9 +484,14 @@ func (lp *loop) pump(src *leg) {
 	for !src.paused && !src.eof && !s.closed {
 		n, err := rawRead(src.fd, lp.buf)
 		if n > 0 {
-			s.lastActive = lp.now
-			src.total.Add(uint64(n))
-			src.perBackend.Add(uint64(n))
+			s.lastActive = lp.nowNs
+			if src == &s.client {
+				s.l.bytesIn.Add(uint64(n))
+				s.stats.bytesIn.Add(uint64(n))
+			} else {
+				s.l.bytesOut.Add(uint64(n))
+				s.stats.bytesOut.Add(uint64(n))
+			}
 			if !lp.send(dst, lp.buf[:n]) {
 				return
 			}
@@ -591,7 +590,6 @@ func (lp *loop) closeSession(s *esession) {
 		return
 	}
 	s.closed = true
-	delete(lp.live, s)
 	lp.wheel.remove(s)
 	for _, lg := range []*leg{&s.client, &s.backend} {
 		if lg.fd >= 0 {
@@ -618,18 +616,18 @@ func (lp *loop) expire(s *esession) {
 		return
 	}
 	if s.connecting {
-		if !lp.now.Before(s.connectBy) {
+		if lp.nowNs >= s.connectBy {
 			addr := s.backendAddr
 			lp.dropBackend(s)
 			lp.tryNextBackend(s, []error{fmt.Errorf("backend %s: connect timeout", addr)})
 		} else {
-			lp.wheel.schedule(s, s.connectBy, lp.now)
+			lp.wheel.schedule(s, time.Unix(0, s.connectBy), lp.now)
 		}
 		return
 	}
 	if idle := s.l.IdleTimeout; idle > 0 {
-		if due := s.lastActive.Add(idle); lp.now.Before(due) {
-			lp.wheel.schedule(s, due, lp.now)
+		if due := s.lastActive + int64(idle); lp.nowNs < due {
+			lp.wheel.schedule(s, time.Unix(0, due), lp.now)
 			return
 		}
 		lp.closeSession(s)
@@ -664,8 +662,8 @@ func (w *wheel) schedule(s *esession, at, now time.Time) {
 	if ticks < 1 {
 		ticks = 1
 	}
-	s.wSlot = (w.cur + ticks) % len(w.slots)
-	s.wRounds = (ticks - 1) / len(w.slots)
+	s.wSlot = int32((w.cur + ticks) % len(w.slots))
+	s.wRounds = int32((ticks - 1) / len(w.slots))
 	s.wPrev, s.wNext = nil, w.slots[s.wSlot]
 	if s.wNext != nil {
 		s.wNext.wPrev = s
