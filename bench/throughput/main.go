@@ -31,7 +31,7 @@ type workload struct {
 	args []string
 }
 
-type sample struct{ rps, p50, p99 float64 }
+type sample struct{ rps, p50, p99, cpuPerReq float64 }
 
 func main() {
 	proxyBin := flag.String("proxy", "bin/sentinel-proxy", "sentinel-proxy binary")
@@ -77,7 +77,10 @@ func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extr
 		}
 	}
 
-	paths := []struct{ name, addr string }{{"direct", master}, {"sentinel-proxy", sp.Addr}, {"haproxy", hp.Addr}}
+	paths := []struct {
+		name, addr string
+		pid        int // the proxy's, whose CPU time is measured; 0 for direct
+	}{{"direct", master, 0}, {"sentinel-proxy", sp.Addr, sp.Pid()}, {"haproxy", hp.Addr, hp.Pid()}}
 	workloads := []workload{
 		{"GET", []string{"-t", "get"}},
 		{"SET", []string{"-t", "set"}},
@@ -89,19 +92,27 @@ func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extr
 		for _, w := range workloads {
 			for i := range paths {
 				p := paths[(i+r)%len(paths)] // rotate who goes first
+				var cpu0 time.Duration
+				if p.pid != 0 {
+					cpu0, _ = harness.CPUTime(p.pid)
+				}
 				s, err := redisBenchmark(p.addr, clients, requests, w.args)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", w.name, p.name, err)
 				}
+				if p.pid != 0 {
+					cpu1, _ := harness.CPUTime(p.pid)
+					s.cpuPerReq = float64((cpu1 - cpu0).Microseconds()) / float64(requests)
+				}
 				key := w.name + "|" + p.name
 				results[key] = append(results[key], s)
-				fmt.Printf("round %d %-10s %-15s rps=%.0f p50=%.3fms p99=%.3fms\n", r+1, w.name, p.name, s.rps, s.p50, s.p99)
+				fmt.Printf("round %d %-10s %-15s rps=%.0f p50=%.3fms p99=%.3fms cpu=%.2fµs/req\n", r+1, w.name, p.name, s.rps, s.p50, s.p99, s.cpuPerReq)
 			}
 		}
 	}
 	fmt.Println()
-	fmt.Println("| workload | path | rps (median) | vs HAProxy | vs direct | p50 ms | p99 ms |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Println("| workload | path | rps (median) | vs HAProxy | vs direct | p50 ms | p99 ms | proxy CPU µs/request |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, w := range workloads {
 		med := func(path string, f func(sample) float64) float64 {
 			var xs []float64
@@ -112,9 +123,13 @@ func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extr
 		}
 		rps := func(s sample) float64 { return s.rps }
 		for _, p := range paths {
-			fmt.Printf("| %s | %s | %.0f | %.2f× | %.2f× | %.3f | %.3f |\n", w.name, p.name, med(p.name, rps),
+			cpu := "-"
+			if p.pid != 0 {
+				cpu = fmt.Sprintf("%.2f", med(p.name, func(s sample) float64 { return s.cpuPerReq }))
+			}
+			fmt.Printf("| %s | %s | %.0f | %.2f× | %.2f× | %.3f | %.3f | %s |\n", w.name, p.name, med(p.name, rps),
 				med(p.name, rps)/med("haproxy", rps), med(p.name, rps)/med("direct", rps),
-				med(p.name, func(s sample) float64 { return s.p50 }), med(p.name, func(s sample) float64 { return s.p99 }))
+				med(p.name, func(s sample) float64 { return s.p50 }), med(p.name, func(s sample) float64 { return s.p99 }), cpu)
 		}
 	}
 
@@ -173,7 +188,7 @@ func redisBenchmark(addr string, clients, requests int, args []string) (sample, 
 			rps, _ := strconv.ParseFloat(f[1], 64)
 			p50, _ := strconv.ParseFloat(f[4], 64)
 			p99, _ := strconv.ParseFloat(f[6], 64)
-			return sample{rps, p50, p99}, nil
+			return sample{rps: rps, p50: p50, p99: p99}, nil
 		}
 	}
 	return sample{}, fmt.Errorf("no result in redis-benchmark output: %q", out)
