@@ -189,6 +189,37 @@ type loop struct {
 	now     time.Time
 	nowNs   int64
 	wheel   wheel
+	waiter  *os.File        // the epoll fd as a file in Go's poller; closing it closes epfd
+	raw     syscall.RawConn // for waiting on it
+	pollFn  func(uintptr) bool
+	polled  int
+	pollErr error
+}
+
+// wait blocks until the epoll instance has events or timeout (ms, -1 for none) passes.
+func (lp *loop) wait(timeout int) (int, error) {
+	if lp.raw == nil {
+		return unix.EpollWait(lp.epfd, lp.events, timeout)
+	}
+	deadline := time.Time{}
+	if timeout >= 0 {
+		deadline = time.Now().Add(time.Duration(timeout) * time.Millisecond)
+	}
+	_ = lp.waiter.SetReadDeadline(deadline)
+	err := lp.raw.Read(lp.pollFn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return lp.polled, lp.pollErr
+}
+
+// poll is wait's callback, made once as lp.pollFn so that waiting allocates nothing.
+func (lp *loop) poll(uintptr) bool {
+	lp.polled, lp.pollErr = rawEpollWait(lp.epfd, lp.events)
+	return lp.pollErr != nil || lp.polled > 0
 }
 
 func newLoop() (*loop, error) {
@@ -208,6 +239,15 @@ func newLoop() (*loop, error) {
 		return nil, err
 	}
 	lp := &loop{epfd: epfd, evfd: evfd, buf: make([]byte, 64<<10), events: make([]unix.EpollEvent, 256)}
+	// The loop waits for its epoll instance through Go's own poller (an epoll fd is readable when
+	// events are ready): the goroutine parks like any network read, instead of holding a thread in a
+	// blocking epoll_wait, which keeps the runtime's sysmon waking every 20µs to take its P back.
+	if err := unix.SetNonblock(epfd, true); err == nil {
+		lp.waiter = os.NewFile(uintptr(epfd), "epoll")
+		if raw, err := lp.waiter.SyscallConn(); err == nil {
+			lp.raw, lp.pollFn = raw, lp.poll
+		}
+	}
 	lp.wheel.init(wheelTick)
 	return lp, nil
 }
@@ -235,7 +275,11 @@ func (lp *loop) run() {
 		lp.stopped = true
 		unix.Close(lp.evfd)
 		lp.mu.Unlock()
-		unix.Close(lp.epfd)
+		if lp.waiter != nil {
+			lp.waiter.Close()
+		} else {
+			unix.Close(lp.epfd)
+		}
 	}()
 	for {
 		timeout := -1
@@ -246,7 +290,7 @@ func (lp *loop) run() {
 		// the runtime's hand-off of this thread's P; block only when nothing is ready.
 		n, err := rawEpollWait(lp.epfd, lp.events)
 		if err == nil && n == 0 {
-			n, err = unix.EpollWait(lp.epfd, lp.events, timeout)
+			n, err = lp.wait(timeout)
 		}
 		if err != nil && err != unix.EINTR {
 			return
