@@ -14,8 +14,12 @@ import (
 // chaos is one failover scenario, run with writers going through the proxy the whole time.
 type chaos struct {
 	appendOnly bool
-	// act breaks something and returns once the Sentinels have named a new master and it says so.
-	act func(t *testing.T, topo *redistest.Topology, events *redistest.EventLog) (newMaster string)
+	// downAfter overrides the topology's 300ms: a node restarting from its AOF makes the new master fork
+	// for a full resync, which can stall it past 300ms and start a second, unrelated failover.
+	downAfter time.Duration
+	// act breaks something and returns once the Sentinels have named a new master and it says so. It
+	// calls fault at the instant it stops the master, if it does.
+	act func(t *testing.T, topo *redistest.Topology, events *redistest.EventLog, fault func()) (newMaster string)
 	// zeroLoss: every acknowledged write of the run must be on the final master. Without it, only the
 	// writes acknowledged after the switch must be (the proxy must add nothing to what asynchronous
 	// replication loses when a master dies).
@@ -23,7 +27,8 @@ type chaos struct {
 }
 
 func runChaos(t *testing.T, c chaos) {
-	topo := redistest.New(t, redistest.Options{Replicas: 2, Sentinels: 3, Password: testPassword, AppendOnly: c.appendOnly})
+	topo := redistest.New(t, redistest.Options{Replicas: 2, Sentinels: 3, Password: testPassword, AppendOnly: c.appendOnly,
+		DownAfter: c.downAfter})
 	p := startProxy(t, testConfig(t, topo, topo.Name))
 	oldMaster := topo.Nodes[0].Addr
 	waitRoutedTo(t, p.master, oldMaster, 10*time.Second)
@@ -42,13 +47,9 @@ func runChaos(t *testing.T, c chaos) {
 	time.Sleep(300 * time.Millisecond)
 
 	start := time.Now()
-	newMaster := c.act(t, topo, events)
-	waitRoutedTo(t, p.master, newMaster, 10*time.Second)
-	time.Sleep(500 * time.Millisecond) // writes on the new master
-	stopLoad()
-	res := <-results
-
-	final, err := topo.MasterAddr()
+	var faultAt time.Time
+	newMaster := c.act(t, topo, events, func() { faultAt = time.Now() })
+	final, err := topo.AgreedMaster(30 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +59,11 @@ func runChaos(t *testing.T, c chaos) {
 		t.Logf("Sentinel failed over again, to %s", final)
 		newMaster = final
 	}
+	waitRoutedTo(t, p.master, newMaster, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // writes on the new master
+	stopLoad()
+	res := <-results
+
 	lost, err := res.Lost(final, testPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -115,13 +121,30 @@ func runChaos(t *testing.T, c chaos) {
 	if lostAfterSwitch > 0 {
 		t.Errorf("%d writes acknowledged after the switch were lost", lostAfterSwitch)
 	}
-	if c.zeroLoss && len(lost) > 0 {
-		t.Errorf("%d acknowledged writes lost (first: %s by %s at %s)", len(lost), lost[0].Key, lost[0].Node, lost[0].At.Format("15:04:05.000"))
+	if c.zeroLoss {
+		// A write the master acknowledged in the last moments before it was stopped may not have left for
+		// its replicas yet: asynchronous replication, which no proxy can close. Such writes are reported,
+		// not counted.
+		var counted []redistest.Ack
+		for _, l := range lost {
+			if !faultAt.IsZero() && l.At.After(faultAt.Add(-asyncWindow)) && !l.At.After(faultAt.Add(asyncWindow)) {
+				t.Logf("write %s acknowledged %s from the fault: lost to asynchronous replication", l.Key, l.At.Sub(faultAt))
+				continue
+			}
+			counted = append(counted, l)
+		}
+		if len(counted) > 0 {
+			t.Errorf("%d acknowledged writes lost (first: %s by %s at %s)", len(counted), counted[0].Key, counted[0].Node, counted[0].At.Format("15:04:05.000"))
+		}
 	}
 	if len(res.Acks) < 100 {
 		t.Errorf("only %d writes acknowledged: the load did not run", len(res.Acks))
 	}
 }
+
+// asyncWindow is how close to the fault a lost write may have been acknowledged and still be blamed on
+// asynchronous replication rather than on the proxy.
+const asyncWindow = 5 * time.Millisecond
 
 func waitNewMaster(t *testing.T, topo *redistest.Topology, old string) string {
 	t.Helper()
@@ -133,16 +156,18 @@ func waitNewMaster(t *testing.T, topo *redistest.Topology, old string) string {
 }
 
 func TestChaosMasterKilled(t *testing.T) {
-	runChaos(t, chaos{act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog) string {
+	runChaos(t, chaos{act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog, fault func()) string {
 		old := topo.Nodes[0].Addr
+		fault()
 		topo.Nodes[0].Kill()
 		return waitNewMaster(t, topo, old)
 	}})
 }
 
 func TestChaosMasterPausedThenResumed(t *testing.T) {
-	runChaos(t, chaos{zeroLoss: true, act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog) string {
+	runChaos(t, chaos{zeroLoss: true, act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog, fault func()) string {
 		old := topo.Node(topo.Nodes[0].Addr)
+		fault()
 		if err := old.Pause(); err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +190,7 @@ func TestChaosMasterPausedThenResumed(t *testing.T) {
 }
 
 func TestChaosManualFailover(t *testing.T) {
-	runChaos(t, chaos{zeroLoss: true, act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog) string {
+	runChaos(t, chaos{zeroLoss: true, act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog, fault func()) string {
 		m, err := topo.Failover(30 * time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -175,7 +200,7 @@ func TestChaosManualFailover(t *testing.T) {
 }
 
 func TestChaosTwoFailoversInARow(t *testing.T) {
-	runChaos(t, chaos{zeroLoss: true, act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog) string {
+	runChaos(t, chaos{zeroLoss: true, act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog, fault func()) string {
 		if _, err := topo.Failover(30 * time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -191,8 +216,9 @@ func TestChaosTwoFailoversInARow(t *testing.T) {
 }
 
 func TestChaosOldMasterRestartedWithItsData(t *testing.T) {
-	runChaos(t, chaos{appendOnly: true, act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog) string {
+	runChaos(t, chaos{appendOnly: true, downAfter: time.Second, act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog, fault func()) string {
 		old := topo.Nodes[0]
+		fault()
 		old.Kill()
 		newMaster := waitNewMaster(t, topo, old.Addr)
 		// Its config still says master: it comes back as a master with its old data.
@@ -207,9 +233,10 @@ func TestChaosOldMasterRestartedWithItsData(t *testing.T) {
 }
 
 func TestChaosSentinelKilledMidFailover(t *testing.T) {
-	runChaos(t, chaos{act: func(t *testing.T, topo *redistest.Topology, events *redistest.EventLog) string {
+	runChaos(t, chaos{act: func(t *testing.T, topo *redistest.Topology, events *redistest.EventLog, fault func()) string {
 		old := topo.Nodes[0].Addr
 		start := time.Now()
+		fault()
 		topo.Nodes[0].Kill()
 		// Kill the Sentinel that leads the failover as soon as it has been elected.
 		var leader *redistest.Process
@@ -235,7 +262,7 @@ func TestChaosSentinelKilledMidFailover(t *testing.T) {
 }
 
 func TestChaosSubscriptionsCut(t *testing.T) {
-	runChaos(t, chaos{act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog) string {
+	runChaos(t, chaos{act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog, fault func()) string {
 		// Kill the proxy's pub/sub connections on every Sentinel over and over, so only the reconcile
 		// loop can notice the failover.
 		ctx, cancel := context.WithCancel(context.Background())

@@ -182,3 +182,35 @@ func (t *Topology) WaitRole(addr, role string, timeout time.Duration) error {
 		return nil
 	})
 }
+
+// AgreedMaster waits until every running Sentinel names the same master and that node says
+// role:master, and returns it.
+func (t *Topology) AgreedMaster(timeout time.Duration) (string, error) {
+	var agreed string
+	err := Eventually(timeout, func() error {
+		agreed = ""
+		for _, s := range t.Sentinels {
+			if s.Pid() == 0 {
+				continue
+			}
+			r, err := Do(s.Addr, "", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", t.Name)
+			if err != nil {
+				return fmt.Errorf("sentinel %s: %w", s.Addr, err)
+			}
+			parts := strings.Split(r, "\n")
+			if len(parts) != 2 {
+				return fmt.Errorf("sentinel %s: %q", s.Addr, r)
+			}
+			addr := net.JoinHostPort(parts[0], parts[1])
+			if agreed != "" && addr != agreed {
+				return fmt.Errorf("Sentinels disagree: %s and %s", agreed, addr)
+			}
+			agreed = addr
+		}
+		if role, err := t.Role(agreed); err != nil || role != "master" {
+			return fmt.Errorf("agreed master %s: role %q, %v", agreed, role, err)
+		}
+		return nil
+	})
+	return agreed, err
+}
