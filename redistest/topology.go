@@ -203,7 +203,7 @@ func (t *Topology) AgreedMaster(timeout time.Duration) (string, error) {
 			}
 			addr := net.JoinHostPort(parts[0], parts[1])
 			if agreed != "" && addr != agreed {
-				return fmt.Errorf("Sentinels disagree: %s and %s", agreed, addr)
+				return fmt.Errorf("the Sentinels disagree: %s and %s", agreed, addr)
 			}
 			agreed = addr
 		}
