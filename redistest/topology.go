@@ -45,19 +45,26 @@ func (t *Topology) Node(addr string) *Process {
 func (t *Topology) MasterAddr() (string, error) {
 	var lastErr error
 	for _, s := range t.Sentinels {
-		r, err := Do(s.Addr, "", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", t.Name)
-		if err != nil {
-			lastErr = err
-			continue
+		addr, err := t.namedBy(s)
+		if err == nil {
+			return addr, nil
 		}
-		parts := strings.Split(r, "\n")
-		if len(parts) != 2 {
-			lastErr = fmt.Errorf("GET-MASTER-ADDR-BY-NAME: %q", r)
-			continue
-		}
-		return net.JoinHostPort(parts[0], parts[1]), nil
+		lastErr = err
 	}
 	return "", lastErr
+}
+
+// namedBy asks one Sentinel which address it names as master.
+func (t *Topology) namedBy(s *Process) (string, error) {
+	r, err := Do(s.Addr, "", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", t.Name)
+	if err != nil {
+		return "", fmt.Errorf("sentinel %s: %w", s.Addr, err)
+	}
+	parts := strings.Split(r, "\n")
+	if len(parts) != 2 {
+		return "", fmt.Errorf("sentinel %s: GET-MASTER-ADDR-BY-NAME: %q", s.Addr, r)
+	}
+	return net.JoinHostPort(parts[0], parts[1]), nil
 }
 
 // Role returns what a node says its role is.
@@ -193,15 +200,10 @@ func (t *Topology) AgreedMaster(timeout time.Duration) (string, error) {
 			if s.Pid() == 0 {
 				continue
 			}
-			r, err := Do(s.Addr, "", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", t.Name)
+			addr, err := t.namedBy(s)
 			if err != nil {
-				return fmt.Errorf("sentinel %s: %w", s.Addr, err)
+				return err
 			}
-			parts := strings.Split(r, "\n")
-			if len(parts) != 2 {
-				return fmt.Errorf("sentinel %s: %q", s.Addr, r)
-			}
-			addr := net.JoinHostPort(parts[0], parts[1])
 			if agreed != "" && addr != agreed {
 				return fmt.Errorf("the Sentinels disagree: %s and %s", agreed, addr)
 			}
