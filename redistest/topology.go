@@ -190,29 +190,54 @@ func (t *Topology) WaitRole(addr, role string, timeout time.Duration) error {
 	})
 }
 
-// AgreedMaster waits until every running Sentinel names the same master and that node says
-// role:master, and returns it.
+// AgreedMaster waits until every running Sentinel names the same master, none is running a failover,
+// that node says role:master, and all of this still holds a second later (a failover can be on its
+// way while the previous one's announcement is still what everyone names).
 func (t *Topology) AgreedMaster(timeout time.Duration) (string, error) {
 	var agreed string
 	err := Eventually(timeout, func() error {
-		agreed = ""
-		for _, s := range t.Sentinels {
-			if s.Pid() == 0 {
-				continue
-			}
-			addr, err := t.namedBy(s)
-			if err != nil {
-				return err
-			}
-			if agreed != "" && addr != agreed {
-				return fmt.Errorf("the Sentinels disagree: %s and %s", agreed, addr)
-			}
-			agreed = addr
+		first, err := t.settledMaster()
+		if err != nil {
+			return err
 		}
-		if role, err := t.Role(agreed); err != nil || role != "master" {
-			return fmt.Errorf("agreed master %s: role %q, %v", agreed, role, err)
+		time.Sleep(time.Second)
+		again, err := t.settledMaster()
+		if err != nil {
+			return err
 		}
+		if again != first {
+			return fmt.Errorf("master moved from %s to %s", first, again)
+		}
+		agreed = again
 		return nil
 	})
 	return agreed, err
+}
+
+func (t *Topology) settledMaster() (string, error) {
+	agreed := ""
+	for _, s := range t.Sentinels {
+		if s.Pid() == 0 {
+			continue
+		}
+		addr, err := t.namedBy(s)
+		if err != nil {
+			return "", err
+		}
+		if agreed != "" && addr != agreed {
+			return "", fmt.Errorf("the Sentinels disagree: %s and %s", agreed, addr)
+		}
+		agreed = addr
+		flags, err := Do(s.Addr, "", "SENTINEL", "MASTER", t.Name)
+		if err != nil {
+			return "", fmt.Errorf("sentinel %s: %w", s.Addr, err)
+		}
+		if strings.Contains(flags, "failover_in_progress") {
+			return "", fmt.Errorf("sentinel %s is running a failover", s.Addr)
+		}
+	}
+	if role, err := t.Role(agreed); err != nil || role != "master" {
+		return "", fmt.Errorf("agreed master %s: role %q, %v", agreed, role, err)
+	}
+	return agreed, nil
 }
