@@ -31,7 +31,3 @@ func (h Health) Observe(ok bool, rise, fall int) (next Health, changed bool) {
 	}
 	return h, false
 }
-
-// Streak reports how many consecutive results have disagreed with the current state, as HAProxy's
-// "UP 1/3" display.
-func (h Health) Streak() int { return h.streak }

@@ -3,7 +3,6 @@ package redistest
 import (
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +96,7 @@ func (t *Topology) WaitSettled(replicas int, timeout time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if got := countField(info, "state=online"); got < replicas {
+		if got := strings.Count(info, "state=online"); got < replicas {
 			return fmt.Errorf("master %s has %d online replicas, want %d", master, got, replicas)
 		}
 		for _, s := range t.Sentinels {
@@ -163,22 +162,6 @@ func (t *Topology) WaitNewMaster(old string, timeout time.Duration) (string, err
 	return master, err
 }
 
-// Port returns the port of a host:port address.
-func Port(addr string) int {
-	_, p, _ := net.SplitHostPort(addr)
-	n, _ := strconv.Atoi(p)
-	return n
-}
-
-func countField(s, field string) int { return strings.Count(s, field) }
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // WaitRole waits until the node at addr reports role ("master" or "slave").
 func (t *Topology) WaitRole(addr, role string, timeout time.Duration) error {
 	return Eventually(timeout, func() error {
@@ -240,4 +223,11 @@ func (t *Topology) settledMaster() (string, error) {
 		return "", fmt.Errorf("agreed master %s: role %q, %v", agreed, role, err)
 	}
 	return agreed, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

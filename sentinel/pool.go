@@ -42,17 +42,6 @@ func (p *Pool) ReconcileNow() {
 	}
 }
 
-// Addrs lists the Sentinels followed, configured and discovered.
-func (p *Pool) Addrs() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]string, 0, len(p.watchers))
-	for a := range p.watchers {
-		out = append(out, a)
-	}
-	return out
-}
-
 func (p *Pool) ensure(addr string, discovered bool) {
 	p.mu.Lock()
 	if p.ctx == nil || p.ctx.Err() != nil || p.watchers[addr] != nil {
