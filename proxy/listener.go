@@ -165,11 +165,8 @@ func (l *Listener) Addr() net.Addr {
 func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	l.mu.Lock()
 	l.ln = ln
-	if l.closed == nil {
-		l.closed = make(chan struct{})
-	}
-	closed := l.closed
 	l.mu.Unlock()
+	closed := l.closedChan()
 	stop := context.AfterFunc(ctx, l.Close)
 	defer stop()
 	defer l.wg.Wait()
@@ -206,20 +203,19 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 
 // Close stops accepting and closes every session. Serve returns after the sessions have finished.
 func (l *Listener) Close() {
+	closed := l.closedChan()
 	l.mu.Lock()
-	if l.closed == nil {
-		l.closed = make(chan struct{})
-	}
 	ln := l.ln
 	l.mu.Unlock()
-	l.closeOnce.Do(func() { close(l.closed) })
+	l.closeOnce.Do(func() { close(closed) })
 	if ln != nil {
 		ln.Close()
 	}
 	l.sessions.closeAll()
 }
 
-func (l *Listener) closedChan() <-chan struct{} {
+// closedChan returns the channel Close closes, creating it on first use so a zero Listener works.
+func (l *Listener) closedChan() chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed == nil {
