@@ -332,7 +332,7 @@ func isTimeout(err error) bool {
 
 func testIdleTimeout(t *testing.T, eng Engine) {
 	b := startBackend(t, echo)
-	l := &Listener{IdleTimeout: 150 * time.Millisecond}
+	l := &Listener{IdleTimeout: 400 * time.Millisecond}
 	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	// Traffic every 50ms keeps the session alive well past the timeout.
@@ -365,7 +365,7 @@ func testIdleTimeoutCountsEitherDirection(t *testing.T, eng Engine) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
-	addr := startListener(t, eng, &Listener{IdleTimeout: 150 * time.Millisecond}, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, eng, &Listener{IdleTimeout: 400 * time.Millisecond}, Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	got, _ := io.ReadAll(c)
 	if string(got) != "mmmmmmmm" {
