@@ -303,15 +303,21 @@ func Do(addr, password string, args ...string) (string, error) {
 }
 
 func roundTrip(conn net.Conn, rd *bufio.Reader, args ...string) (string, error) {
+	if err := send(conn, args...); err != nil {
+		return "", err
+	}
+	return readFlat(rd)
+}
+
+// send writes args as one RESP command.
+func send(conn net.Conn, args ...string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "*%d\r\n", len(args))
 	for _, a := range args {
 		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
 	}
-	if _, err := conn.Write([]byte(b.String())); err != nil {
-		return "", err
-	}
-	return readFlat(rd)
+	_, err := conn.Write([]byte(b.String()))
+	return err
 }
 
 func readFlat(rd *bufio.Reader) (string, error) {

@@ -201,12 +201,7 @@ func doLines(addr, password string, args ...string) ([]string, error) {
 			return nil, err
 		}
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := conn.Write([]byte(b.String())); err != nil {
+	if err := send(conn, args...); err != nil {
 		return nil, err
 	}
 	head, err := rd.ReadString('\n')
