@@ -6,10 +6,12 @@ BIN       := bin/sentinel-proxy
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 DEB_PKGS  := redis-server redis-sentinel redis-tools
+# chromium runs the stats page's browser test (headless).
+TEST_PKGS := chromium
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps bench-deps demo test lint unit fuzz bench bench-failover clean
+.PHONY: all build deps test-deps bench-deps demo test lint unit fuzz bench bench-failover screenshots clean
 
 all: build
 
@@ -23,12 +25,17 @@ deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEB_PKGS); \
 	fi
 
+# test-deps adds what only the tests need: chromium for the browser test of the stats page.
+test-deps: deps
+	@command -v chromium >/dev/null || { echo "installing $(TEST_PKGS) with apt-get"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(TEST_PKGS); }
+
 # demo starts 1 master + 2 replicas + 3 Sentinels on loopback and the proxy on 5000/5001/9000.
 demo: deps build
 	$(GO) run ./demo -proxy $(BIN)
 
 # test is what CI runs: formatting, vet, staticcheck, then every test with the race detector.
-test: deps lint
+test: test-deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 lint:
@@ -58,6 +65,10 @@ bench-failover: bench-deps build
 
 bench-deps: deps
 	@command -v haproxy >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq haproxy; }
+
+# screenshots refreshes docs/img/stats-*.png from the browser test on a real topology.
+screenshots: test-deps
+	SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run TestStatsPageInBrowser .
 
 clean:
 	rm -rf bin

@@ -181,9 +181,15 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, onStarted 
 		}
 	}
 	if ln := bound["stats.listen"]; ln != nil {
+		metrics := stats.NewMetrics()
+		router.OnSwitch = metrics.ObserveSwitch
+		router.OnDualMaster = metrics.ObserveDualMaster
+		sg := statsGroups(groups)
 		srv := &http.Server{
-			Handler: (&stats.Server{User: cfg.Stats.User, Password: cfg.Stats.Password, Snapshot: router.Snapshot,
-				Groups: statsGroups(groups), Version: versionString(), Log: log, Started: time.Now()}).Handler(),
+			Handler: (&stats.Server{User: cfg.Stats.User, Password: cfg.Stats.Password, Admin: cfg.Stats.Admin,
+				Control: stats.NewControl(ctx, router, sg), Snapshot: router.Snapshot,
+				History: router.History, Metrics: metrics, Groups: sg, Version: versionString(),
+				Log: log, Started: time.Now()}).Handler(),
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 			IdleTimeout: 60 * time.Second,
 		}

@@ -31,3 +31,7 @@ func (h Health) Observe(ok bool, rise, fall int) (next Health, changed bool) {
 	}
 	return h, false
 }
+
+// Streak is how many consecutive results so far disagree with the current state: successes while DOWN
+// (on the way to rise), failures while UP (on the way to fall).
+func (h Health) Streak() int { return h.streak }

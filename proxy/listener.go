@@ -43,6 +43,8 @@ type Listener struct {
 	held      atomic.Int64
 	rr        atomic.Uint64
 	current   atomic.Int64
+	peak      atomic.Int64 // the most concurrent sessions seen (HAProxy's smax)
+	rate      rateCounter  // new sessions per second
 	total     atomic.Uint64
 	refused   atomic.Uint64 // no route or max_conns
 	connErrs  atomic.Uint64 // backend dial failures
@@ -63,6 +65,8 @@ type Stats struct {
 	Name            string
 	Addr            string
 	Current         int64
+	Peak            int64  // the most concurrent sessions seen
+	Rate, RateMax   uint64 // new sessions per second, now and at most
 	Max             int
 	Total           uint64
 	Refused         uint64
@@ -137,11 +141,12 @@ func (l *Listener) CloseSessionsTo(backend string) int { return l.sessions.close
 // Stats returns the listener's counters.
 func (l *Listener) Stats() Stats {
 	s := Stats{
-		Name: l.Name, Current: l.current.Load(), Max: l.MaxConns, Total: l.total.Load(),
+		Name: l.Name, Current: l.current.Load(), Peak: l.peak.Load(), Max: l.MaxConns, Total: l.total.Load(),
 		Refused: l.refused.Load(), Held: l.held.Load(), ConnectErrors: l.connErrs.Load(),
 		BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
 		PerBackend: l.sessions.stats(), Route: l.Route(), LimitReachedNow: l.atLimit.Load(),
 	}
+	s.Rate, s.RateMax = l.rate.rate(time.Now())
 	l.mu.Lock()
 	if l.ln != nil {
 		s.Addr = l.ln.Addr().String()
@@ -234,6 +239,9 @@ func isTemporaryAccept(err error) bool {
 func (l *Listener) serveClient(ctx context.Context, client net.Conn) {
 	n := l.current.Add(1)
 	l.total.Add(1)
+	l.rate.add(time.Now())
+	for p := l.peak.Load(); n > p && !l.peak.CompareAndSwap(p, n); p = l.peak.Load() {
+	}
 	if l.MaxConns > 0 && n > int64(l.MaxConns) {
 		l.refused.Add(1)
 		if l.atLimit.CompareAndSwap(false, true) {

@@ -287,20 +287,44 @@ func (t *Topology) Close() {
 // Do sends one command to addr (with AUTH first when password is set) and returns the reply, flattened
 // to text: arrays become one element per line. It is a test helper, not a client.
 func Do(addr, password string, args ...string) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	c, err := Dial(addr, password)
 	if err != nil {
 		return "", err
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	rd := bufio.NewReader(conn)
+	defer c.Close()
+	return c.Do(args...)
+}
+
+// Conn is one lasting client connection, for tests that watch what happens to an established session.
+type Conn struct {
+	conn net.Conn
+	rd   *bufio.Reader
+}
+
+// Dial connects to addr and authenticates when password is set.
+func Dial(addr, password string) (*Conn, error) {
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{conn: conn, rd: bufio.NewReader(conn)}
 	if password != "" {
-		if _, err := roundTrip(conn, rd, "AUTH", password); err != nil {
-			return "", fmt.Errorf("AUTH: %w", err)
+		if _, err := c.Do("AUTH", password); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("AUTH: %w", err)
 		}
 	}
-	return roundTrip(conn, rd, args...)
+	return c, nil
 }
+
+// Do sends one command and reads its reply (flattened as by the package's Do), within 5 seconds.
+func (c *Conn) Do(args ...string) (string, error) {
+	_ = c.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return roundTrip(c.conn, c.rd, args...)
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.conn.Close() }
 
 func roundTrip(conn net.Conn, rd *bufio.Reader, args ...string) (string, error) {
 	if err := send(conn, args...); err != nil {

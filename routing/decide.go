@@ -3,6 +3,7 @@ package routing
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sentinel-proxy/sentinel-proxy/check"
@@ -12,8 +13,9 @@ import (
 // Snapshot is an immutable routing decision with what it rests on, for the forwarder, the stats page
 // and the logs. Nothing may modify a published Snapshot.
 type Snapshot struct {
-	At     time.Time
-	Groups []GroupSnapshot // in the order the groups were configured
+	At         time.Time
+	Rise, Fall int             // the health thresholds, to show how far a node is on its way up or down
+	Groups     []GroupSnapshot // in the order the groups were configured
 }
 
 // Group returns the named group's snapshot, or nil.
@@ -46,6 +48,10 @@ type GroupSnapshot struct {
 	ReplicaFallback bool
 	// DualMasters are nodes that say role:master although the Sentinels name another one.
 	DualMasters []string
+	// DrainMaster and DrainReplicas are nodes an operator put in DRAIN that would otherwise be in the
+	// master or replica pool: they take no new sessions, but their established ones stay.
+	DrainMaster   string
+	DrainReplicas []string
 	// Failover is the failover in progress, nil when none; Detected the first sign of the current trouble.
 	Failover  *Failover
 	Detected  Detection
@@ -62,6 +68,15 @@ type NodeSnapshot struct {
 	Last          check.Result // the latest probe
 	LastOK        check.Result // the latest successful probe: roles are read from it, as rise/fall allow
 	LastChange    time.Time
+	Admin         AdminState // READY, DRAIN or MAINT
+	// Checks, CheckFailures and Downs count probes, failed probes and UP-to-DOWN transitions;
+	// DownTotal is the time spent DOWN, the current stretch included.
+	Checks, CheckFailures, Downs uint64
+	DownTotal                    time.Duration
+	// LagSeconds and LagBytes are a replica's lag as the routed master reports it (INFO replication);
+	// -1 when unknown.
+	LagSeconds    int
+	LagBytes      int64
 	InMasterPool  bool
 	InReplicaPool bool
 	// Verdict is one word for the operator: "master", "replica", "down", or why it takes no traffic.
@@ -81,20 +96,21 @@ type SentinelSnapshot struct {
 	ConfigEpoch int64
 	LastEvent   string
 	LastEventAt time.Time
+	Events      uint64 // pub/sub messages received from it for this group
 }
 
 // Decide derives the routing decision from the state. It is pure: same state, same snapshot.
 func Decide(s *State, order []string, now time.Time) *Snapshot {
-	snap := &Snapshot{At: now}
+	snap := &Snapshot{At: now, Rise: s.Rise, Fall: s.Fall}
 	for _, name := range order {
 		if g := s.Groups[name]; g != nil {
-			snap.Groups = append(snap.Groups, decideGroup(s, g))
+			snap.Groups = append(snap.Groups, decideGroup(s, g, now))
 		}
 	}
 	return snap
 }
 
-func decideGroup(s *State, g *Group) GroupSnapshot {
+func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 	gs := GroupSnapshot{Name: g.Name}
 	named, epoch, answered := g.named()
 	gs.SentinelsAnswer = answered
@@ -208,17 +224,44 @@ func decideGroup(s *State, g *Group) GroupSnapshot {
 	default:
 		gs.Master = named
 	}
+	// An operator's DRAIN or MAINT outranks everything else: the master port then refuses or holds new
+	// clients, as the page warns before the operator confirms.
+	adminBlocked := ""
+	if m := s.Nodes[gs.Master]; gs.Master != "" && m != nil && m.Admin != "" && m.Admin != AdminReady {
+		adminBlocked = gs.Master
+		gs.NoMasterReason = fmt.Sprintf("master %s is in %s (set by an operator)", gs.Master, m.Admin)
+		if m.Admin == AdminDrain {
+			gs.DrainMaster = gs.Master
+		}
+		gs.Master = ""
+	}
 
 	for _, a := range sorted {
 		n := s.Nodes[a]
 		ns := NodeSnapshot{Addr: a, SentinelRole: sentinelRole[a], SentinelFlags: sentinelFlags[a]}
+		ns.Admin, ns.LagSeconds, ns.LagBytes = AdminReady, -1, -1
 		if n != nil {
 			ns.Health, ns.Last, ns.LastOK, ns.LastChange = n.Health, n.Last, n.LastOK, n.LastChange
+			ns.Checks, ns.CheckFailures, ns.Downs, ns.DownTotal = n.Checks, n.CheckFailures, n.Downs, n.DownTotal
+			if !n.DownSince.IsZero() && now.After(n.DownSince) {
+				ns.DownTotal += now.Sub(n.DownSince)
+			}
+			if n.Admin != "" {
+				ns.Admin = n.Admin
+			}
+		}
+		if m := s.Nodes[gs.Master]; m != nil && m.LastOK.OK() && a != gs.Master {
+			if link, ok := m.LastOK.Replication.Replica(a); ok {
+				ns.LagSeconds = link.Lag
+				ns.LagBytes = max(m.LastOK.Replication.MasterReplOffset-link.Offset, 0)
+			}
 		}
 		ns.InMasterPool = a == gs.Master
 		switch {
 		case ns.InMasterPool:
 			ns.Verdict = "master"
+		case a == adminBlocked:
+			ns.Verdict = strings.ToLower(string(ns.Admin))
 		case g.Failover != nil && a == g.Failover.Promoting:
 			ns.Verdict = "promoting"
 		case g.Failover != nil && g.Failover.Cut && a == g.Failover.OldMaster:
@@ -239,6 +282,11 @@ func decideGroup(s *State, g *Group) GroupSnapshot {
 			ns.Verdict = "not-synced"
 		case s.MaxReplicaLagSeconds > 0 && lagging(s, gs.Master, a, s.MaxReplicaLagSeconds):
 			ns.Verdict = "lagging"
+		case ns.Admin == AdminDrain:
+			ns.Verdict = "drain"
+			gs.DrainReplicas = append(gs.DrainReplicas, a)
+		case ns.Admin == AdminMaint:
+			ns.Verdict = "maint"
 		default:
 			ns.Verdict = "replica"
 			ns.InReplicaPool = true
@@ -268,6 +316,7 @@ func decideGroup(s *State, g *Group) GroupSnapshot {
 		if v.Err != nil {
 			ss.Err = v.Err.Error()
 		}
+		ss.Events = g.EventsReceived[a]
 		if ev, ok := g.LastEvent[a]; ok {
 			ss.LastEvent, ss.LastEventAt = ev.Channel+" "+ev.Payload, ev.At
 		}
@@ -277,24 +326,33 @@ func decideGroup(s *State, g *Group) GroupSnapshot {
 }
 
 // Departed lists the backends that left each pool from prev to next: their sessions must be closed.
-// A master that is replaced leaves the master pool at once, so no session keeps writing to it.
+// A master that is replaced leaves the master pool at once, so no session keeps writing to it. A node
+// going into DRAIN keeps its sessions; one going from DRAIN to MAINT, or demoted while draining, loses
+// them.
 func Departed(prev, next *GroupSnapshot) (master, replicas []string) {
 	if prev == nil {
 		return nil, nil
 	}
-	if prev.Master != "" && prev.Master != next.Master {
-		master = []string{prev.Master}
+	master = leaving([]string{prev.Master, prev.DrainMaster}, []string{next.Master, next.DrainMaster})
+	replicas = leaving(append(append([]string(nil), prev.Replicas...), prev.DrainReplicas...),
+		append(append([]string(nil), next.Replicas...), next.DrainReplicas...))
+	return master, replicas
+}
+
+// leaving returns the non-empty entries of before that are not in after, once each.
+func leaving(before, after []string) []string {
+	keep := map[string]bool{"": true}
+	for _, a := range after {
+		keep[a] = true
 	}
-	keep := map[string]bool{}
-	for _, r := range next.Replicas {
-		keep[r] = true
-	}
-	for _, r := range prev.Replicas {
-		if !keep[r] {
-			replicas = append(replicas, r)
+	var out []string
+	for _, b := range before {
+		if !keep[b] {
+			out = append(out, b)
+			keep[b] = true
 		}
 	}
-	return master, replicas
+	return out
 }
 
 func sortedViews(g *Group) []sentinel.View {

@@ -66,6 +66,8 @@ func event(from, channel, payload string) Input {
 	return EventInput{Event: ev}
 }
 
+func admin(addr string, st AdminState) Input { return AdminInput{Node: addr, State: st} }
+
 func healthy() []Input {
 	return []Input{
 		view(s1, nodeA, 1, nodeB, nodeC), view(s2, nodeA, 1, nodeB, nodeC), view(s3, nodeA, 1, nodeB, nodeC),
@@ -91,6 +93,19 @@ func TestDecide(t *testing.T) {
 		{name: "healthy", inputs: healthy(), master: nodeA, replicas: []string{nodeB, nodeC},
 			verdicts: map[string]string{nodeA: "master", nodeB: "replica", nodeC: "replica"}},
 		{name: "named master not probed yet", inputs: healthy()[:3], reason: "not probed yet"},
+		{name: "a replica in MAINT leaves the pool", inputs: with(healthy(), admin(nodeB, AdminMaint)),
+			master: nodeA, replicas: []string{nodeC}, verdicts: map[string]string{nodeB: "maint"}},
+		{name: "a replica in DRAIN leaves the pool", inputs: with(healthy(), admin(nodeB, AdminDrain)),
+			master: nodeA, replicas: []string{nodeC}, verdicts: map[string]string{nodeB: "drain"}},
+		{name: "READY puts it back", inputs: with(healthy(), admin(nodeB, AdminMaint), admin(nodeB, AdminReady)),
+			master: nodeA, replicas: []string{nodeB, nodeC}, verdicts: map[string]string{nodeB: "replica"}},
+		{name: "the master in MAINT: the master port has none, and reads do not fall back to it",
+			inputs: with(healthy(), admin(nodeA, AdminMaint)), reason: "master " + nodeA + " is in MAINT",
+			replicas: []string{nodeB, nodeC}, verdicts: map[string]string{nodeA: "maint"}},
+		{name: "the master in DRAIN", inputs: with(healthy(), admin(nodeA, AdminDrain), admin(nodeB, AdminMaint), admin(nodeC, AdminMaint)),
+			reason: "is in DRAIN", verdicts: map[string]string{nodeA: "drain"}},
+		{name: "MAINT on a node that is down changes nothing else", inputs: with(healthy(), probeFail(nodeC), probeFail(nodeC),
+			probeFail(nodeC), admin(nodeC, AdminMaint)), master: nodeA, replicas: []string{nodeB}, verdicts: map[string]string{nodeC: "down"}},
 		{name: "named master reports slave", inputs: with(healthy(), probeReplica(nodeA, "down")),
 			reason: "reports role:slave", verdicts: map[string]string{nodeA: "not-verified"}},
 		{name: "switch-master alone carries no epoch and moves nothing",
@@ -282,5 +297,30 @@ func TestDeparted(t *testing.T) {
 	}
 	if m, r := Departed(nil, next); m != nil || r != nil {
 		t.Errorf("nil prev departs nothing: %v %v", m, r)
+	}
+	// DRAIN keeps sessions; MAINT after DRAIN, or a demotion while draining, closes them.
+	draining := &GroupSnapshot{DrainMaster: nodeA, Replicas: []string{nodeC}, DrainReplicas: []string{nodeB}}
+	if m, r := Departed(prev, draining); m != nil || r != nil {
+		t.Errorf("into DRAIN departs nothing: %v %v", m, r)
+	}
+	maint := &GroupSnapshot{Replicas: []string{nodeC}}
+	if m, r := Departed(draining, maint); !reflect.DeepEqual(m, []string{nodeA}) || !reflect.DeepEqual(r, []string{nodeB}) {
+		t.Errorf("DRAIN to MAINT departs both: %v %v", m, r)
+	}
+}
+
+func TestNodeCounters(t *testing.T) {
+	st := NewState([]string{"g"}, 1, 1)
+	for _, in := range with(healthy(), probeFail(nodeB), probeReplica(nodeB, "up"), probeFail(nodeB)) {
+		st.Apply(in)
+	}
+	n := st.Nodes[nodeB]
+	if n.Checks != 4 || n.CheckFailures != 2 || n.Downs != 2 || n.Health.Up {
+		t.Errorf("counters: checks %d failures %d downs %d down since %v", n.Checks, n.CheckFailures, n.Downs, n.DownSince)
+	}
+	st.Apply(event(s1, "+sdown", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379"))
+	snap := Decide(st, []string{"g"}, time.Now())
+	if got := snap.Group("g").Sentinels[0].Events; got != 1 {
+		t.Errorf("events received from %s = %d, want 1", s1, got)
 	}
 }

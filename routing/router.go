@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,10 +30,60 @@ type Router struct {
 	Reconcile func()
 	// Now returns the time; nil means time.Now. Tests replace it.
 	Now func() time.Time
+	// OnSwitch and OnDualMaster, if set, are told of each master switch and each newly detected dual
+	// master, on the Router's goroutine (for metrics). They must not block.
+	OnSwitch     func(Switch)
+	OnDualMaster func(group, claimant string)
+
+	historyMu sync.Mutex
+	history   map[string][]Switch // per group, oldest first, at most HistoryLen
 
 	// gaps remembers, per group, the master before a stretch without one, so the switch is logged as
 	// one master_switched line from the old master to the new, with the gap's length and closed sessions.
 	gaps map[string]*gap
+}
+
+// HistoryLen is how many switches per group History keeps.
+const HistoryLen = 50
+
+// Switch is one change of a group's master from one node to another, as logged by master_switched.
+type Switch struct {
+	At             time.Time     `json:"at"`
+	Group          string        `json:"group"`
+	Old            string        `json:"old"`
+	New            string        `json:"new"`
+	Epoch          int64         `json:"epoch"`
+	Trigger        string        `json:"trigger"`
+	DetectedBy     string        `json:"detected_by,omitempty"`
+	DetectToSwitch time.Duration `json:"detect_to_switch_ns"` // -1 when no sign of trouble was seen first
+	NoMaster       time.Duration `json:"no_master_ns"`        // how long the master port had no master
+	SessionsClosed int           `json:"sessions_closed"`
+	Leader         string        `json:"failover_leader,omitempty"`
+}
+
+// History returns the group's last switches, newest first.
+func (r *Router) History(group string) []Switch {
+	r.historyMu.Lock()
+	defer r.historyMu.Unlock()
+	h := r.history[group]
+	out := make([]Switch, len(h))
+	for i, sw := range h {
+		out[len(h)-1-i] = sw
+	}
+	return out
+}
+
+func (r *Router) record(sw Switch) {
+	r.historyMu.Lock()
+	h := append(r.history[sw.Group], sw)
+	if len(h) > HistoryLen {
+		h = append([]Switch(nil), h[len(h)-HistoryLen:]...)
+	}
+	r.history[sw.Group] = h
+	r.historyMu.Unlock()
+	if r.OnSwitch != nil {
+		r.OnSwitch(sw)
+	}
 }
 
 type gap struct {
@@ -51,11 +102,12 @@ func NewRouter(groups []string, rise, fall int, maxReplicaLag time.Duration, log
 	st := NewState(groups, rise, fall)
 	st.MaxReplicaLagSeconds = int(maxReplicaLag / time.Second)
 	r := &Router{
-		gaps:   map[string]*gap{},
-		groups: append([]string(nil), groups...),
-		state:  st,
-		inputs: make(chan Input, 1024),
-		log:    log,
+		gaps:    map[string]*gap{},
+		history: map[string][]Switch{},
+		groups:  append([]string(nil), groups...),
+		state:   st,
+		inputs:  make(chan Input, 1024),
+		log:     log,
 	}
 	r.snap.Store(Decide(r.state, r.groups, time.Now()))
 	return r
@@ -115,6 +167,9 @@ func (r *Router) Run(ctx context.Context) {
 			closed = r.OnChange(prev, next)
 		}
 		r.logRouteChanges(prev, next, in, closed)
+		if a, ok := in.(AdminInput); ok && a.Done != nil {
+			close(a.Done)
+		}
 	}
 }
 
@@ -160,6 +215,9 @@ func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input, sessionsClos
 		}
 		if !equalStrings(pg.DualMasters, ng.DualMasters) && len(ng.DualMasters) > 0 {
 			for _, d := range ng.DualMasters {
+				if r.OnDualMaster != nil && !contains(pg.DualMasters, d) {
+					r.OnDualMaster(ng.Name, d)
+				}
 				// Replication ids and offsets tell the operator which node has which history: the claimant's
 				// writes since the split are the ones Sentinel will discard when it converts it.
 				ev := r.log.Error().Str("event", "dual_master_detected").Str("group", ng.Name).Str("named", ng.Named).
@@ -208,16 +266,21 @@ func (r *Router) logMasterChange(pg, ng *GroupSnapshot, cause Input, closed int,
 
 // switched logs the one master_switched line of a switch.
 func (r *Router) switched(old string, ng *GroupSnapshot, cause Input, closed int, gap time.Duration, now time.Time) {
+	sw := Switch{At: now, Group: ng.Name, Old: old, New: ng.Master, Epoch: ng.NamedEpoch, Trigger: describe(cause),
+		DetectToSwitch: -1, NoMaster: gap, SessionsClosed: closed}
 	ev := r.log.Warn().Str("event", "master_switched").Str("group", ng.Name).Str("old", old).
-		Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", describe(cause)).
+		Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", sw.Trigger).
 		Float64("no_master_ms", ms(gap)).Int("sessions_closed", closed)
 	if d := ng.Detected; d.Master == old && !d.At.IsZero() {
-		ev.Float64("detect_to_switch_ms", ms(now.Sub(d.At))).Str("detected_by", d.Signal)
+		sw.DetectToSwitch, sw.DetectedBy = now.Sub(d.At), d.Signal
+		ev.Float64("detect_to_switch_ms", ms(sw.DetectToSwitch)).Str("detected_by", d.Signal)
 	}
 	if f := ng.Failover; f != nil && f.Promoting == ng.Master {
+		sw.Leader = f.Leader
 		ev.Str("failover_leader", f.Leader).Str("failover_stage", f.Stage)
 	}
 	ev.Msg("master switched")
+	r.record(sw)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -260,11 +323,21 @@ func routesEqual(a, b *Snapshot) bool {
 	}
 	for i := range a.Groups {
 		ag, bg := &a.Groups[i], &b.Groups[i]
-		if ag.Master != bg.Master || ag.NoMasterReason != bg.NoMasterReason || !equalStrings(ag.Replicas, bg.Replicas) {
+		if ag.Master != bg.Master || ag.NoMasterReason != bg.NoMasterReason || !equalStrings(ag.Replicas, bg.Replicas) ||
+			ag.DrainMaster != bg.DrainMaster || !equalStrings(ag.DrainReplicas, bg.DrainReplicas) {
 			return false
 		}
 	}
 	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 func equalStrings(a, b []string) bool {

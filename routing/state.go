@@ -7,6 +7,7 @@ package routing
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sentinel-proxy/sentinel-proxy/check"
@@ -25,9 +26,40 @@ type EventInput struct{ Event sentinel.Event }
 // ProbeInput is one probe of one node.
 type ProbeInput struct{ Result check.Result }
 
+// AdminInput is an operator's action on one node (from the stats page). Done, if not nil, is closed
+// once the decision that follows has been published and acted on (sessions closed).
+type AdminInput struct {
+	Node  string
+	State AdminState
+	Done  chan struct{}
+}
+
 func (ViewInput) input()  {}
 func (EventInput) input() {}
 func (ProbeInput) input() {}
+func (AdminInput) input() {}
+
+// AdminState is what an operator set on a node, as in HAProxy's `set server state`.
+type AdminState string
+
+const (
+	// AdminReady is the default: the node takes traffic when the checks and the Sentinels allow.
+	AdminReady AdminState = "READY"
+	// AdminDrain takes no new sessions; established ones stay until they end or the node leaves its
+	// pool for another reason.
+	AdminDrain AdminState = "DRAIN"
+	// AdminMaint takes no new sessions and its established ones are closed.
+	AdminMaint AdminState = "MAINT"
+)
+
+// ParseAdminState accepts the three states, in any case.
+func ParseAdminState(s string) (AdminState, bool) {
+	switch st := AdminState(strings.ToUpper(s)); st {
+	case AdminReady, AdminDrain, AdminMaint:
+		return st, true
+	}
+	return "", false
+}
 
 // State is everything the decision depends on. It is owned by one goroutine.
 type State struct {
@@ -52,6 +84,8 @@ type Group struct {
 	// Detected is the first sign of trouble with a master (+sdown, +odown, +try-failover ...), kept to
 	// measure detect-to-switch time.
 	Detected Detection
+	// EventsReceived counts the pub/sub messages each Sentinel published for this group.
+	EventsReceived map[string]uint64
 }
 
 // Failover is what the failover leader has announced of its progress.
@@ -83,13 +117,19 @@ type Node struct {
 	Last       check.Result // the latest probe
 	LastOK     check.Result // the latest successful probe
 	LastChange time.Time    // last UP/DOWN transition
+	Admin      AdminState   // "" means READY
+	// Counters for the stats page and metrics, as HAProxy's chkfail, chkdown and downtime.
+	Checks, CheckFailures, Downs uint64
+	DownSince                    time.Time // start of the current DOWN stretch, zero while UP
+	DownTotal                    time.Duration
 }
 
 // NewState starts an empty state for the named groups.
 func NewState(groups []string, rise, fall int) *State {
 	s := &State{Rise: rise, Fall: fall, Groups: map[string]*Group{}, Nodes: map[string]*Node{}}
 	for _, g := range groups {
-		s.Groups[g] = &Group{Name: g, Views: map[string]sentinel.View{}, LastEvent: map[string]sentinel.Event{}}
+		s.Groups[g] = &Group{Name: g, Views: map[string]sentinel.View{}, LastEvent: map[string]sentinel.Event{},
+			EventsReceived: map[string]uint64{}}
 	}
 	return s
 }
@@ -134,17 +174,22 @@ func (s *State) Apply(in Input) Effects {
 		}
 	case EventInput:
 		fx = s.applyEvent(in.Event)
-	case ProbeInput:
-		n := s.Nodes[in.Result.Addr]
-		if n == nil {
-			n = &Node{Addr: in.Result.Addr}
-			s.Nodes[n.Addr] = n
+	case AdminInput:
+		n := s.node(in.Node)
+		n.Admin = in.State
+		if in.State == AdminReady {
+			n.Admin = ""
 		}
+	case ProbeInput:
+		n := s.node(in.Result.Addr)
 		var changed bool
 		n.Health, changed = n.Health.Observe(in.Result.OK(), s.Rise, s.Fall)
 		n.Last = in.Result
+		n.Checks++
 		if in.Result.OK() {
 			n.LastOK = in.Result
+		} else {
+			n.CheckFailures++
 		}
 		for _, g := range s.Groups {
 			if f := g.Failover; f != nil && f.Promoted && f.Promoting == n.Addr && !in.Result.Replication.IsMaster() {
@@ -154,9 +199,27 @@ func (s *State) Apply(in Input) Effects {
 		if changed {
 			n.LastChange = in.Result.At
 			fx.HealthChanged = append(fx.HealthChanged, n.Addr)
+			switch {
+			case !n.Health.Up:
+				n.Downs++
+				n.DownSince = in.Result.At
+			case !n.DownSince.IsZero():
+				n.DownTotal += in.Result.At.Sub(n.DownSince)
+				n.DownSince = time.Time{}
+			}
 		}
 	}
 	return fx
+}
+
+// node returns the record of addr, creating it on first mention.
+func (s *State) node(addr string) *Node {
+	n := s.Nodes[addr]
+	if n == nil {
+		n = &Node{Addr: addr}
+		s.Nodes[addr] = n
+	}
+	return n
 }
 
 func (s *State) applyEvent(ev sentinel.Event) Effects {
@@ -169,6 +232,7 @@ func (s *State) applyEvent(ev sentinel.Event) Effects {
 				g.Views[ev.Sentinel] = v
 			}
 			g.LastEvent[ev.Sentinel] = ev
+			g.EventsReceived[ev.Sentinel]++
 		}
 		fx.Reconcile = true
 		return fx
@@ -178,6 +242,7 @@ func (s *State) applyEvent(ev sentinel.Event) Effects {
 		return fx
 	}
 	g.LastEvent[ev.Sentinel] = ev
+	g.EventsReceived[ev.Sentinel]++
 	fx.Reconcile = true
 	if v, ok := g.Views[ev.Sentinel]; ok && v.Tilt {
 		return fx // a Sentinel in TILT is not trusted

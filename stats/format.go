@@ -24,3 +24,16 @@ func ago(t time.Time) string {
 	}
 	return time.Since(t).Round(time.Second).String() + " ago"
 }
+
+// roundDuration shows a duration to a precision that suits its size: "850ms", "12.3s", "4m10s".
+func roundDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}

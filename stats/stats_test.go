@@ -1,10 +1,14 @@
 package stats
 
 import (
+	"context"
+	"encoding/csv"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,35 +17,86 @@ import (
 
 	"github.com/sentinel-proxy/sentinel-proxy/check"
 	"github.com/sentinel-proxy/sentinel-proxy/proxy"
+	"github.com/sentinel-proxy/sentinel-proxy/redistest"
 	"github.com/sentinel-proxy/sentinel-proxy/routing"
 	"github.com/sentinel-proxy/sentinel-proxy/sentinel"
 )
 
-func testServer(t *testing.T) *httptest.Server {
-	st := routing.NewState([]string{"mymaster"}, 2, 3)
-	st.Apply(routing.ViewInput{View: sentinel.View{Sentinel: "127.0.0.1:26379", MasterName: "mymaster", At: time.Now(),
-		MasterAddr: "127.0.0.1:6379", ConfigEpoch: 3, MasterFlags: "master",
-		Replicas: []sentinel.Replica{{Addr: "127.0.0.1:6380", Flags: "slave"}}}})
-	st.Apply(routing.ProbeInput{Result: check.Result{Addr: "127.0.0.1:6379", Status: check.L7OK, At: time.Now(),
-		Replication: check.Replication{Role: "master"}}})
-	st.Apply(routing.ProbeInput{Result: check.Result{Addr: "127.0.0.1:6380", Status: check.L4CON, At: time.Now()}})
-	snap := routing.Decide(st, []string{"mymaster"}, time.Now())
-	master := &proxy.Listener{Name: "mymaster/master", MaxConns: 10}
-	master.SetRoute(proxy.Route{Backends: []string{"127.0.0.1:6379"}})
-	s := &Server{User: "haproxy", Password: "password", Snapshot: func() *routing.Snapshot { return snap },
-		Groups: []Group{{Name: "mymaster", Master: master}}, Version: "test", Log: zerolog.Nop(), Started: time.Now()}
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	return srv
+const (
+	masterAddr  = "127.0.0.1:6379"
+	replicaAddr = "127.0.0.1:6380"
+	downAddr    = "127.0.0.1:6381"
+)
+
+type fixture struct {
+	srv    *httptest.Server
+	router *routing.Router
+	logs   *redistest.SyncBuffer
 }
 
-func get(t *testing.T, url, user, pass string) (*http.Response, string) {
+// newFixture runs a real Router fed with one Sentinel's view and probes: a verified master, a synced
+// replica and a replica that refuses connections.
+func newFixture(t *testing.T, admin bool) *fixture {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	if user != "" {
-		req.SetBasicAuth(user, pass)
+	logs := &redistest.SyncBuffer{}
+	log := zerolog.New(logs)
+	router := routing.NewRouter([]string{"mymaster"}, 2, 3, 0, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { router.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	now := time.Now()
+	for _, in := range []routing.Input{
+		routing.ViewInput{View: sentinel.View{Sentinel: "127.0.0.1:26379", MasterName: "mymaster", At: now,
+			MasterAddr: masterAddr, ConfigEpoch: 3, MasterFlags: "master",
+			Replicas: []sentinel.Replica{{Addr: replicaAddr, Flags: "slave"}, {Addr: downAddr, Flags: "slave"}}}},
+		routing.ProbeInput{Result: check.Result{Addr: masterAddr, Status: check.L7OK, At: now,
+			Replication: check.Replication{Role: "master", MasterReplOffset: 1000,
+				Replicas: []check.ReplicaLink{{Addr: replicaAddr, State: "online", Offset: 990, Lag: 1}}}}},
+		routing.ProbeInput{Result: check.Result{Addr: replicaAddr, Status: check.L7OK, At: now,
+			Replication: check.Replication{Role: "slave", MasterLinkStatus: "up", MasterReplOffset: 990}}},
+		routing.ProbeInput{Result: check.Result{Addr: downAddr, Status: check.L4CON, At: now}},
+	} {
+		router.Submit(ctx, in)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	waitFor(t, "the router to verify the master", func() bool {
+		g := router.Snapshot().Group("mymaster")
+		return g.Master == masterAddr && len(g.Nodes) == 3 && g.Nodes[2].Health.Known
+	})
+
+	master := &proxy.Listener{Name: "mymaster/master", MaxConns: 10, HoldTimeout: 3 * time.Second}
+	master.SetRoute(proxy.Route{Backends: []string{masterAddr}})
+	replica := &proxy.Listener{Name: "mymaster/replica"}
+	replica.SetRoute(proxy.Route{Backends: []string{replicaAddr}})
+	groups := []Group{{Name: "mymaster", Master: master, Replica: replica}}
+	metrics := NewMetrics()
+	router.OnSwitch = metrics.ObserveSwitch
+	s := &Server{User: "haproxy", Password: "password", Admin: admin, Control: NewControl(ctx, router, groups),
+		Snapshot: router.Snapshot, History: router.History, Metrics: metrics, Groups: groups,
+		Version: "test", Log: log, Started: time.Now()}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return &fixture{srv: srv, router: router, logs: logs}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// noRedirect lets a test see the admin handler's 303 itself.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := noRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,59 +105,277 @@ func get(t *testing.T, url, user, pass string) (*http.Response, string) {
 	return resp, string(body)
 }
 
+func get(t *testing.T, url, user, pass string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	return do(t, req)
+}
+
+func post(t *testing.T, base string, form url.Values, header map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/admin", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("haproxy", "password")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return do(t, req)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+func csrfOf(t *testing.T, base string) string {
+	t.Helper()
+	_, body := get(t, base+"/stats", "haproxy", "password")
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no CSRF token on the page")
+	}
+	return m[1]
+}
+
 func TestHealthzNeedsNoAuth(t *testing.T) {
-	srv := testServer(t)
-	resp, body := get(t, srv.URL+"/healthz", "", "")
+	f := newFixture(t, false)
+	resp, body := get(t, f.srv.URL+"/healthz", "", "")
 	if resp.StatusCode != 200 || body != "ok\n" {
 		t.Fatalf("healthz: %d %q", resp.StatusCode, body)
 	}
 }
 
-func TestStatsRequireAuth(t *testing.T) {
-	srv := testServer(t)
-	for _, path := range []string{"/stats", "/stats.json"} {
+func TestReadyz(t *testing.T) {
+	f := newFixture(t, true)
+	if resp, body := get(t, f.srv.URL+"/readyz", "", ""); resp.StatusCode != 200 || body != "ready\n" {
+		t.Fatalf("verified master: readyz %d %q", resp.StatusCode, body)
+	}
+	f.router.Submit(context.Background(), routing.AdminInput{Node: masterAddr, State: routing.AdminMaint})
+	waitFor(t, "MAINT on the master", func() bool { return f.router.Snapshot().Group("mymaster").Master == "" })
+	resp, body := get(t, f.srv.URL+"/readyz", "", "")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "mymaster: master "+masterAddr+" is in MAINT") {
+		t.Fatalf("no master: readyz %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestEndpointsRequireAuth(t *testing.T) {
+	f := newFixture(t, true)
+	for _, path := range []string{"/stats", "/stats.json", "/stats.csv", "/metrics"} {
 		for _, creds := range [][2]string{{"", ""}, {"haproxy", "wrong"}, {"other", "password"}} {
-			resp, _ := get(t, srv.URL+path, creds[0], creds[1])
+			resp, _ := get(t, f.srv.URL+path, creds[0], creds[1])
 			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
 				t.Errorf("%s with %v: status %d", path, creds, resp.StatusCode)
 			}
 		}
+		if resp, _ := get(t, f.srv.URL+path, "haproxy", "password"); resp.StatusCode != 200 {
+			t.Errorf("%s with the right credentials: status %d", path, resp.StatusCode)
+		}
+	}
+	req, _ := http.NewRequest("POST", f.srv.URL+"/admin", strings.NewReader("node=x"))
+	if resp, _ := do(t, req); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST /admin without credentials: status %d", resp.StatusCode)
 	}
 }
 
 func TestStatsPage(t *testing.T) {
-	srv := testServer(t)
-	resp, body := get(t, srv.URL+"/stats", "haproxy", "password")
+	f := newFixture(t, false)
+	resp, body := get(t, f.srv.URL+"/stats?refresh=5", "haproxy", "password")
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	for _, want := range []string{"mymaster", "127.0.0.1:6379", "127.0.0.1:6380", "mymaster/master", "L4CON",
-		"Layer4 connection problem", "127.0.0.1:26379", "config-epoch 3"} {
+	for _, want := range []string{"mymaster", masterAddr, replicaAddr, "mymaster/master", "mymaster/replica", "L4CON",
+		"Layer4 connection problem", "127.0.0.1:26379", "config-epoch 3", `http-equiv="refresh" content="5"`,
+		"Failover history", "no master switch since the proxy started", "1s, 10 B"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
-	if resp.Header.Get("X-Frame-Options") != "DENY" {
-		t.Errorf("page may be framed")
+	if strings.Contains(body, `action="/admin"`) {
+		t.Errorf("admin = false, yet the page has admin forms")
+	}
+	if resp.Header.Get("X-Frame-Options") != "DENY" || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Errorf("page may be framed: %v", resp.Header)
 	}
 }
 
 func TestStatsJSON(t *testing.T) {
-	srv := testServer(t)
-	_, body := get(t, srv.URL+"/stats.json", "haproxy", "password")
+	f := newFixture(t, false)
+	_, body := get(t, f.srv.URL+"/stats.json", "haproxy", "password")
 	var p Page
 	if err := json.Unmarshal([]byte(body), &p); err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Groups) != 1 || p.Groups[0].Master != "127.0.0.1:6379" || len(p.Groups[0].Nodes) != 2 {
+	if len(p.Groups) != 1 || p.Groups[0].Master != masterAddr || len(p.Groups[0].Nodes) != 3 || len(p.Groups[0].Listeners) != 2 {
 		t.Fatalf("json: %+v", p)
 	}
+	status := map[string]string{}
 	for _, n := range p.Groups[0].Nodes {
-		if n.Addr == "127.0.0.1:6380" && (n.Status != "DOWN" || n.CheckStatus != "L4CON") {
+		status[n.Addr] = n.Status
+		if n.Addr == replicaAddr && (n.LagSeconds != 1 || n.LagBytes != 10 || n.Admin != "READY") {
 			t.Errorf("replica row: %+v", n)
 		}
+		if n.Addr == downAddr && (n.CheckStatus != "L4CON" || n.Downs != 1 || n.CheckFailures != 1) {
+			t.Errorf("down row: %+v", n)
+		}
 	}
-	if !p.Groups[0].ReplicaFallback {
-		t.Errorf("no healthy replica should show as fallback")
+	want := map[string]string{masterAddr: "UP", replicaAddr: "UP", downAddr: "DOWN"}
+	for addr, st := range want {
+		if status[addr] != st {
+			t.Errorf("%s status %q, want %q", addr, status[addr], st)
+		}
 	}
+	if p.Groups[0].History == nil || len(p.Groups[0].Sentinels) != 1 {
+		t.Errorf("history must be an empty list, sentinels one: %s", body)
+	}
+}
+
+func TestStatsCSV(t *testing.T) {
+	f := newFixture(t, false)
+	resp, body := get(t, f.srv.URL+"/stats.csv", "haproxy", "password")
+	if !strings.HasPrefix(body, "# pxname,svname,scur,smax,slim,stot,bin,bout,ereq,econ,status,") ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("csv header: %q", body[:min(len(body), 120)])
+	}
+	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(body, "# "))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1+2+3 {
+		t.Fatalf("want header + 2 listeners + 3 nodes, got %d rows:\n%s", len(rows), body)
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	for _, r := range rows[1:] {
+		if len(r) != len(rows[0]) {
+			t.Errorf("row %v has %d columns, header %d", r, len(r), len(rows[0]))
+		}
+		if r[col["svname"]] == downAddr && (r[col["status"]] != "DOWN" || r[col["check_status"]] != "L4CON" || r[col["type"]] != "2") {
+			t.Errorf("down node row: %v", r)
+		}
+		if r[col["pxname"]] == "mymaster/master" && (r[col["svname"]] != "FRONTEND" || r[col["slim"]] != "10") {
+			t.Errorf("master listener row: %v", r)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	f := newFixture(t, false)
+	_, body := get(t, f.srv.URL+"/metrics", "haproxy", "password")
+	for _, want := range []string{
+		`sentinel_proxy_node_status{group="mymaster",node="127.0.0.1:6381",state="DOWN"} 1`,
+		`sentinel_proxy_node_status{group="mymaster",node="127.0.0.1:6381",state="UP"} 0`,
+		`sentinel_proxy_node_status{group="mymaster",node="127.0.0.1:6379",state="UP"} 1`,
+		`sentinel_proxy_node_is_master{group="mymaster",node="127.0.0.1:6379"} 1`,
+		`sentinel_proxy_node_check_failures_total{group="mymaster",node="127.0.0.1:6381"} 1`,
+		`sentinel_proxy_node_replication_lag_bytes{group="mymaster",node="127.0.0.1:6380"} 10`,
+		`sentinel_proxy_master_verified{group="mymaster"} 1`,
+		`sentinel_proxy_failovers_total{group="mymaster"} 0`,
+		`sentinel_proxy_detect_to_switch_seconds_bucket{group="mymaster",le="0.1"} 0`,
+		`sentinel_proxy_listener_limit_sessions{group="mymaster",listener="mymaster/master",role="master"} 10`,
+		`sentinel_proxy_sentinel_reachable{group="mymaster",sentinel="127.0.0.1:26379"} 1`,
+		`sentinel_proxy_sentinel_events_received_total{group="mymaster",sentinel="127.0.0.1:26379"} 0`,
+		`sentinel_proxy_dual_master_detections_total{group="mymaster"} 0`,
+		`sentinel_proxy_build_info{`, `go_goroutines`, `process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestAdminActions(t *testing.T) {
+	f := newFixture(t, true)
+	token := csrfOf(t, f.srv.URL)
+
+	// Without the token, with a wrong one, or from another site: refused, nothing changes.
+	for name, tc := range map[string]struct {
+		form   url.Values
+		header map[string]string
+	}{
+		"no token":    {url.Values{"node": {replicaAddr}, "action": {"MAINT"}, "confirm": {"yes"}}, nil},
+		"wrong token": {url.Values{"node": {replicaAddr}, "action": {"MAINT"}, "confirm": {"yes"}, "csrf": {strings.Repeat("0", 64)}}, nil},
+		"cross-site": {url.Values{"node": {replicaAddr}, "action": {"MAINT"}, "confirm": {"yes"}, "csrf": {token}},
+			map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}},
+	} {
+		if resp, body := post(t, f.srv.URL, tc.form, tc.header); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: status %d %q", name, resp.StatusCode, body)
+		}
+	}
+	if n := node(f, replicaAddr); n.Admin != routing.AdminReady {
+		t.Fatalf("a refused request changed the node: %s", n.Admin)
+	}
+	if resp, _ := post(t, f.srv.URL, url.Values{"node": {"10.9.9.9:1"}, "action": {"MAINT"}, "csrf": {token}}, nil); resp.StatusCode != 400 {
+		t.Errorf("unknown node: status %d", resp.StatusCode)
+	}
+	if resp, _ := post(t, f.srv.URL, url.Values{"node": {replicaAddr}, "action": {"REBOOT"}, "csrf": {token}}, nil); resp.StatusCode != 400 {
+		t.Errorf("unknown action: status %d", resp.StatusCode)
+	}
+
+	// The first POST asks for confirmation; for the master it warns about the master port.
+	resp, body := post(t, f.srv.URL, url.Values{"node": {masterAddr}, "action": {"MAINT"}, "csrf": {token}}, nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, "is the MASTER of mymaster") || !strings.Contains(body, `name="confirm" value="yes"`) {
+		t.Errorf("MAINT on the master must warn before confirming: %d\n%s", resp.StatusCode, body)
+	}
+	if n := node(f, masterAddr); n.Admin != routing.AdminReady {
+		t.Fatalf("unconfirmed action applied: %s", n.Admin)
+	}
+	_, body = post(t, f.srv.URL, url.Values{"node": {replicaAddr}, "action": {"MAINT"}, "csrf": {token}}, nil)
+	if strings.Contains(body, "MASTER") || !strings.Contains(body, "established sessions are closed") {
+		t.Errorf("MAINT on a replica: no master warning, but the consequence:\n%s", body)
+	}
+
+	// Confirmed: applied before the redirect, logged, shown on the page.
+	resp, _ = post(t, f.srv.URL, url.Values{"node": {replicaAddr}, "action": {"MAINT"}, "csrf": {token}, "confirm": {"yes"}}, nil)
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/stats?notice=") {
+		t.Fatalf("confirmed action: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if n := node(f, replicaAddr); n.Admin != routing.AdminMaint || n.InReplicaPool {
+		t.Errorf("MAINT not applied when the response came: %+v", n)
+	}
+	logs := f.logs.String()
+	if !strings.Contains(logs, `"event":"admin_action","user":"haproxy"`) || !strings.Contains(logs, `"node":"`+replicaAddr+`","action":"MAINT"`) {
+		t.Errorf("admin_action not logged:\n%s", logs)
+	}
+	if !strings.Contains(logs, `"event":"admin_rejected"`) {
+		t.Errorf("rejected CSRF not logged:\n%s", logs)
+	}
+	_, page := get(t, f.srv.URL+"/stats", "haproxy", "password")
+	if !strings.Contains(page, `<td class="MAINT status">MAINT</td>`) || !strings.Contains(page, "Admin actions") {
+		t.Errorf("page does not show MAINT and the action")
+	}
+	_, js := get(t, f.srv.URL+"/stats.json", "haproxy", "password")
+	var p Page
+	_ = json.Unmarshal([]byte(js), &p)
+	if len(p.Actions) != 1 || p.Actions[0].Action != "MAINT" || p.Actions[0].User != "haproxy" {
+		t.Errorf("json admin_actions: %+v", p.Actions)
+	}
+	_, metrics := get(t, f.srv.URL+"/metrics", "haproxy", "password")
+	if !strings.Contains(metrics, `sentinel_proxy_admin_actions_total{action="MAINT"} 1`) ||
+		!strings.Contains(metrics, `sentinel_proxy_node_status{group="mymaster",node="127.0.0.1:6380",state="MAINT"} 1`) {
+		t.Errorf("metrics do not show the action")
+	}
+
+	post(t, f.srv.URL, url.Values{"node": {replicaAddr}, "action": {"READY"}, "csrf": {token}, "confirm": {"yes"}}, nil)
+	if n := node(f, replicaAddr); n.Admin != routing.AdminReady || !n.InReplicaPool {
+		t.Errorf("READY not applied: %+v", n)
+	}
+}
+
+func TestAdminDisabled(t *testing.T) {
+	f := newFixture(t, false)
+	resp, _ := post(t, f.srv.URL, url.Values{"node": {replicaAddr}, "action": {"MAINT"}, "confirm": {"yes"}}, nil)
+	if resp.StatusCode != http.StatusMethodNotAllowed && resp.StatusCode != http.StatusNotFound {
+		t.Errorf("admin = false: POST /admin status %d", resp.StatusCode)
+	}
+}
+
+func node(f *fixture, addr string) routing.NodeSnapshot {
+	for _, n := range f.router.Snapshot().Group("mymaster").Nodes {
+		if n.Addr == addr {
+			return n
+		}
+	}
+	return routing.NodeSnapshot{}
 }

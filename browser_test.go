@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/chromedp"
+
+	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+	"github.com/sentinel-proxy/sentinel-proxy/stats"
+)
+
+// chromiumPath finds Debian's headless-capable chromium. CI installs it (.ci/run), so there a missing
+// browser fails the test; elsewhere it is skipped with a note.
+func chromiumPath(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no chromium on PATH; .ci/run installs Debian's chromium package")
+	}
+	t.Skip("no chromium on PATH (apt-get install chromium); the browser test needs it")
+	return ""
+}
+
+// browser starts headless chromium that answers the stats page's basic-auth challenge with user and
+// password, as an operator typing them into the browser's login prompt.
+func browser(t *testing.T, user, password string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.NoSandbox, // CI runs as root, where chromium's sandbox refuses to start
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1500, 1000),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+
+	// With the Fetch domain on, every request pauses: continue it, and answer the 401 challenge.
+	paused := chromedp.Events(ctx, fetch.RequestPaused)
+	challenged := chromedp.Events(ctx, fetch.AuthRequired)
+	go func() {
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+		}
+	}()
+	go func() {
+		for ev, err := range challenged {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
+				AuthChallengeResponse: &fetch.AuthChallengeResponse{
+					Response: fetch.AuthChallengeResponseResponseProvideCredentials, Username: user, Password: password}})
+		}
+	}()
+	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{HandleAuthRequests: new(true)}); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// screenshot saves the page as docs/img/<name>.png when SCREENSHOTS is set (make screenshots).
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	dir := os.Getenv("SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Error(err)
+	}
+}
+
+func text[S chromedp.Selectable](t *testing.T, ctx context.Context, sel S) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(sel))
+	if err != nil {
+		t.Fatalf("read %v: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+func statsJSON(t *testing.T, p *runningProxy) stats.Page {
+	t.Helper()
+	var page stats.Page
+	if err := json.Unmarshal([]byte(statsGet(t, p, "/stats.json")), &page); err != nil {
+		t.Fatal(err)
+	}
+	return page
+}
+
+// TestStatsPageInBrowser logs in to the stats page with headless chromium, reads the master row, puts a
+// replica in MAINT through the confirmation page, and sees the new state on the page and in JSON.
+func TestStatsPageInBrowser(t *testing.T) {
+	topo := newTopology(t, 2)
+	cfg := testConfig(t, topo, topo.Name)
+	cfg.Stats.Admin = true
+	p := startProxy(t, cfg)
+	master, replica := topo.Nodes[0].Addr, topo.Nodes[1].Addr
+	waitRoutedTo(t, p.master, master, 10*time.Second)
+	if err := redistest.Eventually(10*time.Second, func() error {
+		if row := nodeRow(t, p, replica); row.Status != "UP" {
+			return fmt.Errorf("%s is %s", replica, row.Status)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Some traffic, so the counters on the screenshots are not all zero.
+	for i := 0; i < 20; i++ {
+		_, _ = redistest.Do(p.master, testPassword, "SET", fmt.Sprint("k", i), "v")
+		_, _ = redistest.Do(p.replica, testPassword, "GET", fmt.Sprint("k", i))
+	}
+
+	ctx := browser(t, "admin", "stats-pw")
+	base := "http://" + p.stats
+	statusCell := chromedp.CSS(`tr[id="node-` + replica + `"] td.status`)
+	err := chromedp.Do(ctx, chromedp.Navigate(base+"/stats"), chromedp.WaitVisible(chromedp.ID("master-"+topo.Name)))
+	if err != nil {
+		t.Fatalf("log in: %v", err)
+	}
+	masterText := text(t, ctx, chromedp.ID("master-"+topo.Name))
+	status := text(t, ctx, statusCell)
+	if masterText != master || status != "UP" {
+		t.Fatalf("page shows master %q and replica %s %q; want %s and UP", masterText, replica, status, master)
+	}
+	screenshot(t, ctx, "stats-normal")
+
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`button[data-node="`+replica+`"][value="MAINT"]`)),
+		chromedp.WaitVisible(chromedp.ID("confirm")),
+	)
+	if err != nil {
+		t.Fatalf("MAINT through the page: %v", err)
+	}
+	consequence := text(t, ctx, chromedp.ID("consequence"))
+	warning, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById("warning")||{textContent:""}).textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("notice"))); err != nil {
+		t.Fatalf("confirm MAINT: %v", err)
+	}
+	notice := text(t, ctx, chromedp.ID("notice"))
+	status = text(t, ctx, statusCell)
+	if warning != "" || !strings.Contains(consequence, "established sessions are closed") {
+		t.Errorf("confirmation for a replica: warning %q, consequence %q", warning, consequence)
+	}
+	if status != "MAINT" || !strings.Contains(notice, "MAINT on "+replica+" by admin: done") {
+		t.Errorf("after confirming: status %q, notice %q", status, notice)
+	}
+	if row := nodeRow(t, p, replica); row.Status != "MAINT" || row.Admin != "MAINT" {
+		t.Errorf("/stats.json after MAINT: %+v", row)
+	}
+	screenshot(t, ctx, "stats-maint")
+
+	// The master's MAINT button warns about the master port before anything happens.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/stats"),
+		chromedp.Click(chromedp.CSS(`button[data-node="`+master+`"][value="MAINT"]`)),
+		chromedp.WaitVisible(chromedp.ID("warning")),
+	)
+	if err != nil {
+		t.Fatalf("MAINT on the master: %v", err)
+	}
+	warning = text(t, ctx, chromedp.ID("warning"))
+	if !strings.Contains(warning, "is the MASTER of "+topo.Name) || !strings.Contains(warning, p.master) {
+		t.Errorf("master MAINT warning: %q", warning)
+	}
+	if page := statsJSON(t, p); page.Groups[0].Master != master {
+		t.Fatalf("an unconfirmed MAINT changed the master: %+v", page.Groups[0].Master)
+	}
+
+	if os.Getenv("SCREENSHOTS") != "" {
+		adminAction(t, p, replica, "READY") // or Sentinel may promote a node the proxy will not route to
+		screenshotFailover(t, ctx, topo, p, master)
+	}
+}
+
+// screenshotFailover pauses the master and photographs the page while the proxy has no master, then
+// once the new one is routed (the history row).
+func screenshotFailover(t *testing.T, ctx context.Context, topo *redistest.Topology, p *runningProxy, master string) {
+	if err := topo.Node(master).Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = topo.Node(master).Resume() }()
+	if err := redistest.Eventually(20*time.Second, func() error {
+		if g := statsJSON(t, p).Groups[0]; g.Master == "" || g.Failover != nil {
+			return nil
+		}
+		return fmt.Errorf("still routed")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = chromedp.Do(ctx, chromedp.Navigate("http://"+p.stats+"/stats"), chromedp.WaitVisible(chromedp.CSS("body")))
+	screenshot(t, ctx, "stats-failover")
+	if _, err := topo.WaitNewMaster(master, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_ = redistest.Eventually(10*time.Second, func() error {
+		if len(statsJSON(t, p).Groups[0].History) == 0 {
+			return fmt.Errorf("no switch yet")
+		}
+		return nil
+	})
+	_ = chromedp.Do(ctx, chromedp.Navigate("http://"+p.stats+"/stats"), chromedp.WaitVisible(chromedp.CSS("body")))
+	screenshot(t, ctx, "stats-after-failover")
+}

@@ -1,0 +1,51 @@
+package stats
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sentinel-proxy/sentinel-proxy/routing"
+)
+
+// NewControl returns the Control that carries admin actions to router and to the groups' listeners.
+// ctx is the proxy's: an action waits for the router no longer than the proxy runs.
+func NewControl(ctx context.Context, router *routing.Router, groups []Group) Control {
+	return &control{ctx: ctx, router: router, groups: groups}
+}
+
+type control struct {
+	ctx    context.Context
+	router *routing.Router
+	groups []Group
+}
+
+func (c *control) SetAdminState(ctx context.Context, node string, st routing.AdminState) error {
+	done := make(chan struct{})
+	c.router.Submit(ctx, routing.AdminInput{Node: node, State: st, Done: done})
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("set %s to %s: %w", node, st, ctx.Err())
+	case <-c.ctx.Done():
+		return fmt.Errorf("set %s to %s: proxy shutting down", node, st)
+	}
+	if st == routing.AdminMaint {
+		// The route change closed the node's sessions if it was in a pool; a session that was being
+		// admitted to it at that moment is closed here.
+		c.KillSessions(node)
+	}
+	return nil
+}
+
+func (c *control) KillSessions(node string) int {
+	n := 0
+	for _, g := range c.groups {
+		if g.Master != nil {
+			n += g.Master.CloseSessionsTo(node)
+		}
+		if g.Replica != nil {
+			n += g.Replica.CloseSessionsTo(node)
+		}
+	}
+	return n
+}
