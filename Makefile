@@ -6,8 +6,9 @@ BIN       := bin/sentinel-proxy
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 DEB_PKGS  := redis-server redis-sentinel redis-tools
-# chromium runs the stats page's browser test (headless).
-TEST_PKGS := chromium
+# chromium runs the stats page's browser test (headless); prometheus brings promtool, which checks and
+# unit-tests contrib/alerts.
+TEST_PKGS := chromium prometheus
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -25,9 +26,9 @@ deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEB_PKGS); \
 	fi
 
-# test-deps adds what only the tests need: chromium for the browser test of the stats page.
+# test-deps adds what only the tests need: chromium for the browser test of the stats page, promtool.
 test-deps: deps
-	@command -v chromium >/dev/null || { echo "installing $(TEST_PKGS) with apt-get"; \
+	@{ command -v chromium && command -v promtool; } >/dev/null || { echo "installing $(TEST_PKGS) with apt-get"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(TEST_PKGS); }
 
 # demo starts 1 master + 2 replicas + 3 Sentinels on loopback and the proxy on 5000/5001/9000.

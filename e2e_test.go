@@ -28,6 +28,9 @@ const testPassword = "test-pw-1"
 type runningProxy struct {
 	master, replica, stats string
 	logs                   *redistest.SyncBuffer
+	stop                   context.CancelFunc // what SIGTERM does
+	finished               chan struct{}      // closed when run has returned, with runErr
+	runErr                 error
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
@@ -43,7 +46,17 @@ func freeAddr(t *testing.T) string {
 // testConfig builds a config for the topology with fresh ports and fast checks.
 func testConfig(t *testing.T, topo *redistest.Topology, masterName string) *config.Config {
 	t.Helper()
-	doc := fmt.Sprintf(`
+	cfg, err := config.Parse([]byte(testConfigDoc(t, topo, masterName)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// testConfigDoc is testConfig's TOML text.
+func testConfigDoc(t *testing.T, topo *redistest.Topology, masterName string) string {
+	t.Helper()
+	return fmt.Sprintf(`
 [log]
 level = "debug"
 [sentinel]
@@ -53,6 +66,8 @@ password = %q
 [check]
 interval = "200ms"
 timeout = "500ms"
+[proxy]
+shutdown_timeout = "1s"
 [[masters]]
 name = %q
 master_listen = %q
@@ -62,11 +77,6 @@ listen = %q
 user = "admin"
 password = "stats-pw"
 `, quoteAll(topo.SentinelAddrs()), topo.Password, masterName, freeAddr(t), freeAddr(t), freeAddr(t))
-	cfg, err := config.Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
 }
 
 func quoteAll(ss []string) string {
@@ -79,28 +89,51 @@ func quoteAll(ss []string) string {
 
 func startProxy(t *testing.T, cfg *config.Config) *runningProxy {
 	t.Helper()
+	return startProxyWith(t, cfg, runOptions{})
+}
+
+// startProxyWith runs the proxy in-process; the test's cleanup stops it as SIGTERM would, unless the
+// test did (p.stop) and read p.done itself.
+func startProxyWith(t *testing.T, cfg *config.Config, opts runOptions) *runningProxy {
+	t.Helper()
 	logs := &redistest.SyncBuffer{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel).Hook(timestampHook{})
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan map[string]string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, log, func(a map[string]string) { addrs <- a }) }()
+	opts.Started = func(a map[string]string) { addrs <- a }
+	go func() { done <- run(ctx, cfg, log, opts) }()
 	var a map[string]string
 	select {
 	case a = <-addrs:
 	case err := <-done:
 		t.Fatalf("proxy did not start: %v", err)
 	}
+	p := &runningProxy{logs: logs, stats: a["stats"], stop: cancel, finished: make(chan struct{})}
+	go func() { p.runErr = <-done; close(p.finished) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
+		select {
+		case <-p.finished:
+			if p.runErr != nil {
+				t.Errorf("run: %v", p.runErr)
+			}
+		case <-time.After(2*cfg.Proxy.ShutdownTimeout.Duration + 5*time.Second):
+			t.Errorf("run did not return after the shutdown timeout")
 		}
 		if t.Failed() {
 			t.Logf("proxy log:\n%s", logs.String())
 		}
+		if dir := os.Getenv("SENTINEL_PROXY_TEST_LOGS"); dir != "" {
+			// Real lines for the examples of docs/logging.md.
+			name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+			f, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+			if err == nil {
+				_, _ = f.WriteString(logs.String())
+				f.Close()
+			}
+		}
 	})
-	p := &runningProxy{logs: logs, stats: a["stats"]}
 	for name, addr := range a {
 		switch {
 		case strings.HasSuffix(name, "/master"):
@@ -170,7 +203,19 @@ func TestRoutesMasterAndReplicasRoundRobin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Consecutive clients alternate between the two replicas and never reach the master.
+	// Consecutive clients alternate between the two replicas and never reach the master, once both
+	// are in the pool (the first probe of each comes within milliseconds of the start, not at once).
+	err = redistest.Eventually(10*time.Second, func() error {
+		for _, l := range statsJSON(t, p).Groups[0].Listeners {
+			if l.Role == "replica" && len(l.Backends) != 2 {
+				return fmt.Errorf("replica pool %v", l.Backends)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	seen := map[string]int{}
 	for i := 0; i < 10; i++ {
 		node, err := servedBy(p.replica)
@@ -429,6 +474,14 @@ master_listen = %q
 	}
 	ln.Close()
 
+	if err := newApp(&stdout, &stderr).Run([]string{"sentinel-proxy", "check", "--config-only", "-c", path}); err == nil || exitCode(err) != 2 {
+		t.Errorf("check --config-only on a bad file: want exit 2, got %v", err)
+	}
+	stdout.Reset()
+	if err := newApp(&stdout, &stderr).Run([]string{"sentinel-proxy", "check", "--config-only", "-c", "config.example.toml"}); err != nil ||
+		!strings.Contains(stdout.String(), "configuration OK") {
+		t.Errorf("check --config-only on the example: %q %v", stdout.String(), err)
+	}
 	t.Setenv("SENTINEL_PROXY_CONFIG", path)
 	if err := newApp(&stdout, &stderr).Run([]string{"sentinel-proxy", "check"}); err == nil || exitCode(err) != 2 {
 		t.Fatalf("SENTINEL_PROXY_CONFIG not used: %v", err)

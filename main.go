@@ -15,14 +15,23 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
+
+	"github.com/sentinel-proxy/sentinel-proxy/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version and commit are set at build time with -ldflags "-X main.version=v1.2.3 -X main.commit=<sha>";
+// without commit, the VCS revision Go stamps into the build info is used (go build in a git checkout).
+var (
+	version = "dev"
+	commit  = ""
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a graceful drain (up to [proxy].shutdown_timeout); restoring the default
+	// action lets a second one end the process at once, as an operator pressing Ctrl-C twice expects.
+	go func() { <-ctx.Done(); stop() }()
 	if err := newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "sentinel-proxy:", err)
 		os.Exit(exitCode(err))
@@ -52,7 +61,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			{
 				Name:  "run",
-				Usage: "run the proxy until SIGINT or SIGTERM",
+				Usage: "run the proxy; SIGHUP reloads the config, SIGTERM/SIGINT drain and stop (twice: stop now)",
 				Flags: []cli.Flag{configFlag},
 				Action: func(c *cli.Context) error {
 					cfg, err := loadConfig(c.String("config"))
@@ -69,21 +78,35 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					// go-redis reports pool trouble through its own package-level logger, straight to
 					// stderr; route it into structured debug lines. sentinel_lost already says what matters.
 					redis.SetLogger(goRedisLogger{log})
-					return run(c.Context, cfg, log, nil)
+					hup := make(chan os.Signal, 1)
+					signal.Notify(hup, syscall.SIGHUP)
+					defer signal.Stop(hup)
+					path := c.String("config")
+					return run(c.Context, cfg, log, runOptions{ReloadSignal: hup,
+						Reload: func() (*config.Config, error) { return config.Load(path) }})
 				},
 			},
 			{
 				Name:  "check",
 				Usage: "validate the config, ask every Sentinel, probe every node once, print a table; exit 1 if anything is wrong",
-				Flags: []cli.Flag{configFlag},
+				Description: "Exit status: 0 all well, 1 something would keep the proxy from routing correctly\n" +
+					"(an unreachable Sentinel or node, no verified master), 2 the configuration is invalid.",
+				Flags: []cli.Flag{configFlag, &cli.BoolFlag{Name: "config-only",
+					Usage: "only validate the configuration file (exit 2 with every problem if invalid); contact nothing"}},
 				Action: func(c *cli.Context) error {
 					cfg, err := loadConfig(c.String("config"))
 					if err != nil {
 						return err
 					}
+					if c.Bool("config-only") {
+						_, err := fmt.Fprintf(stdout, "%s: configuration OK\n", c.String("config"))
+						return err
+					}
 					return runCheck(c.Context, cfg, stdout)
 				},
 			},
+			healthCommand(stdout),
+			reloadCommand(stdout, configFlag),
 			{
 				Name:  "version",
 				Usage: "print the version, commit and Go version",
@@ -97,13 +120,28 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 }
 
 func versionString() string {
-	v := version
-	if info, ok := debug.ReadBuildInfo(); ok {
+	v, rev, modified := version, commit, false
+	info, ok := debug.ReadBuildInfo()
+	if ok {
 		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " (commit " + s.Value[:12] + ")"
+			switch {
+			case s.Key == "vcs.revision" && rev == "":
+				rev = s.Value
+			case s.Key == "vcs.modified":
+				modified = s.Value == "true"
 			}
 		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		if modified {
+			rev += "+dirty"
+		}
+		v += " (commit " + rev + ")"
+	}
+	if ok {
 		v += " " + info.GoVersion
 	}
 	return v

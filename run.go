@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"sync"
 	"time"
 
@@ -52,21 +53,53 @@ func (timestampHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
 	e.Str("time", time.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
 }
 
-// group is one [[masters]] block at run time.
-type group struct {
-	name    string
-	master  *proxy.Listener
-	replica *proxy.Listener
+// runOptions are what the command line (or a test) adds to the configuration.
+type runOptions struct {
+	// Reload re-reads the configuration (SIGHUP, POST /-/reload). Nil means reload is not possible.
+	Reload func() (*config.Config, error)
+	// ReloadSignal delivers SIGHUP; nil in tests, which reload through the stats port.
+	ReloadSignal <-chan os.Signal
+	// Started reports the bound addresses to tests.
+	Started func(addrs map[string]string)
 }
 
-// started reports the bound addresses to tests; nil in production.
-type started func(addrs map[string]string)
+// group is one [[masters]] block at run time.
+type group struct {
+	name                 string
+	master, replica      *proxy.Listener
+	masterLn, replicaLn  net.Listener
+	masterAt, replicaAt  string // the configured listen addresses
+	masterKey, replicaKy string // config keys, for errors
+}
 
-// run wires every package together and blocks until ctx ends. All ports are bound before anything
-// else starts, so a busy port fails the start instead of leaving a half-running proxy.
-func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, onStarted started) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// proxyRuntime is a running proxy: the data plane (listeners, engine, sessions), which outlives a
+// reload, and the control plane (router, probes, Sentinel watchers, stats), which a reload reconfigures.
+type proxyRuntime struct {
+	log       zerolog.Logger
+	engine    proxy.Engine
+	ctx       context.Context // lives until the sessions are closed, past a graceful drain
+	router    *routing.Router
+	monitor   *check.Monitor
+	sentinels *sentinel.Pool
+	statsSrv  *stats.Server
+	http      *http.Server
+	statsLn   net.Listener
+	wg        sync.WaitGroup
+	serveErrs chan error
+
+	reloadMu sync.Mutex // one reload at a time
+	cfg      *config.Config
+
+	mu     sync.Mutex // guards groups: read by the router goroutine (applyRoutes), changed by reload
+	groups []*group
+}
+
+// run wires every package together and blocks until ctx ends and the sessions have drained. All
+// ports are bound before anything else starts, so a busy port fails the start instead of leaving a
+// half-running proxy.
+func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts runOptions) error {
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
 
 	engine := proxy.Portable
 	if cfg.Proxy.Forwarder != "portable" {
@@ -81,150 +114,270 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, onStarted 
 	}
 	defer engine.Close() // after every listener has stopped (deferred first, runs last)
 
-	var groups []*group
-	var names []string
-	bound := map[string]net.Listener{}
-	closeBound := func() {
-		for _, ln := range bound {
-			ln.Close()
-		}
-	}
-	var bindErrs *multierror.Error
-	bind := func(key, addr string) {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			bindErrs = multierror.Append(bindErrs, fmt.Errorf("%s: %w", key, err))
-			return
-		}
-		bound[key] = ln
-	}
-	newListener := func(name string) *proxy.Listener {
-		l := &proxy.Listener{Name: name, MaxConns: cfg.Proxy.MaxConns,
-			ConnectTimeout: cfg.Proxy.ConnectTimeout.Duration, IdleTimeout: cfg.Proxy.IdleTimeout.Duration,
-			HoldTimeout: cfg.Proxy.FailoverHold.Duration, Engine: engine, Log: log}
-		l.SetRoute(proxy.Route{Refusal: "starting up: master not verified yet"})
-		return l
-	}
-	for i, m := range cfg.Masters {
-		g := &group{name: m.Name, master: newListener(m.Name + "/master")}
-		bind(fmt.Sprintf("masters[%d].master_listen", i), m.MasterListen)
-		if m.ReplicaListen != "" {
-			g.replica = newListener(m.Name + "/replica")
-			bind(fmt.Sprintf("masters[%d].replica_listen", i), m.ReplicaListen)
-		}
-		groups = append(groups, g)
-		names = append(names, m.Name)
-	}
-	if cfg.Stats.Listen != "" {
-		bind("stats.listen", cfg.Stats.Listen)
-	}
-	if err := bindErrs.ErrorOrNil(); err != nil {
-		closeBound()
+	rt := &proxyRuntime{log: log, engine: engine, ctx: serveCtx, cfg: cfg, serveErrs: make(chan error, 16)}
+	groups, statsLn, err := rt.bindAll(cfg, nil, nil)
+	if err != nil {
 		return cli.Exit(fmt.Sprintf("cannot listen: %v", err), 1)
 	}
-
-	router := routing.NewRouter(names, cfg.Check.Rise, cfg.Check.Fall, cfg.Check.MaxReplicaLag.Duration, log)
-	monitor := &check.Monitor{
-		Prober: &check.Prober{Username: cfg.Redis.Username, Password: cfg.Redis.Password,
-			Timeout: cfg.Check.Timeout.Duration},
-		Interval: cfg.Check.Interval.Duration,
-		Report:   func(r check.Result) { router.Submit(ctx, routing.ProbeInput{Result: r}) },
+	for _, g := range groups {
+		g.master = rt.newListener(cfg, g.name+"/master")
+		if g.replicaAt != "" {
+			g.replica = rt.newListener(cfg, g.name+"/replica")
+		}
 	}
-	sentinels := &sentinel.Pool{
-		Template: sentinel.Options{
-			Username: cfg.Sentinel.Username, Password: cfg.Sentinel.Password,
-			Masters: names, Interval: time.Second, Timeout: cfg.Check.Timeout.Duration,
-			OnView:  func(v sentinel.View) { router.Submit(ctx, routing.ViewInput{View: v}) },
-			OnEvent: func(e sentinel.Event) { router.Submit(ctx, routing.EventInput{Event: e}) },
-			Log:     log,
-		},
+	rt.groups = groups
+
+	rt.router = routing.NewRouter(groupNames(cfg), cfg.Check.Rise, cfg.Check.Fall, cfg.Check.MaxReplicaLag.Duration, log)
+	rt.monitor = &check.Monitor{Prober: newProber(cfg), Interval: cfg.Check.Interval.Duration,
+		Report: func(r check.Result) { rt.router.Submit(serveCtx, routing.ProbeInput{Result: r}) }}
+	rt.sentinels = &sentinel.Pool{
+		Template: rt.sentinelOptions(cfg),
 		OnDiscover: func(addr string) {
 			log.Info().Str("event", "sentinel_discovered").Str("sentinel", addr).
 				Msg("following a Sentinel the configured ones report (SENTINEL SENTINELS)")
 		},
 	}
-	for _, g := range groups {
-		g.master.OnBackendFailure = monitor.ProbeNow
-		if g.replica != nil {
-			g.replica.OnBackendFailure = monitor.ProbeNow
-		}
-	}
-	router.SetTargets = monitor.SetTargets
-	router.ProbeNow = monitor.ProbeNow
-	router.Reconcile = sentinels.ReconcileNow
-	router.OnChange = func(prev, next *routing.Snapshot) map[string]int { return applyRoutes(groups, prev, next, log) }
-	applyRoutes(groups, nil, router.Snapshot(), log)
+	rt.router.SetTargets = rt.monitor.SetTargets
+	rt.router.ProbeNow = rt.monitor.ProbeNow
+	rt.router.Reconcile = rt.sentinels.ReconcileNow
+	rt.router.OnChange = func(prev, next *routing.Snapshot) map[string]int { return rt.applyRoutes(prev, next) }
+	rt.applyRoutes(nil, rt.router.Snapshot())
 
-	var wg sync.WaitGroup
-	spawn := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
-	spawn(func() { router.Run(ctx) })
-	spawn(func() { monitor.Run(ctx) })
-	spawn(func() { sentinels.Run(ctx, cfg.Sentinel.Addrs) })
+	rt.spawn(func() { rt.router.Run(serveCtx) })
+	rt.spawn(func() { rt.monitor.Run(serveCtx) })
+	rt.spawn(func() { rt.sentinels.Run(serveCtx, cfg.Sentinel.Addrs) })
 	addrs := map[string]string{}
-	serveErrs := make(chan error, 2*len(groups)+1)
-	for i, g := range groups {
-		for key, l := range map[string]*proxy.Listener{
-			fmt.Sprintf("masters[%d].master_listen", i):  g.master,
-			fmt.Sprintf("masters[%d].replica_listen", i): g.replica,
-		} {
-			if l == nil {
-				continue
-			}
-			ln := bound[key]
-			addrs[l.Name] = ln.Addr().String()
-			log.Info().Str("event", "listener_started").Str("listener", l.Name).Str("addr", ln.Addr().String()).Msg("listening")
-			spawn(func() {
-				if err := l.Serve(ctx, ln); err != nil {
-					serveErrs <- err
-				}
-			})
+	for _, g := range groups {
+		rt.serve(g.master, g.masterLn)
+		addrs[g.master.Name] = g.masterLn.Addr().String()
+		if g.replica != nil {
+			rt.serve(g.replica, g.replicaLn)
+			addrs[g.replica.Name] = g.replicaLn.Addr().String()
 		}
 	}
-	if ln := bound["stats.listen"]; ln != nil {
-		metrics := stats.NewMetrics()
-		router.OnSwitch = metrics.ObserveSwitch
-		router.OnDualMaster = metrics.ObserveDualMaster
-		sg := statsGroups(groups)
-		srv := &http.Server{
-			Handler: (&stats.Server{User: cfg.Stats.User, Password: cfg.Stats.Password, Admin: cfg.Stats.Admin,
-				Control: stats.NewControl(ctx, router, sg), Snapshot: router.Snapshot,
-				History: router.History, Metrics: metrics, Groups: sg, Version: versionString(),
-				Log: log, Started: time.Now()}).Handler(),
-			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
-			IdleTimeout: 60 * time.Second,
-		}
-		addrs["stats"] = ln.Addr().String()
-		log.Info().Str("event", "listener_started").Str("listener", "stats").Str("addr", ln.Addr().String()).Msg("listening")
-		spawn(func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				serveErrs <- fmt.Errorf("stats: %w", err)
-			}
-		})
-		context.AfterFunc(ctx, func() { srv.Close() })
+	if statsLn != nil {
+		rt.startStats(cfg, statsLn, opts)
+		addrs["stats"] = statsLn.Addr().String()
 	}
-	if onStarted != nil {
-		onStarted(addrs)
+	if opts.Started != nil {
+		opts.Started(addrs)
 	}
 	log.Info().Str("event", "proxy_started").Str("version", versionString()).Int("pid", os.Getpid()).
-		Str("forwarder", engine.Name()).
-		Strs("sentinels", cfg.Sentinel.Addrs).Msg("sentinel-proxy started")
+		Str("forwarder", engine.Name()).Strs("sentinels", cfg.Sentinel.Addrs).Msg("sentinel-proxy started")
 
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-serveErrs:
-		log.Error().Err(err).Msg("listener failed; shutting down")
+	for {
+		select {
+		case <-opts.ReloadSignal:
+			if opts.Reload != nil {
+				_ = rt.reload(opts.Reload, "SIGHUP")
+			}
+			continue
+		case <-ctx.Done():
+			rt.shutdown(stopServing)
+			return nil
+		case err := <-rt.serveErrs:
+			log.Error().Err(err).Msg("listener failed; shutting down")
+			stopServing()
+			rt.wait()
+			return err
+		}
 	}
-	cancel()
-	wg.Wait()
-	log.Info().Str("event", "proxy_stopped").Msg("sentinel-proxy stopped")
-	return err
+}
+
+func groupNames(cfg *config.Config) []string {
+	names := make([]string, len(cfg.Masters))
+	for i, m := range cfg.Masters {
+		names[i] = m.Name
+	}
+	return names
+}
+
+func newProber(cfg *config.Config) *check.Prober {
+	return &check.Prober{Username: cfg.Redis.Username, Password: cfg.Redis.Password, Timeout: cfg.Check.Timeout.Duration}
+}
+
+func (rt *proxyRuntime) sentinelOptions(cfg *config.Config) sentinel.Options {
+	return sentinel.Options{
+		Username: cfg.Sentinel.Username, Password: cfg.Sentinel.Password,
+		Masters: groupNames(cfg), Interval: time.Second, Timeout: cfg.Check.Timeout.Duration,
+		OnView:  func(v sentinel.View) { rt.router.Submit(rt.ctx, routing.ViewInput{View: v}) },
+		OnEvent: func(e sentinel.Event) { rt.router.Submit(rt.ctx, routing.EventInput{Event: e}) },
+		Log:     rt.log,
+	}
+}
+
+func (rt *proxyRuntime) spawn(f func()) {
+	rt.wg.Add(1)
+	go func() { defer rt.wg.Done(); f() }()
+}
+
+func (rt *proxyRuntime) serve(l *proxy.Listener, ln net.Listener) {
+	rt.log.Info().Str("event", "listener_started").Str("listener", l.Name).Str("addr", ln.Addr().String()).Msg("listening")
+	rt.spawn(func() {
+		if err := l.Serve(rt.ctx, ln); err != nil {
+			rt.serveErrs <- err
+		}
+	})
+}
+
+func (rt *proxyRuntime) newListener(cfg *config.Config, name string) *proxy.Listener {
+	l := &proxy.Listener{Name: name, MaxConns: cfg.Proxy.MaxConns,
+		ConnectTimeout: cfg.Proxy.ConnectTimeout.Duration, IdleTimeout: cfg.Proxy.IdleTimeout.Duration,
+		HoldTimeout: cfg.Proxy.FailoverHold.Duration, Engine: rt.engine, Log: rt.log,
+		OnBackendFailure: func(addr string) { rt.monitor.ProbeNow(addr) }}
+	l.SetRoute(proxy.Route{Refusal: "starting up: master not verified yet"})
+	return l
+}
+
+// bindAll binds every address of cfg that current does not already listen on (all of them at start),
+// and returns the groups of cfg with their listeners: current ones kept, new ones created. The stats
+// listener is returned when cfg's stats address is new. Nothing is bound when any address fails: every
+// failure is returned at once.
+func (rt *proxyRuntime) bindAll(cfg *config.Config, current []*group, currentStats net.Listener) ([]*group, net.Listener, error) {
+	byName := map[string]*group{}
+	for _, g := range current {
+		byName[g.name] = g
+	}
+	var errs *multierror.Error
+	var fresh []net.Listener
+	bind := func(key, addr string) net.Listener {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("%s: %w", key, err))
+			return nil
+		}
+		fresh = append(fresh, ln)
+		return ln
+	}
+	var out []*group
+	for i, m := range cfg.Masters {
+		old := byName[m.Name]
+		g := &group{}
+		if old != nil {
+			*g = *old
+		}
+		g.name, g.masterAt, g.replicaAt = m.Name, m.MasterListen, m.ReplicaListen
+		g.masterKey, g.replicaKy = fmt.Sprintf("masters[%d].master_listen", i), fmt.Sprintf("masters[%d].replica_listen", i)
+		if old == nil || old.masterAt != m.MasterListen {
+			g.masterLn = bind(g.masterKey, m.MasterListen)
+		}
+		if m.ReplicaListen != "" && (old == nil || old.replicaAt != m.ReplicaListen) {
+			g.replicaLn = bind(g.replicaKy, m.ReplicaListen)
+		}
+		out = append(out, g)
+	}
+	var statsLn net.Listener
+	if cfg.Stats.Listen != "" && (currentStats == nil || rt.cfg.Stats.Listen != cfg.Stats.Listen) {
+		statsLn = bind("stats.listen", cfg.Stats.Listen)
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		for _, ln := range fresh {
+			ln.Close()
+		}
+		return nil, nil, err
+	}
+	return out, statsLn, nil
+}
+
+func (rt *proxyRuntime) startStats(cfg *config.Config, ln net.Listener, opts runOptions) {
+	if rt.statsSrv == nil {
+		metrics := stats.NewMetrics()
+		rt.router.OnSwitch = metrics.ObserveSwitch
+		rt.router.OnDualMaster = metrics.ObserveDualMaster
+		rt.statsSrv = &stats.Server{User: cfg.Stats.User, Password: cfg.Stats.Password, Admin: cfg.Stats.Admin,
+			Control: stats.NewControl(rt.ctx, rt.router, rt.statsGroups), Snapshot: rt.router.Snapshot,
+			History: rt.router.History, Metrics: metrics, Groups: rt.statsGroups(), Version: versionString(),
+			Log: rt.log, Started: time.Now()}
+		if opts.Reload != nil {
+			rt.statsSrv.Reload = func() error { return rt.reload(opts.Reload, "POST /-/reload") }
+		}
+	}
+	srv := &http.Server{Handler: rt.statsSrv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		IdleTimeout: 60 * time.Second}
+	rt.http, rt.statsLn = srv, ln
+	rt.log.Info().Str("event", "listener_started").Str("listener", "stats").Str("addr", ln.Addr().String()).Msg("listening")
+	rt.spawn(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			rt.serveErrs <- fmt.Errorf("stats: %w", err)
+		}
+	})
+}
+
+func (rt *proxyRuntime) statsGroups() []stats.Group {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	out := make([]stats.Group, len(rt.groups))
+	for i, g := range rt.groups {
+		out[i] = stats.Group{Name: g.name, Master: g.master, Replica: g.replica}
+	}
+	return out
+}
+
+// shutdown is the graceful stop: no new clients, established sessions get up to shutdown_timeout to
+// end (the control plane keeps running, so a failover still closes sessions to a demoted master), then
+// the rest are closed.
+func (rt *proxyRuntime) shutdown(stopServing context.CancelFunc) {
+	rt.mu.Lock()
+	groups := append([]*group(nil), rt.groups...)
+	rt.mu.Unlock()
+	var listeners []*proxy.Listener
+	for _, g := range groups {
+		listeners = append(listeners, g.master)
+		if g.replica != nil {
+			listeners = append(listeners, g.replica)
+		}
+	}
+	open := func() int64 {
+		var n int64
+		for _, l := range listeners {
+			n += l.Sessions()
+		}
+		return n
+	}
+	if rt.statsSrv != nil {
+		rt.statsSrv.ShuttingDown()
+	}
+	for _, l := range listeners {
+		l.StopAccepting()
+	}
+	timeout := rt.cfg.Proxy.ShutdownTimeout.Duration
+	start := time.Now()
+	rt.log.Info().Str("event", "shutdown_started").Int64("sessions", open()).Dur("shutdown_timeout", timeout).
+		Msg("stopped accepting; waiting for sessions to end")
+	for open() > 0 && time.Since(start) < timeout {
+		time.Sleep(20 * time.Millisecond)
+	}
+	remaining := open()
+	for _, l := range listeners {
+		l.Close()
+	}
+	stopServing()
+	if rt.http != nil {
+		rt.http.Close()
+	}
+	rt.wait()
+	for _, l := range listeners {
+		l.Wait()
+	}
+	rt.log.Info().Str("event", "proxy_stopped").Int64("sessions_closed", remaining).
+		Float64("drain_ms", float64(time.Since(start).Microseconds())/1000).Msg("sentinel-proxy stopped")
+}
+
+func (rt *proxyRuntime) wait() {
+	if rt.http != nil {
+		rt.http.Close()
+	}
+	rt.wg.Wait()
 }
 
 // applyRoutes gives each listener its new route and closes the sessions of backends that left a pool:
 // a client of the master port must never keep writing to a demoted master. It returns how many master
-// sessions it closed per group.
-func applyRoutes(groups []*group, prev, next *routing.Snapshot, log zerolog.Logger) map[string]int {
+// sessions it closed per group. It runs on the router's goroutine.
+func (rt *proxyRuntime) applyRoutes(prev, next *routing.Snapshot) map[string]int {
+	rt.mu.Lock()
+	groups := append([]*group(nil), rt.groups...)
+	rt.mu.Unlock()
 	closed := map[string]int{}
 	for _, g := range groups {
 		ng := next.Group(g.name)
@@ -249,7 +402,7 @@ func applyRoutes(groups []*group, prev, next *routing.Snapshot, log zerolog.Logg
 		if g.replica != nil {
 			for _, addr := range oldReplicas {
 				if n := g.replica.CloseSessionsTo(addr); n > 0 {
-					log.Info().Str("event", "sessions_closed").Str("group", g.name).Str("listener", g.replica.Name).
+					rt.log.Info().Str("event", "sessions_closed").Str("group", g.name).Str("listener", g.replica.Name).
 						Str("backend", addr).Int("sessions_closed", n).Msg("closed the sessions of a node that left the replica pool")
 				}
 			}
@@ -258,10 +411,142 @@ func applyRoutes(groups []*group, prev, next *routing.Snapshot, log zerolog.Logg
 	return closed
 }
 
-func statsGroups(groups []*group) []stats.Group {
-	out := make([]stats.Group, len(groups))
-	for i, g := range groups {
-		out[i] = stats.Group{Name: g.name, Master: g.master, Replica: g.replica}
+// reload re-reads the configuration and applies it without dropping sessions that stay valid. A config
+// that does not load, or whose new addresses cannot be bound, is rejected as a whole and the running one
+// kept. It returns the rejection, if any.
+func (rt *proxyRuntime) reload(load func() (*config.Config, error), trigger string) error {
+	rt.reloadMu.Lock()
+	defer rt.reloadMu.Unlock()
+	reject := func(err error) error {
+		ev := rt.log.Error().Str("event", "config_rejected").Str("trigger", trigger)
+		var merr *multierror.Error
+		if errors.As(err, &merr) {
+			msgs := make([]string, len(merr.Errors))
+			for i, e := range merr.Errors {
+				msgs[i] = e.Error()
+			}
+			ev.Strs("errors", msgs)
+		} else {
+			ev.Strs("errors", []string{err.Error()})
+		}
+		ev.Msg("new configuration rejected; the running one is kept")
+		return err
 	}
-	return out
+	cfg, err := load()
+	if err != nil {
+		return reject(err)
+	}
+	old := rt.cfg
+	rt.mu.Lock()
+	current := append([]*group(nil), rt.groups...)
+	rt.mu.Unlock()
+	next, newStatsLn, err := rt.bindAll(cfg, current, rt.statsLn)
+	if err != nil {
+		return reject(err)
+	}
+	changes, restartNeeded := configChanges(old, cfg)
+
+	// Data plane first: new listeners and moved addresses accept before anything else changes.
+	keep := map[string]bool{}
+	var moved []func()
+	for _, g := range next {
+		keep[g.name] = true
+		if g.master == nil {
+			g.master = rt.newListener(cfg, g.name+"/master")
+		}
+		var prev *group
+		for _, c := range current {
+			if c.name == g.name {
+				prev = c
+			}
+		}
+		if prev == nil || prev.masterLn != g.masterLn {
+			if prev != nil {
+				oldLn, l := prev.masterLn, g.master
+				moved = append(moved, func() { l.Unbind(oldLn) })
+			}
+			rt.serve(g.master, g.masterLn)
+		}
+		switch {
+		case g.replicaAt == "" && g.replica != nil:
+			l := g.replica
+			moved = append(moved, l.Close) // the replica port is gone: its sessions with it
+			g.replica, g.replicaLn = nil, nil
+		case g.replicaAt != "" && g.replica == nil:
+			g.replica = rt.newListener(cfg, g.name+"/replica")
+			rt.serve(g.replica, g.replicaLn)
+		case g.replicaAt != "" && prev != nil && prev.replicaLn != g.replicaLn:
+			oldLn, l := prev.replicaLn, g.replica
+			moved = append(moved, func() { l.Unbind(oldLn) })
+			rt.serve(g.replica, g.replicaLn)
+		}
+	}
+	rt.mu.Lock()
+	rt.groups = next
+	rt.cfg = cfg
+	rt.mu.Unlock()
+	for _, f := range moved {
+		f()
+	}
+
+	// Control plane: probes, Sentinels, then the router, which routes the new groups.
+	rt.monitor.Reconfigure(newProber(cfg), cfg.Check.Interval.Duration)
+	dropped := rt.sentinels.Reconfigure(rt.sentinelOptions(cfg), cfg.Sentinel.Addrs)
+	done := make(chan struct{})
+	rt.router.Submit(rt.ctx, routing.ConfigInput{Groups: groupNames(cfg), Rise: cfg.Check.Rise, Fall: cfg.Check.Fall,
+		MaxReplicaLagSeconds: int(cfg.Check.MaxReplicaLag.Duration / time.Second), DropSentinels: dropped, Done: done})
+	select {
+	case <-done:
+	case <-rt.ctx.Done():
+	}
+	for _, g := range current {
+		if !keep[g.name] {
+			g.master.Close() // a removed group's sessions are no longer valid
+			if g.replica != nil {
+				g.replica.Close()
+			}
+		}
+	}
+
+	// Stats: new settings at once; a new address replaces the old server.
+	if rt.statsSrv != nil {
+		rt.statsSrv.Update(stats.Settings{User: cfg.Stats.User, Password: cfg.Stats.Password, Admin: cfg.Stats.Admin,
+			Groups: rt.statsGroups()})
+	}
+	if old.Stats.Listen != cfg.Stats.Listen {
+		oldHTTP := rt.http
+		if newStatsLn != nil {
+			rt.startStats(cfg, newStatsLn, runOptions{Reload: load})
+		} else {
+			rt.http, rt.statsLn = nil, nil
+		}
+		if oldHTTP != nil {
+			// The reply to the request that asked for this reload may still be on its way.
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				_ = oldHTTP.Shutdown(ctx)
+			}()
+		}
+	}
+	rt.log.Info().Str("event", "config_reloaded").Str("trigger", trigger).Strs("changed", changes).
+		Strs("restart_needed", restartNeeded).Strs("sentinels_dropped", dropped).
+		Msg("configuration reloaded; established sessions kept")
+	return nil
+}
+
+// configChanges names the top-level keys that differ, and those among them that only a restart applies.
+func configChanges(old, cfg *config.Config) (changed, restartNeeded []string) {
+	o, n := reflect.ValueOf(*old), reflect.ValueOf(*cfg)
+	for i := 0; i < o.NumField(); i++ {
+		if reflect.DeepEqual(o.Field(i).Interface(), n.Field(i).Interface()) {
+			continue
+		}
+		name := o.Type().Field(i).Tag.Get("toml")
+		changed = append(changed, name)
+		if name == "proxy" || name == "log" {
+			restartNeeded = append(restartNeeded, name)
+		}
+	}
+	return changed, restartNeeded
 }

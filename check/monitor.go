@@ -96,12 +96,32 @@ func (m *Monitor) start(addr string, t *target) {
 	go m.probeLoop(ctx, addr, t.trigger)
 }
 
+// Reconfigure replaces the prober (credentials, timeout) and the interval, after a reload. Every node is
+// probed again at once with the new settings.
+func (m *Monitor) Reconfigure(p *Prober, interval time.Duration) {
+	m.mu.Lock()
+	m.Prober, m.Interval = p, interval
+	addrs := make([]string, 0, len(m.targets))
+	for a := range m.targets {
+		addrs = append(addrs, a)
+	}
+	m.mu.Unlock()
+	for _, a := range addrs {
+		m.ProbeNow(a)
+	}
+}
+
+func (m *Monitor) settings() (*Prober, time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.Interval <= 0 {
+		return m.Prober, time.Second
+	}
+	return m.Prober, m.Interval
+}
+
 func (m *Monitor) probeLoop(ctx context.Context, addr string, trigger <-chan struct{}) {
 	defer m.wg.Done()
-	interval := m.Interval
-	if interval <= 0 {
-		interval = time.Second
-	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -112,7 +132,8 @@ func (m *Monitor) probeLoop(ctx context.Context, addr string, trigger <-chan str
 		case <-trigger:
 			timer.Stop()
 		}
-		res := m.Prober.Probe(ctx, addr)
+		prober, interval := m.settings()
+		res := prober.Probe(ctx, addr)
 		if ctx.Err() != nil {
 			return // a probe cut short by shutdown or removal says nothing about the node
 		}

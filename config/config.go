@@ -68,6 +68,9 @@ type Proxy struct {
 	Forwarder string `toml:"forwarder"`
 	// EventLoops is the number of epoll event loops; 0 means GOMAXPROCS (the most it uses).
 	EventLoops int `toml:"event_loops"`
+	// ShutdownTimeout is how long SIGTERM/SIGINT lets established sessions finish, with no new client
+	// accepted, before the rest are closed. 0 means close them at once.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 }
 
 // Master is one Sentinel master group and the ports that front it.
@@ -106,7 +109,8 @@ func Defaults() Config {
 	return Config{
 		Log:   Log{Level: "info", Format: "json"},
 		Check: Check{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3},
-		Proxy: Proxy{MaxConns: 100000, ConnectTimeout: Duration{4 * time.Second}, FailoverHold: Duration{3 * time.Second}, Forwarder: "auto"},
+		Proxy: Proxy{MaxConns: 100000, ConnectTimeout: Duration{4 * time.Second}, FailoverHold: Duration{3 * time.Second}, Forwarder: "auto",
+			ShutdownTimeout: Duration{30 * time.Second}},
 	}
 }
 

@@ -61,6 +61,9 @@ func (c *Config) Validate() error {
 	if c.Check.MaxReplicaLag.Duration < 0 {
 		add("check.max_replica_lag: must be 0 (off) or positive, got %s", c.Check.MaxReplicaLag.Duration)
 	}
+	if c.Proxy.ShutdownTimeout.Duration < 0 {
+		add("proxy.shutdown_timeout: must be 0 (close at once) or positive, got %s", c.Proxy.ShutdownTimeout.Duration)
+	}
 	if c.Proxy.FailoverHold.Duration < 0 {
 		add("proxy.failover_hold: must be 0 (refuse at once) or positive, got %s", c.Proxy.FailoverHold.Duration)
 	}

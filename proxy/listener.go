@@ -57,7 +57,8 @@ type Listener struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	mu        sync.Mutex
-	ln        net.Listener
+	ln        net.Listener          // the newest bound address, for Addr and Stats
+	lns       map[net.Listener]bool // every address accepting now
 }
 
 // Stats are a listener's counters.
@@ -155,7 +156,7 @@ func (l *Listener) Stats() Stats {
 	return s
 }
 
-// Addr returns the address the listener is bound to, once Serve has started.
+// Addr returns an address the listener accepts on (the newest, after a rebind), or nil.
 func (l *Listener) Addr() net.Addr {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -165,17 +166,21 @@ func (l *Listener) Addr() net.Addr {
 	return l.ln.Addr()
 }
 
-// Serve accepts clients on ln until ctx ends or Close is called, then closes every session and waits
-// for them to finish.
+// Serve accepts clients on ln until ctx ends, Close is called, or Unbind(ln). Serve may run on several
+// net.Listeners at once (a reload that moves the listen address binds the new one before unbinding the
+// old). When ctx ends or Close is called, every session is closed and Serve waits for them to finish;
+// Unbind only stops accepting on ln, and the sessions go on.
 func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	l.mu.Lock()
+	if l.lns == nil {
+		l.lns = map[net.Listener]bool{}
+	}
+	l.lns[ln] = true
 	l.ln = ln
 	l.mu.Unlock()
 	closed := l.closedChan()
 	stop := context.AfterFunc(ctx, l.Close)
 	defer stop()
-	defer l.wg.Wait()
-	defer l.sessions.closeAll()
 
 	var backoff time.Duration
 	for {
@@ -183,8 +188,13 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 		if err != nil {
 			select {
 			case <-closed:
+				l.sessions.closeAll()
+				l.wg.Wait()
 				return nil
 			default:
+			}
+			if !l.bound(ln) {
+				return nil // unbound: the sessions stay
 			}
 			if isTemporaryAccept(err) {
 				// Out of file descriptors: wait and retry, as net/http does, rather than spin or exit.
@@ -194,10 +204,11 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 				select {
 				case <-time.After(backoff):
 				case <-closed:
-					return nil
 				}
 				continue
 			}
+			l.Close()
+			l.wg.Wait()
 			return fmt.Errorf("listener %s: accept: %w", l.Name, err)
 		}
 		backoff = 0
@@ -206,14 +217,57 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
+func (l *Listener) bound(ln net.Listener) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lns[ln]
+}
+
+// Unbind stops accepting on ln and closes it; established sessions are not touched.
+func (l *Listener) Unbind(ln net.Listener) {
+	l.mu.Lock()
+	delete(l.lns, ln)
+	if l.ln == ln {
+		l.ln = nil
+		for other := range l.lns {
+			l.ln = other
+		}
+	}
+	l.mu.Unlock()
+	ln.Close()
+}
+
+// StopAccepting unbinds every address: no new client is accepted, established sessions go on. It
+// starts a graceful shutdown.
+func (l *Listener) StopAccepting() {
+	l.mu.Lock()
+	lns := make([]net.Listener, 0, len(l.lns))
+	for ln := range l.lns {
+		lns = append(lns, ln)
+	}
+	l.mu.Unlock()
+	for _, ln := range lns {
+		l.Unbind(ln)
+	}
+}
+
+// Wait blocks until every admitted client has been released, after Close.
+func (l *Listener) Wait() { l.wg.Wait() }
+
+// Sessions returns how many clients are admitted now (forwarded, held or being refused).
+func (l *Listener) Sessions() int64 { return l.current.Load() }
+
 // Close stops accepting and closes every session. Serve returns after the sessions have finished.
 func (l *Listener) Close() {
 	closed := l.closedChan()
 	l.mu.Lock()
-	ln := l.ln
+	lns := make([]net.Listener, 0, len(l.lns))
+	for ln := range l.lns {
+		lns = append(lns, ln)
+	}
 	l.mu.Unlock()
 	l.closeOnce.Do(func() { close(closed) })
-	if ln != nil {
+	for _, ln := range lns {
 		ln.Close()
 	}
 	l.sessions.closeAll()

@@ -136,6 +136,9 @@ func (r *Router) Run(ctx context.Context) {
 		case in = <-r.inputs:
 		}
 		fx := r.state.Apply(in)
+		if c, ok := in.(ConfigInput); ok {
+			r.groups = append([]string(nil), c.Groups...)
+		}
 		now := time.Now()
 		if r.Now != nil {
 			now = r.Now()
@@ -167,8 +170,16 @@ func (r *Router) Run(ctx context.Context) {
 			closed = r.OnChange(prev, next)
 		}
 		r.logRouteChanges(prev, next, in, closed)
-		if a, ok := in.(AdminInput); ok && a.Done != nil {
-			close(a.Done)
+		r.logTilt(prev, next)
+		switch in := in.(type) {
+		case AdminInput:
+			if in.Done != nil {
+				close(in.Done)
+			}
+		case ConfigInput:
+			if in.Done != nil {
+				close(in.Done)
+			}
 		}
 	}
 }
@@ -231,6 +242,35 @@ func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input, sessionsClos
 				}
 				ev.Msg("a node reports role:master but Sentinel names another: it gets no traffic")
 			}
+		}
+	}
+}
+
+// logTilt logs a Sentinel entering or leaving TILT, learned from its +tilt/-tilt event or from a
+// reconcile (INFO sentinel), once per Sentinel whatever the number of groups.
+func (r *Router) logTilt(prev, next *Snapshot) {
+	was := map[string]bool{}
+	for _, g := range prev.Groups {
+		for _, sn := range g.Sentinels {
+			was[sn.Addr] = was[sn.Addr] || sn.Tilt
+		}
+	}
+	now := map[string]bool{}
+	for _, g := range next.Groups {
+		for _, sn := range g.Sentinels {
+			now[sn.Addr] = now[sn.Addr] || sn.Tilt
+		}
+	}
+	for addr, tilt := range now {
+		if tilt == was[addr] {
+			continue
+		}
+		if tilt {
+			r.log.Warn().Str("event", "sentinel_tilt").Str("sentinel", addr).Bool("tilt", true).
+				Msg("Sentinel entered TILT mode: its word is ignored until it leaves")
+		} else {
+			r.log.Info().Str("event", "sentinel_tilt").Str("sentinel", addr).Bool("tilt", false).
+				Msg("Sentinel left TILT mode: its word counts again")
 		}
 	}
 }

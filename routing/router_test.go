@@ -66,3 +66,31 @@ func TestRouterLogsOneSwitchAcrossTheGap(t *testing.T) {
 		t.Errorf("the announced master was not probed at once: %v", probed)
 	}
 }
+
+func TestRouterLogsTiltOncePerSentinel(t *testing.T) {
+	logs := &redistest.SyncBuffer{}
+	r := NewRouter([]string{"g"}, 2, 3, 0, zerolog.New(logs))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for _, in := range with(healthy(), event(s1, "+tilt", "#tilt mode entered")) {
+		r.Submit(ctx, in)
+	}
+	waitLog := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(logs.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s in:\n%s", want, logs.String())
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	waitLog(`"event":"sentinel_tilt","sentinel":"` + s1 + `","tilt":true`)
+	r.Submit(ctx, event(s1, "-tilt", "#tilt mode exited"))
+	waitLog(`"event":"sentinel_tilt","sentinel":"` + s1 + `","tilt":false`)
+	if n := strings.Count(logs.String(), `"event":"sentinel_tilt"`); n != 2 {
+		t.Errorf("want 2 sentinel_tilt lines, got %d", n)
+	}
+}

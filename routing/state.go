@@ -34,10 +34,22 @@ type AdminInput struct {
 	Done  chan struct{}
 }
 
-func (ViewInput) input()  {}
-func (EventInput) input() {}
-func (ProbeInput) input() {}
-func (AdminInput) input() {}
+// ConfigInput applies a reloaded configuration: the groups (added ones start empty, removed ones are
+// forgotten), the health thresholds, and the Sentinels no longer followed, whose last views must not
+// keep counting. Done, if not nil, is closed once the decision that follows has been acted on.
+type ConfigInput struct {
+	Groups               []string
+	Rise, Fall           int
+	MaxReplicaLagSeconds int
+	DropSentinels        []string
+	Done                 chan struct{}
+}
+
+func (ViewInput) input()   {}
+func (EventInput) input()  {}
+func (ProbeInput) input()  {}
+func (AdminInput) input()  {}
+func (ConfigInput) input() {}
 
 // AdminState is what an operator set on a node, as in HAProxy's `set server state`.
 type AdminState string
@@ -174,6 +186,8 @@ func (s *State) Apply(in Input) Effects {
 		}
 	case EventInput:
 		fx = s.applyEvent(in.Event)
+	case ConfigInput:
+		s.reconfigure(in)
 	case AdminInput:
 		n := s.node(in.Node)
 		n.Admin = in.State
@@ -210,6 +224,30 @@ func (s *State) Apply(in Input) Effects {
 		}
 	}
 	return fx
+}
+
+func (s *State) reconfigure(in ConfigInput) {
+	s.Rise, s.Fall, s.MaxReplicaLagSeconds = in.Rise, in.Fall, in.MaxReplicaLagSeconds
+	keep := map[string]bool{}
+	for _, name := range in.Groups {
+		keep[name] = true
+		if s.Groups[name] == nil {
+			s.Groups[name] = &Group{Name: name, Views: map[string]sentinel.View{}, LastEvent: map[string]sentinel.Event{},
+				EventsReceived: map[string]uint64{}}
+		}
+	}
+	for name := range s.Groups {
+		if !keep[name] {
+			delete(s.Groups, name)
+		}
+	}
+	for _, g := range s.Groups {
+		for _, addr := range in.DropSentinels {
+			delete(g.Views, addr)
+			delete(g.LastEvent, addr)
+			delete(g.EventsReceived, addr)
+		}
+	}
 }
 
 // node returns the record of addr, creating it on first mention.

@@ -143,7 +143,7 @@ func (s *Server) consequence(g *GroupView, n *NodeView, action string) confirmat
 	}
 	isMaster := n.IsMaster || n.Addr == g.Master || (n.Addr == g.Named && n.Admin != string(routing.AdminReady))
 	hold := time.Duration(0)
-	for _, sg := range s.Groups {
+	for _, sg := range s.cur().Groups {
 		if sg.Name == g.Name && sg.Master != nil {
 			hold = sg.Master.HoldTimeout
 		}

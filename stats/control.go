@@ -7,16 +7,17 @@ import (
 	"github.com/sentinel-proxy/sentinel-proxy/routing"
 )
 
-// NewControl returns the Control that carries admin actions to router and to the groups' listeners.
-// ctx is the proxy's: an action waits for the router no longer than the proxy runs.
-func NewControl(ctx context.Context, router *routing.Router, groups []Group) Control {
+// NewControl returns the Control that carries admin actions to router and to the listeners groups
+// returns (the groups in force: a reload changes them). ctx is the proxy's: an action waits for the
+// router no longer than the proxy runs.
+func NewControl(ctx context.Context, router *routing.Router, groups func() []Group) Control {
 	return &control{ctx: ctx, router: router, groups: groups}
 }
 
 type control struct {
 	ctx    context.Context
 	router *routing.Router
-	groups []Group
+	groups func() []Group
 }
 
 func (c *control) SetAdminState(ctx context.Context, node string, st routing.AdminState) error {
@@ -39,7 +40,7 @@ func (c *control) SetAdminState(ctx context.Context, node string, st routing.Adm
 
 func (c *control) KillSessions(node string) int {
 	n := 0
-	for _, g := range c.groups {
+	for _, g := range c.groups() {
 		if g.Master != nil {
 			n += g.Master.CloseSessionsTo(node)
 		}

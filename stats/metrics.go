@@ -65,16 +65,20 @@ func (m *Metrics) ObserveDualMaster(group, _ string) { m.dualMasters.WithLabelVa
 // register adds the scrape-time collector for s and makes every per-group series exist from the
 // start, so that alerts on increase() see the first failover.
 func (m *Metrics) register(s *Server) {
-	for _, g := range s.Groups {
+	m.initGroups(s.cur().Groups)
+	for _, a := range []string{actionReady, actionDrain, actionMaint, actionKill} {
+		m.adminActions.WithLabelValues(a)
+	}
+	m.registry.MustRegister(&snapshotCollector{s: s})
+}
+
+func (m *Metrics) initGroups(groups []Group) {
+	for _, g := range groups {
 		m.failovers.WithLabelValues(g.Name)
 		m.closedOnSwitch.WithLabelValues(g.Name)
 		m.dualMasters.WithLabelValues(g.Name)
 		m.detectToSwitch.WithLabelValues(g.Name)
 	}
-	for _, a := range []string{actionReady, actionDrain, actionMaint, actionKill} {
-		m.adminActions.WithLabelValues(a)
-	}
-	m.registry.MustRegister(&snapshotCollector{s: s})
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -55,17 +56,68 @@ type Server struct {
 	Log            zerolog.Logger
 	Started        time.Time
 
-	csrfKey   []byte
-	adminMu   sync.Mutex
-	adminLog  []AdminAction // newest last, at most adminLogLen
-	pageTmpl  *template.Template
-	confirmTm *template.Template
+	// Reload, if set, re-reads the configuration; POST /-/reload calls it (sentinel-proxy reload).
+	Reload func() error
+
+	settings     atomic.Pointer[Settings]
+	shuttingDown atomic.Bool
+	handlerOnce  sync.Once
+	handler      http.Handler
+	csrfKey      []byte
+	adminMu      sync.Mutex
+	adminLog     []AdminAction // newest last, at most adminLogLen
+	pageTmpl     *template.Template
+	confirmTm    *template.Template
 }
 
 const adminLogLen = 20
 
+// Settings are what a reload may change while the server runs.
+type Settings struct {
+	User, Password string
+	Admin          bool
+	Groups         []Group
+}
+
+// cur returns the settings in force: Update's, or the fields Handler was built from.
+func (s *Server) cur() *Settings {
+	if set := s.settings.Load(); set != nil {
+		return set
+	}
+	return &Settings{User: s.User, Password: s.Password, Admin: s.Admin, Groups: s.Groups}
+}
+
+// Update applies reloaded settings: credentials, admin on or off, the groups shown.
+func (s *Server) Update(set Settings) {
+	s.settings.Store(&set)
+	if s.Metrics != nil {
+		s.Metrics.initGroups(set.Groups)
+	}
+}
+
+// reload answers sentinel-proxy reload: 200 when the new configuration is in force, 422 with every
+// problem when it was rejected (the running one is kept).
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.Reload(); err != nil {
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_, _ = w.Write([]byte("rejected; the running configuration is kept:\n" + err.Error() + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("reloaded\n"))
+}
+
 // Handler returns the HTTP routes: /healthz and /readyz without auth, everything else behind basic auth.
+// It builds them once: a server moved to another address by a reload serves the same handler.
 func (s *Server) Handler() http.Handler {
+	s.handlerOnce.Do(func() { s.handler = s.buildHandler() })
+	return s.handler
+}
+
+// ShuttingDown makes /readyz answer 503 from now on: the proxy is draining and accepts no new client.
+func (s *Server) ShuttingDown() { s.shuttingDown.Store(true) }
+
+func (s *Server) buildHandler() http.Handler {
 	funcs := template.FuncMap{
 		"bytes": humanBytes, "ago": ago, "dur": roundDuration, "lower": strings.ToLower,
 		"list": func(s ...string) []string { return s },
@@ -96,7 +148,7 @@ func (s *Server) Handler() http.Handler {
 		s.Metrics.register(s)
 		mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.Metrics.registry, promhttp.HandlerOpts{})))
 	}
-	if s.Admin && s.Control != nil {
+	if s.Control != nil {
 		// Two defences against cross-site requests: the browser's own Sec-Fetch-Site/Origin headers
 		// (net/http's CrossOriginProtection) and a token only the page carries.
 		cop := http.NewCrossOriginProtection()
@@ -105,7 +157,16 @@ func (s *Server) Handler() http.Handler {
 				Str("reason", "cross-origin request").Str("origin", r.Header.Get("Origin")).Msg("admin request rejected")
 			http.Error(w, "cross-origin admin request refused", http.StatusForbidden)
 		}))
-		mux.Handle("POST /admin", s.auth(cop.Handler(http.HandlerFunc(s.admin))))
+		mux.Handle("POST /admin", s.auth(cop.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !s.cur().Admin {
+				http.Error(w, "admin actions are off ([stats].admin = false)", http.StatusNotFound)
+				return
+			}
+			s.admin(w, r)
+		}))))
+	}
+	if s.Reload != nil {
+		mux.Handle("POST /-/reload", s.auth(http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.reload))))
 	}
 	mux.Handle("GET /{$}", http.RedirectHandler("/stats", http.StatusFound))
 	return securityHeaders(mux)
@@ -128,8 +189,9 @@ type userKey struct{}
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, pass, ok := r.BasicAuth()
-		userOK := subtle.ConstantTimeCompare([]byte(user), []byte(s.User)) == 1
-		passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(s.Password)) == 1
+		set := s.cur()
+		userOK := subtle.ConstantTimeCompare([]byte(user), []byte(set.User)) == 1
+		passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(set.Password)) == 1
 		if !ok || !userOK || !passOK {
 			w.Header().Set("WWW-Authenticate", `Basic realm="sentinel-proxy statistics", charset="UTF-8"`)
 			http.Error(w, "authentication required", http.StatusUnauthorized)
@@ -157,7 +219,10 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	snap := s.Snapshot()
 	var problems []string
-	for _, g := range s.Groups {
+	if s.shuttingDown.Load() {
+		problems = append(problems, "shutting down: no new clients are accepted")
+	}
+	for _, g := range s.cur().Groups {
 		gs := snap.Group(g.Name)
 		switch {
 		case gs == nil:

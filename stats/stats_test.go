@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -72,7 +74,7 @@ func newFixture(t *testing.T, admin bool) *fixture {
 	groups := []Group{{Name: "mymaster", Master: master, Replica: replica}}
 	metrics := NewMetrics()
 	router.OnSwitch = metrics.ObserveSwitch
-	s := &Server{User: "haproxy", Password: "password", Admin: admin, Control: NewControl(ctx, router, groups),
+	s := &Server{User: "haproxy", Password: "password", Admin: admin, Control: NewControl(ctx, router, func() []Group { return groups }),
 		Snapshot: router.Snapshot, History: router.History, Metrics: metrics, Groups: groups,
 		Version: "test", Log: log, Started: time.Now()}
 	srv := httptest.NewServer(s.Handler())
@@ -378,4 +380,43 @@ func node(f *fixture, addr string) routing.NodeSnapshot {
 		}
 	}
 	return routing.NodeSnapshot{}
+}
+
+// TestMetricsDocumented keeps docs/metrics.md and /metrics in step: alert rules are written against the
+// document, so a metric missing from either side is a broken interface.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	name := regexp.MustCompile("`([a-z_]+)`")
+	for _, line := range strings.Split(string(doc), "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		first := strings.Split(line, "|")[1]
+		for _, m := range name.FindAllStringSubmatch(first, -1) {
+			documented[m[1]] = true
+		}
+	}
+	f := newFixture(t, true)
+	_, body := get(t, f.srv.URL+"/metrics", "haproxy", "password")
+	exported := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^# TYPE sentinel_proxy_([a-z_]+) `).FindAllStringSubmatch(body, -1) {
+		exported[m[1]] = true
+	}
+	if len(exported) < 20 {
+		t.Fatalf("found only %d metrics; the pattern no longer matches", len(exported))
+	}
+	for m := range exported {
+		if !documented[m] {
+			t.Errorf("sentinel_proxy_%s is exported but not in docs/metrics.md", m)
+		}
+	}
+	for m := range documented {
+		if !exported[m] {
+			t.Errorf("docs/metrics.md lists %s, which /metrics does not export", m)
+		}
+	}
 }

@@ -169,7 +169,7 @@ func (s *Server) build(r *http.Request) Page {
 	snap := s.Snapshot()
 	now := time.Now()
 	p := Page{Version: s.Version, Now: now, Uptime: now.Sub(s.Started).Round(time.Second).String(),
-		Admin: s.Admin && s.Control != nil, Actions: s.actions()}
+		Admin: s.cur().Admin && s.Control != nil, Actions: s.actions()}
 	if r != nil {
 		if p.Admin {
 			p.CSRF = s.csrfToken(userOf(r))
@@ -179,7 +179,7 @@ func (s *Server) build(r *http.Request) Page {
 		}
 		p.Notice = r.URL.Query().Get("notice")
 	}
-	for _, g := range s.Groups {
+	for _, g := range s.cur().Groups {
 		gs := snap.Group(g.Name)
 		if gs == nil {
 			continue
