@@ -91,7 +91,11 @@ func printCheck(out io.Writer, snap *routing.Snapshot) []string {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Addr, yesNo(s.Reachable), yesNo(s.Tilt), dash(s.MasterAddr), s.ConfigEpoch, dash(s.Err))
 			switch {
 			case !s.Reachable:
-				problems = append(problems, fmt.Sprintf("%s: Sentinel %s unreachable: %s", g.Name, s.Addr, s.Err))
+				what := "unreachable"
+				if refusedByACL(s.Err) {
+					what = "refuses the proxy's credentials or ACL user"
+				}
+				problems = append(problems, fmt.Sprintf("%s: Sentinel %s %s: %s", g.Name, s.Addr, what, s.Err))
 			case s.Tilt:
 				problems = append(problems, fmt.Sprintf("%s: Sentinel %s is in TILT mode", g.Name, s.Addr))
 			case s.MasterAddr != g.Named:
@@ -116,7 +120,11 @@ func printCheck(out io.Writer, snap *routing.Snapshot) []string {
 			switch n.Verdict {
 			case "master", "replica":
 			default:
-				problems = append(problems, fmt.Sprintf("%s: node %s: %s (%s)", g.Name, n.Addr, n.Verdict, n.Last.Reason()))
+				reason := n.Last.Reason()
+				if n.Last.Err != nil {
+					reason += ": " + n.Last.Err.Error()
+				}
+				problems = append(problems, fmt.Sprintf("%s: node %s: %s (%s)", g.Name, n.Addr, n.Verdict, reason))
 			}
 		}
 		tw.Flush()
@@ -156,4 +164,15 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// refusedByACL tells an answer that refuses the proxy's user (wrong password, missing permission) from
+// a Sentinel that cannot be reached: the fix is in the ACL or the config, not the network.
+func refusedByACL(err string) bool {
+	for _, code := range []string{"NOPERM", "NOAUTH", "WRONGPASS", "ERR AUTH", "invalid username-password"} {
+		if strings.Contains(err, code) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 )
@@ -150,6 +152,30 @@ func reloadCommand(stdout io.Writer, configFlag cli.Flag) *cli.Command {
 				password = c.String("password")
 			}
 			return runReload(c.Context, strings.TrimSuffix(base, "/"), user, password, stdout)
+		},
+	}
+}
+
+func hashPasswordCommand(stdin io.Reader, stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "hash-password",
+		Usage: "read a password on standard input and print its bcrypt hash, for [stats].password_hash",
+		Flags: []cli.Flag{&cli.IntFlag{Name: "cost", Value: bcrypt.DefaultCost, Usage: "bcrypt cost (4-31)"}},
+		Action: func(c *cli.Context) error {
+			line, err := bufio.NewReader(stdin).ReadString('\n')
+			if err != nil && line == "" {
+				return cli.Exit("hash-password: no password on standard input", 1)
+			}
+			password := strings.TrimRight(line, "\r\n")
+			if password == "" {
+				return cli.Exit("hash-password: empty password", 1)
+			}
+			hash, err := bcrypt.GenerateFromPassword([]byte(password), c.Int("cost"))
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("hash-password: %v", err), 1)
+			}
+			_, err = fmt.Fprintln(stdout, string(hash))
+			return err
 		},
 	}
 }

@@ -107,6 +107,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 			healthCommand(stdout),
 			reloadCommand(stdout, configFlag),
+			hashPasswordCommand(os.Stdin, stdout),
 			{
 				Name:  "version",
 				Usage: "print the version, commit and Go version",

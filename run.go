@@ -284,7 +284,8 @@ func (rt *proxyRuntime) startStats(cfg *config.Config, ln net.Listener, opts run
 		metrics := stats.NewMetrics()
 		rt.router.OnSwitch = metrics.ObserveSwitch
 		rt.router.OnDualMaster = metrics.ObserveDualMaster
-		rt.statsSrv = &stats.Server{User: cfg.Stats.User, Password: cfg.Stats.Password, Admin: cfg.Stats.Admin,
+		rt.statsSrv = &stats.Server{User: cfg.Stats.User, Password: cfg.Stats.Password,
+			PasswordHash: cfg.Stats.PasswordHash, Admin: cfg.Stats.Admin,
 			Control: stats.NewControl(rt.ctx, rt.router, rt.statsGroups), Snapshot: rt.router.Snapshot,
 			History: rt.router.History, Metrics: metrics, Groups: rt.statsGroups(), Version: versionString(),
 			Log: rt.log, Started: time.Now()}
@@ -292,9 +293,7 @@ func (rt *proxyRuntime) startStats(cfg *config.Config, ln net.Listener, opts run
 			rt.statsSrv.Reload = func() error { return rt.reload(opts.Reload, "POST /-/reload") }
 		}
 	}
-	srv := &http.Server{Handler: rt.statsSrv.Handler(),
-		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
-		IdleTimeout: 60 * time.Second}
+	srv := stats.NewHTTPServer(rt.statsSrv.Handler())
 	rt.http, rt.statsLn = srv, ln
 	rt.log.Info().Str("event", "listener_started").Str("listener", "stats").Str("addr", ln.Addr().String()).Msg("listening")
 	rt.spawn(func() {
@@ -510,7 +509,8 @@ func (rt *proxyRuntime) reload(load func() (*config.Config, error), trigger stri
 
 	// Stats: new settings at once; a new address replaces the old server.
 	if rt.statsSrv != nil {
-		rt.statsSrv.Update(stats.Settings{User: cfg.Stats.User, Password: cfg.Stats.Password, Admin: cfg.Stats.Admin,
+		rt.statsSrv.Update(stats.Settings{User: cfg.Stats.User, Password: cfg.Stats.Password,
+			PasswordHash: cfg.Stats.PasswordHash, Admin: cfg.Stats.Admin,
 			Groups: rt.statsGroups()})
 	}
 	if old.Stats.Listen != cfg.Stats.Listen {

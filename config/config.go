@@ -35,13 +35,19 @@ type Sentinel struct {
 	Addrs    []string `toml:"addrs"`
 	Username string   `toml:"username"` // ACL user (Redis 6.2+); empty means none
 	Password string   `toml:"password"` // empty means no AUTH
+	// PasswordFile and PasswordEnv are the other places the password may come from (one of the three):
+	// a file whose content is the password (one trailing newline ignored), or an environment variable.
+	PasswordFile string `toml:"password_file"`
+	PasswordEnv  string `toml:"password_env"`
 }
 
 // Redis holds the credentials the proxy's own probes use on data nodes. Client traffic carries its own
 // AUTH; the proxy never injects these into forwarded sessions.
 type Redis struct {
-	Username string `toml:"username"`
-	Password string `toml:"password"`
+	Username     string `toml:"username"`
+	Password     string `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+	PasswordEnv  string `toml:"password_env"`
 }
 
 // Check configures the tcp-check style probes, as HAProxy's `check inter 1s rise 2 fall 3`.
@@ -82,10 +88,15 @@ type Master struct {
 
 // Stats configures the stats web page.
 type Stats struct {
-	Listen   string `toml:"listen"` // empty disables the stats server
-	User     string `toml:"user"`
-	Password string `toml:"password"`
-	Admin    bool   `toml:"admin"`
+	Listen       string `toml:"listen"` // empty disables the stats server
+	User         string `toml:"user"`
+	Password     string `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+	PasswordEnv  string `toml:"password_env"`
+	// PasswordHash is a bcrypt hash of the password (htpasswd -nbB, or sentinel-proxy hash-password),
+	// instead of the password itself.
+	PasswordHash string `toml:"password_hash"`
+	Admin        bool   `toml:"admin"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("1s", "250ms") in TOML.
@@ -137,7 +148,8 @@ func Parse(data []byte) (*Config, error) {
 	}
 	// A key that failed to decode keeps its default, so validating the rest still finds every other
 	// problem in the same run.
-	if err := multierror.Append(decodeErr, cfg.Validate()).ErrorOrNil(); err != nil {
+	secretErr := cfg.resolveSecrets(os.ReadFile, os.LookupEnv)
+	if err := multierror.Append(decodeErr, secretErr, cfg.Validate()).ErrorOrNil(); err != nil {
 		return nil, err
 	}
 	return &cfg, nil

@@ -1,11 +1,14 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 const minimal = `
@@ -162,4 +165,69 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted config fails validation: %v", err)
 		}
 	})
+}
+
+func TestPasswordsFromFileEnvAndHash(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "redis.pw")
+	if err := os.WriteFile(pwFile, []byte("from-file-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TEST_SENTINEL_PW", "from-env-secret")
+	hash, _ := bcrypt.GenerateFromPassword([]byte("stats-secret"), bcrypt.MinCost)
+	doc := fmt.Sprintf(`
+[sentinel]
+addrs = ["127.0.0.1:26379"]
+username = "sproxy"
+password_env = "TEST_SENTINEL_PW"
+[redis]
+password_file = %q
+[[masters]]
+name = "m"
+master_listen = "127.0.0.1:5000"
+[stats]
+listen = "127.0.0.1:9000"
+user = "ops"
+password_hash = %q
+`, pwFile, hash)
+	cfg, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Redis.Password != "from-file-secret" || cfg.Sentinel.Password != "from-env-secret" || cfg.Stats.PasswordHash != string(hash) {
+		t.Errorf("passwords not resolved: redis %q sentinel %q", cfg.Redis.Password, cfg.Sentinel.Password)
+	}
+
+	bad := fmt.Sprintf(`
+[sentinel]
+addrs = ["127.0.0.1:26379"]
+password = "inline-secret"
+password_env = "TEST_SENTINEL_PW"
+[redis]
+password_file = %q
+[[masters]]
+name = "m"
+master_listen = "127.0.0.1:5000"
+[stats]
+listen = "127.0.0.1:9000"
+user = "ops"
+password_env = "TEST_UNSET_VARIABLE_XYZ"
+`, filepath.Join(dir, "missing.pw"))
+	_, err = Parse([]byte(bad))
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{"sentinel: set only one of password, password_file and password_env",
+		"redis.password_file:", "stats.password_env: environment variable TEST_UNSET_VARIABLE_XYZ is not set"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "inline-secret") || strings.Contains(err.Error(), "from-env-secret") {
+		t.Errorf("an error shows a secret: %v", err)
+	}
+	_, err = Parse([]byte(strings.Replace(doc, string(hash), "not-a-hash", 1)))
+	if err == nil || !strings.Contains(err.Error(), "stats.password_hash: not a bcrypt hash") {
+		t.Errorf("bad hash: %v", err)
+	}
 }

@@ -38,10 +38,10 @@ func (c *Config) Validate() error {
 		}
 		seenSentinel[a] = true
 	}
-	if c.Sentinel.Username != "" && c.Sentinel.Password == "" {
+	if c.Sentinel.Username != "" && c.Sentinel.Password == "" && c.Sentinel.PasswordFile == "" && c.Sentinel.PasswordEnv == "" {
 		add("sentinel.username: set without sentinel.password")
 	}
-	if c.Redis.Username != "" && c.Redis.Password == "" {
+	if c.Redis.Username != "" && c.Redis.Password == "" && c.Redis.PasswordFile == "" && c.Redis.PasswordEnv == "" {
 		add("redis.username: set without redis.password")
 	}
 
@@ -122,8 +122,9 @@ func (c *Config) Validate() error {
 
 	if c.Stats.Listen != "" {
 		claim("stats.listen", c.Stats.Listen)
-		if c.Stats.User == "" || c.Stats.Password == "" {
-			add("stats.user, stats.password: both are required when stats.listen is set (the page is never served without auth)")
+		noPassword := c.Stats.Password == "" && c.Stats.PasswordHash == "" && c.Stats.PasswordFile == "" && c.Stats.PasswordEnv == ""
+		if c.Stats.User == "" || noPassword {
+			add("stats.user, stats.password: both are required when stats.listen is set (the page is never served without auth; the password may be given as password_file, password_env or password_hash)")
 		}
 	}
 	return errs.ErrorOrNil()

@@ -33,6 +33,10 @@ type Options struct {
 	Dir             string // parent of the per-process directories; default os.MkdirTemp
 	// Ports, when set, fixes the ports: data nodes first, then Sentinels. Otherwise free ports are chosen.
 	Ports []int
+	// SentinelPassword sets requirepass on the Sentinels (and sentinel-pass, so they reach each other).
+	SentinelPassword string
+	// NodeConf and SentinelConf are extra configuration lines, e.g. ACL users ("user probe on >pw ...").
+	NodeConf, SentinelConf []string
 }
 
 // Topology is one master, its replicas and the Sentinels that watch them.
@@ -41,8 +45,10 @@ type Topology struct {
 	Nodes     []*Process // Nodes[0] starts as master
 	Sentinels []*Process
 	Password  string
-	dir       string
-	ownsDir   bool
+	// SentinelPassword is what the helpers AUTH with on Sentinels.
+	SentinelPassword string
+	dir              string
+	ownsDir          bool
 }
 
 // Process is one running redis-server or redis-sentinel.
@@ -98,7 +104,7 @@ func Start(o Options) (*Topology, error) {
 	if o.FailoverTimeout == 0 {
 		o.FailoverTimeout = 2 * time.Second
 	}
-	t := &Topology{Name: o.MasterName, Password: o.Password, dir: o.Dir}
+	t := &Topology{Name: o.MasterName, Password: o.Password, SentinelPassword: o.SentinelPassword, dir: o.Dir}
 	if t.dir == "" {
 		d, err := os.MkdirTemp("", "redistest-")
 		if err != nil {
@@ -133,6 +139,7 @@ func Start(o Options) (*Topology, error) {
 		if i > 0 {
 			conf = append(conf, fmt.Sprintf("replicaof 127.0.0.1 %d", t.Nodes[0].Port))
 		}
+		conf = append(conf, o.NodeConf...)
 		n, err := t.start("redis-server", fmt.Sprintf("node%d", i), p, conf)
 		if err != nil {
 			return nil, err
@@ -153,6 +160,10 @@ func Start(o Options) (*Topology, error) {
 		if o.Password != "" {
 			conf = append(conf, fmt.Sprintf("sentinel auth-pass %s %s", o.MasterName, o.Password))
 		}
+		if o.SentinelPassword != "" {
+			conf = append(conf, "requirepass "+o.SentinelPassword, "sentinel sentinel-pass "+o.SentinelPassword)
+		}
+		conf = append(conf, o.SentinelConf...)
 		s, err := t.start("redis-sentinel", fmt.Sprintf("sentinel%d", i), p, conf)
 		if err != nil {
 			return nil, err
@@ -189,7 +200,7 @@ func (t *Topology) start(bin, name string, port int, extra []string) (*Process, 
 	}
 	password := t.Password
 	if bin == "redis-sentinel" {
-		password = ""
+		password = t.SentinelPassword
 	}
 	if err := p.WaitPing(password, 10*time.Second); err != nil {
 		p.Kill()

@@ -6,11 +6,14 @@ package stats
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"html/template"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sentinel-proxy/sentinel-proxy/proxy"
 	"github.com/sentinel-proxy/sentinel-proxy/routing"
@@ -46,6 +50,7 @@ type Control interface {
 // Control (or with Admin false) the page has no admin actions; without Metrics there is no /metrics.
 type Server struct {
 	User, Password string
+	PasswordHash   string // bcrypt hash instead of Password
 	Admin          bool
 	Control        Control
 	Snapshot       func() *routing.Snapshot
@@ -60,6 +65,8 @@ type Server struct {
 	Reload func() error
 
 	settings     atomic.Pointer[Settings]
+	bcryptOK     atomic.Pointer[[32]byte]
+	limiter      loginLimiter
 	shuttingDown atomic.Bool
 	handlerOnce  sync.Once
 	handler      http.Handler
@@ -75,6 +82,7 @@ const adminLogLen = 20
 // Settings are what a reload may change while the server runs.
 type Settings struct {
 	User, Password string
+	PasswordHash   string // bcrypt; when set, Password is not used
 	Admin          bool
 	Groups         []Group
 }
@@ -84,7 +92,7 @@ func (s *Server) cur() *Settings {
 	if set := s.settings.Load(); set != nil {
 		return set
 	}
-	return &Settings{User: s.User, Password: s.Password, Admin: s.Admin, Groups: s.Groups}
+	return &Settings{User: s.User, Password: s.Password, PasswordHash: s.PasswordHash, Admin: s.Admin, Groups: s.Groups}
 }
 
 // Update applies reloaded settings: credentials, admin on or off, the groups shown.
@@ -188,17 +196,61 @@ type userKey struct{}
 
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := remoteIP(r)
+		if retry, blocked := s.limiter.blocked(ip, time.Now()); blocked {
+			w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
+			http.Error(w, "too many failed logins; try again later", http.StatusTooManyRequests)
+			return
+		}
 		user, pass, ok := r.BasicAuth()
-		set := s.cur()
-		userOK := subtle.ConstantTimeCompare([]byte(user), []byte(set.User)) == 1
-		passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(set.Password)) == 1
-		if !ok || !userOK || !passOK {
+		if !ok || !s.credentialsOK(user, pass) {
+			if ok { // a browser's first request carries no credentials: that is not a failed login
+				s.failedLogin(r, ip, user)
+			}
 			w.Header().Set("WWW-Authenticate", `Basic realm="sentinel-proxy statistics", charset="UTF-8"`)
 			http.Error(w, "authentication required", http.StatusUnauthorized)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
 	})
+}
+
+// credentialsOK compares in constant time. With a bcrypt hash configured, a password that matched once
+// is remembered by its SHA-256, so that each page load does not pay bcrypt's deliberate slowness.
+func (s *Server) credentialsOK(user, pass string) bool {
+	set := s.cur()
+	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(set.User)) == 1
+	if set.PasswordHash == "" {
+		passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(set.Password)) == 1
+		return userOK && passOK
+	}
+	sum := sha256.Sum256([]byte(set.PasswordHash + "\x00" + pass))
+	if cached := s.bcryptOK.Load(); cached != nil && subtle.ConstantTimeCompare(cached[:], sum[:]) == 1 {
+		return userOK
+	}
+	if bcrypt.CompareHashAndPassword([]byte(set.PasswordHash), []byte(pass)) != nil {
+		return false
+	}
+	s.bcryptOK.Store(&sum)
+	return userOK
+}
+
+func (s *Server) failedLogin(r *http.Request, ip, user string) {
+	fails, logNow := s.limiter.fail(ip, time.Now())
+	if !logNow {
+		return
+	}
+	// The attempted user name is logged (it helps tell a typo from a scan); the password never is.
+	s.Log.Warn().Str("event", "stats_auth_failed").Str("remote", ip).Str("user", user).Str("path", r.URL.Path).
+		Int("failures", fails).Msg("failed login on the stats port")
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func userOf(r *http.Request) string {

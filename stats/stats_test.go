@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sentinel-proxy/sentinel-proxy/check"
 	"github.com/sentinel-proxy/sentinel-proxy/proxy"
@@ -417,6 +421,106 @@ func TestMetricsDocumented(t *testing.T) {
 	for m := range documented {
 		if !exported[m] {
 			t.Errorf("docs/metrics.md lists %s, which /metrics does not export", m)
+		}
+	}
+}
+
+func TestBcryptPasswordAndFailedLogins(t *testing.T) {
+	logs := &redistest.SyncBuffer{}
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret-stats"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := routing.Decide(routing.NewState([]string{"g"}, 1, 1), []string{"g"}, time.Now())
+	s := &Server{User: "ops", PasswordHash: string(hash), Snapshot: func() *routing.Snapshot { return snap },
+		Groups: []Group{{Name: "g", Master: &proxy.Listener{Name: "g/master"}}}, Log: zerolog.New(logs), Started: time.Now()}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for i := 0; i < 3; i++ { // the second and third hit the cache of the accepted password
+		if resp, _ := get(t, srv.URL+"/stats.json", "ops", "s3cret-stats"); resp.StatusCode != 200 {
+			t.Fatalf("bcrypt password refused: %d", resp.StatusCode)
+		}
+	}
+	for i := 0; i < loginFailures; i++ {
+		if resp, _ := get(t, srv.URL+"/stats.json", "ops", "guess"+fmt.Sprint(i)); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d", i, resp.StatusCode)
+		}
+	}
+	resp, _ := get(t, srv.URL+"/stats.json", "ops", "s3cret-stats")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("after %d failures even the right password must wait: %d", loginFailures, resp.StatusCode)
+	}
+	if resp, _ := get(t, srv.URL+"/healthz", "", ""); resp.StatusCode != 200 {
+		t.Errorf("healthz must stay open: %d", resp.StatusCode)
+	}
+	out := logs.String()
+	if !strings.Contains(out, `"event":"stats_auth_failed","remote":"127.0.0.1","user":"ops"`) {
+		t.Errorf("failed logins not logged:\n%s", out)
+	}
+	if n := strings.Count(out, "stats_auth_failed"); n > 2 {
+		t.Errorf("failed logins must be logged at most once a second per address, got %d lines", n)
+	}
+	if strings.Contains(out, "guess") || strings.Contains(out, "s3cret") {
+		t.Errorf("a password reached the log:\n%s", out)
+	}
+}
+
+// TestSlowClientsCannotHoldTheStatsPort opens connections that send their headers a byte at a time
+// (slowloris): the server drops them after ReadHeaderTimeout and answers normal requests meanwhile.
+func TestSlowClientsCannotHoldTheStatsPort(t *testing.T) {
+	f := newFixture(t, false)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := NewHTTPServer(f.srv.Config.Handler)
+	hs.ReadHeaderTimeout = 500 * time.Millisecond // the production value is 5s; the mechanism is the same
+	go func() { _ = hs.Serve(ln) }()
+	defer hs.Close()
+	addr := ln.Addr().String()
+
+	const slow = 50
+	closed := make(chan time.Duration, slow)
+	for i := 0; i < slow; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go func() {
+			start := time.Now()
+			if _, err := c.Write([]byte("GET /stats HTTP/1.1\r\nHost: x\r\n")); err != nil {
+				closed <- time.Since(start)
+				return
+			}
+			for {
+				time.Sleep(100 * time.Millisecond)
+				if _, err := c.Write([]byte("X")); err != nil {
+					closed <- time.Since(start)
+					return
+				}
+				_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+				if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					closed <- time.Since(start)
+					return
+				}
+			}
+		}()
+	}
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a normal request while %d slow clients hang on: %v", slow, err)
+	}
+	resp.Body.Close()
+	deadline := time.After(10 * time.Second)
+	for i := 0; i < slow; i++ {
+		select {
+		case d := <-closed:
+			if d > 5*time.Second {
+				t.Errorf("a slow client was held %v", d)
+			}
+		case <-deadline:
+			t.Fatalf("only %d of %d slow clients were dropped", i, slow)
 		}
 	}
 }
