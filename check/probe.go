@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -21,7 +22,13 @@ const (
 	L7TOUT Status = "L7TOUT" // connected, but an answer did not come in time
 	L7RSP  Status = "L7RSP"  // an answer that is not valid RESP or not what was asked
 	L7STS  Status = "L7STS"  // an error reply, e.g. WRONGPASS or NOAUTH
+	// SOCKERR is HAProxy's "socket error": the proxy itself could not open a socket (out of file
+	// descriptors or memory). It says nothing about the node, so it does not count against its health.
+	SOCKERR Status = "SOCKERR"
 )
+
+// Local reports whether the probe failed for a reason on the proxy's side, not the node's.
+func (r Result) Local() bool { return r.Status == SOCKERR }
 
 // Result is one probe of one node.
 type Result struct {
@@ -51,6 +58,8 @@ func (r Result) Reason() string {
 		return "Layer7 timeout"
 	case L7STS:
 		return "Layer7 wrong status"
+	case SOCKERR:
+		return "Socket error (the proxy is out of file descriptors or memory)"
 	default:
 		return "Layer7 invalid response"
 	}
@@ -95,6 +104,10 @@ func (p *Prober) probe(ctx context.Context, addr string) (Status, Replication, e
 	}
 	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) ||
+			errors.Is(err, syscall.ENOMEM) {
+			return SOCKERR, Replication{}, fmt.Errorf("connect: %w", err)
+		}
 		if isTimeout(err) || ctx.Err() != nil {
 			return L4TOUT, Replication{}, fmt.Errorf("connect: %w", err)
 		}

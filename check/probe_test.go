@@ -3,6 +3,8 @@ package check
 import (
 	"context"
 	"net"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,4 +114,32 @@ func TestMonitorProbesTargetsAndProbeNow(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestProbeHostileServers: whatever a node sends, the probe fails within its timeout, with a status an
+// operator can read, and without allocating what a hostile header announces.
+func TestProbeHostileServers(t *testing.T) {
+	want := map[string][]Status{
+		redistest.Garbage: {L7RSP, L7STS}, redistest.HugeArray: {L7RSP}, redistest.HugeBulk: {L7RSP},
+		redistest.EndlessLine: {L7RSP, L7TOUT}, redistest.Stall: {L7TOUT}, redistest.CloseMidReply: {L7RSP},
+	}
+	for _, mode := range redistest.HostileModes {
+		t.Run(mode, func(t *testing.T) {
+			addr := redistest.Hostile(t, mode)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			res := (&Prober{Timeout: 300 * time.Millisecond}).Probe(context.Background(), addr)
+			runtime.ReadMemStats(&after)
+			if res.OK() || !slices.Contains(want[mode], res.Status) || res.Err == nil {
+				t.Errorf("status %s (%v), want one of %v", res.Status, res.Err, want[mode])
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("the probe took %v with a 300ms timeout", d)
+			}
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+				t.Errorf("the probe allocated %d MB", grew>>20)
+			}
+		})
+	}
 }

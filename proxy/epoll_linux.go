@@ -107,10 +107,30 @@ type syscallConner interface {
 
 // reattach turns a loop-owned descriptor back into a net.Conn, for the rare paths that leave the
 // loop (a failed connect that is retried or refused).
-func reattach(fd int) (net.Conn, error) {
+// It takes fd over: fd is closed on return, whatever the outcome. When no descriptor is left for the
+// net.Conn (EMFILE), the client is told so on fd itself before it is closed.
+func reattach(fd int, name string) (net.Conn, error) {
 	f := os.NewFile(uintptr(fd), "client")
 	defer f.Close()
-	return net.FileConn(f)
+	conn, err := net.FileConn(f)
+	if err != nil {
+		refuseFD(fd, fmt.Sprintf("%s is out of file descriptors; try again later", name))
+	}
+	return conn, err
+}
+
+// refuseFD writes a refusal line on a non-blocking socket the loop owns, without a net.Conn: what the
+// client sent is drained first, so the close that follows sends a FIN, not a RST that could discard the
+// line.
+func refuseFD(fd int, reason string) {
+	var buf [4096]byte
+	for {
+		if n, err := unix.Read(fd, buf[:]); n <= 0 || err != nil {
+			break
+		}
+	}
+	_, _ = unix.Write(fd, refusalLine(reason))
+	_ = unix.Shutdown(fd, unix.SHUT_WR)
 }
 
 const (
@@ -483,9 +503,9 @@ func (lp *loop) handOff(s *esession, next func(net.Conn, *pendingConn)) {
 		lp.legs[s.client.fd] = nil
 	}
 	_ = unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, s.client.fd, nil)
-	conn, err := reattach(s.client.fd)
-	unix.Close(s.client.fd)
+	conn, err := reattach(s.client.fd, p.l.Name)
 	if err != nil {
+		p.l.refused.Add(1)
 		p.l.release()
 		return
 	}

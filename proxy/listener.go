@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -56,6 +57,8 @@ type Listener struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closed    chan struct{}
+	spareMu   sync.Mutex
+	spare     *os.File // a descriptor held in reserve to refuse clients when none is left
 	mu        sync.Mutex
 	ln        net.Listener          // the newest bound address, for Addr and Stats
 	lns       map[net.Listener]bool // every address accepting now
@@ -171,6 +174,11 @@ func (l *Listener) Addr() net.Addr {
 // old). When ctx ends or Close is called, every session is closed and Serve waits for them to finish;
 // Unbind only stops accepting on ln, and the sessions go on.
 func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
+	l.spareMu.Lock()
+	if l.spare == nil {
+		l.spare, _ = os.Open(os.DevNull)
+	}
+	l.spareMu.Unlock()
 	l.mu.Lock()
 	if l.lns == nil {
 		l.lns = map[net.Listener]bool{}
@@ -183,6 +191,7 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 
 	var backoff time.Duration
+	var lastAcceptLog time.Time
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -197,10 +206,20 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 				return nil // unbound: the sessions stay
 			}
 			if isTemporaryAccept(err) {
-				// Out of file descriptors: wait and retry, as net/http does, rather than spin or exit.
+				// Out of file descriptors: tell the next waiting client so, with the descriptor kept in
+				// reserve for this, rather than leave it hanging in the backlog; then wait and retry, as
+				// net/http does, rather than spin or exit.
+				refusedOne := l.refuseWithSpare(ln, err)
 				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-				l.Log.Error().Str("event", "accept_error").Str("listener", l.Name).Err(err).
-					Dur("retry_in", backoff).Msg("accept failed; retrying")
+				if refusedOne {
+					backoff = 5 * time.Millisecond
+				}
+				if now := time.Now(); now.Sub(lastAcceptLog) >= time.Second {
+					// At most a line a second: running out of descriptors under load repeats every few ms.
+					lastAcceptLog = now
+					l.Log.Error().Str("event", "accept_error").Str("listener", l.Name).Err(err).
+						Dur("retry_in", backoff).Uint64("refused_total", l.refused.Load()).Msg("accept failed; retrying")
+				}
 				select {
 				case <-time.After(backoff):
 				case <-closed:
@@ -271,6 +290,12 @@ func (l *Listener) Close() {
 		ln.Close()
 	}
 	l.sessions.closeAll()
+	l.spareMu.Lock()
+	if l.spare != nil {
+		l.spare.Close()
+		l.spare = nil
+	}
+	l.spareMu.Unlock()
 }
 
 // closedChan returns the channel Close closes, creating it on first use so a zero Listener works.
@@ -281,6 +306,32 @@ func (l *Listener) closedChan() chan struct{} {
 		l.closed = make(chan struct{})
 	}
 	return l.closed
+}
+
+// refuseWithSpare is the reserve-descriptor trick (nginx, libev): with no descriptor left to accept
+// with, close the spare one, accept one client into it, send it a RESP error, and take the spare again
+// once a descriptor is free. It reports whether a client was refused.
+func (l *Listener) refuseWithSpare(ln net.Listener, acceptErr error) bool {
+	if !errors.Is(acceptErr, syscall.EMFILE) && !errors.Is(acceptErr, syscall.ENFILE) {
+		return false
+	}
+	l.spareMu.Lock()
+	defer l.spareMu.Unlock()
+	if l.spare == nil {
+		l.spare, _ = os.Open(os.DevNull) // still none free: try again on the next failure
+		return false
+	}
+	l.spare.Close()
+	l.spare = nil
+	conn, err := ln.Accept()
+	if err != nil {
+		return false
+	}
+	l.refused.Add(1)
+	// A short linger: every refusal holds up the accept loop, and the backlog may be long.
+	refuseLinger(conn, fmt.Sprintf("%s is out of file descriptors; try again later", l.Name), 20*time.Millisecond)
+	l.spare, _ = os.Open(os.DevNull)
+	return true
 }
 
 func isTemporaryAccept(err error) bool {
@@ -384,13 +435,16 @@ func (l *Listener) logConnectFailure(err error) {
 
 // refuse tells the client why in a RESP error line, then closes. The write is bounded so a client that
 // does not read cannot hold the goroutine.
-func refuse(c net.Conn, reason string) {
+func refuse(c net.Conn, reason string) { refuseLinger(c, reason, 200*time.Millisecond) }
+
+// refuseLinger is refuse with the time given to the client to read the line: closing a socket with
+// unread input sends a RST, which could discard the line, so what the client sent is drained first.
+func refuseLinger(c net.Conn, reason string, linger time.Duration) {
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = c.Write(refusalLine(reason))
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
-		// Give the client a moment to read the line before the close; a RST could discard it.
-		_ = tc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_ = tc.SetReadDeadline(time.Now().Add(linger))
 		var buf [512]byte
 		for {
 			if _, err := tc.Read(buf[:]); err != nil {

@@ -215,6 +215,9 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 		}
 	case masterNode == nil || !masterNode.Health.Known:
 		gs.NoMasterReason = fmt.Sprintf("master %s not probed yet", named)
+	case !masterNode.Health.Up && masterNode.Last.OK():
+		gs.NoMasterReason = fmt.Sprintf("master %s is DOWN, coming back: %d of %d checks passed", named,
+			masterNode.Health.Streak(), s.Rise)
 	case !masterNode.Health.Up:
 		gs.NoMasterReason = fmt.Sprintf("master %s is DOWN (%s)", named, masterNode.Last.Reason())
 	case !masterNode.LastOK.Replication.IsMaster():

@@ -46,6 +46,10 @@ func probeReplica(addr string, link string) Input {
 		Replication: check.Replication{Role: "slave", MasterLinkStatus: link}}}
 }
 
+func probeLocal(addr string) Input {
+	return ProbeInput{Result: check.Result{Addr: addr, Status: check.SOCKERR, Err: errors.New("too many open files")}}
+}
+
 func probeFail(addr string) Input {
 	return ProbeInput{Result: check.Result{Addr: addr, Status: check.L4CON, Err: errors.New("refused")}}
 }
@@ -93,6 +97,12 @@ func TestDecide(t *testing.T) {
 		{name: "healthy", inputs: healthy(), master: nodeA, replicas: []string{nodeB, nodeC},
 			verdicts: map[string]string{nodeA: "master", nodeB: "replica", nodeC: "replica"}},
 		{name: "named master not probed yet", inputs: healthy()[:3], reason: "not probed yet"},
+		{name: "the proxy's own socket errors do not take the master DOWN",
+			inputs: with(healthy(), probeLocal(nodeA), probeLocal(nodeA), probeLocal(nodeA), probeLocal(nodeA)),
+			master: nodeA, replicas: []string{nodeB, nodeC}},
+		{name: "a master coming back says how far",
+			inputs: with(healthy(), probeFail(nodeA), probeFail(nodeA), probeFail(nodeA), probeMaster(nodeA)),
+			reason: "master " + nodeA + " is DOWN, coming back: 1 of 2 checks passed"},
 		{name: "a replica in MAINT leaves the pool", inputs: with(healthy(), admin(nodeB, AdminMaint)),
 			master: nodeA, replicas: []string{nodeC}, verdicts: map[string]string{nodeB: "maint"}},
 		{name: "a replica in DRAIN leaves the pool", inputs: with(healthy(), admin(nodeB, AdminDrain)),

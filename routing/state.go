@@ -132,6 +132,7 @@ type Node struct {
 	Admin      AdminState   // "" means READY
 	// Counters for the stats page and metrics, as HAProxy's chkfail, chkdown and downtime.
 	Checks, CheckFailures, Downs uint64
+	LocalErrors                  uint64    // probes the proxy could not run (SOCKERR)
 	DownSince                    time.Time // start of the current DOWN stretch, zero while UP
 	DownTotal                    time.Duration
 }
@@ -196,6 +197,13 @@ func (s *State) Apply(in Input) Effects {
 		}
 	case ProbeInput:
 		n := s.node(in.Result.Addr)
+		if in.Result.Local() {
+			// The proxy could not even open a socket: the node is not to blame, and marking it DOWN
+			// would turn the proxy's own trouble into a refused master. Health stays as it was.
+			n.Checks++
+			n.LocalErrors++
+			return fx
+		}
 		var changed bool
 		n.Health, changed = n.Health.Observe(in.Result.OK(), s.Rise, s.Fall)
 		n.Last = in.Result

@@ -96,6 +96,7 @@ func NewWatcher(o Options) *Watcher {
 		WriteTimeout:    o.Timeout,
 		MaxRetries:      -1, // the reconcile loop retries, with backoff
 		DialerRetries:   1,
+		Dialer:          dialGuarded(o.Timeout),
 		PoolSize:        2,
 		Protocol:        2,
 		DisableIdentity: true,

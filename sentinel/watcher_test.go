@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -138,4 +139,78 @@ func TestWatcherUnknownMasterAndUnreachableSentinel(t *testing.T) {
 	if v, _ := c2.lastView(); v.Err == nil {
 		t.Errorf("view of a dead Sentinel has no error: %+v", v)
 	}
+}
+
+// TestWatcherHostileSentinels: whatever a Sentinel sends, the watcher reports it as unusable, logs it,
+// and does not allocate what a hostile header announces (go-redis alone would try to allocate an array
+// of two billion elements for "*2000000000").
+func TestWatcherHostileSentinels(t *testing.T) {
+	for _, mode := range redistest.HostileModes {
+		t.Run(mode, func(t *testing.T) {
+			addr := redistest.Hostile(t, mode)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			logs := &redistest.SyncBuffer{}
+			c := &collector{}
+			startWatcher(t, addr, []string{"m"}, c, zerolog.New(logs))
+			err := redistest.Eventually(5*time.Second, func() error {
+				if v, ok := c.lastView(); !ok || v.Err == nil {
+					return fmt.Errorf("no failed view yet")
+				}
+				if !strings.Contains(logs.String(), `"event":"sentinel_lost"`) {
+					return fmt.Errorf("no sentinel_lost")
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			runtime.ReadMemStats(&after)
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+				t.Errorf("watching a hostile Sentinel allocated %d MB", grew>>20)
+			}
+		})
+	}
+}
+
+func TestGuardConnScan(t *testing.T) {
+	ok := [][]string{
+		{"+OK\r\n"}, {"$5\r\nhel", "lo\r\n"}, {"*2\r\n$1\r\na\r\n:1\r\n"}, {"$-1\r\n", "*-1\r\n"},
+		{"*3\r\n$7\r\nmessage\r\n$4\r\nchan\r\n$", "3\r\nabc\r\n"}, {"$2\r\n\r\n\r\n"},
+	}
+	for _, chunks := range ok {
+		g := &guardConn{}
+		for _, c := range chunks {
+			if err := g.scan([]byte(c)); err != nil {
+				t.Errorf("%q: %v", chunks, err)
+			}
+		}
+	}
+	bad := []string{"*2000000000\r\n", "$2000000000\r\n", "?what\r\n", "+no-cr\n", "$abc\r\n", "$99999999999\r\n"}
+	for _, b := range bad {
+		if err := (&guardConn{}).scan([]byte(b)); err == nil {
+			t.Errorf("%q passed the guard", b)
+		}
+	}
+	if err := (&guardConn{}).scan(append([]byte("+"), make([]byte, maxLineLen+1)...)); err == nil {
+		t.Errorf("an endless line passed the guard")
+	}
+}
+
+func FuzzGuardConnScan(f *testing.F) {
+	f.Add([]byte("*3\r\n$7\r\nmessage\r\n$4\r\nchan\r\n$3\r\nabc\r\n"))
+	f.Add([]byte("$-1\r\n+OK\r\n:12\r\n-ERR x\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g := &guardConn{}
+		for len(b) > 0 { // in uneven pieces, as reads come
+			k := min(len(b), 1+int(b[0])%7)
+			if g.scan(b[:k]) != nil {
+				return
+			}
+			b = b[k:]
+		}
+		if g.skip < 0 || len(g.line) > maxLineLen {
+			t.Fatalf("state out of bounds: skip %d line %d", g.skip, len(g.line))
+		}
+	})
 }
