@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test ./check -run '^$$' -fuzz FuzzParseReplication -fuzztime $(FUZZTIME)
 	$(GO) test ./check -run '^$$' -fuzz FuzzReadReply -fuzztime $(FUZZTIME)
 	$(GO) test ./sentinel -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME)
+	$(GO) test ./sentinel -run '^$$' -fuzz FuzzGuardConnScan -fuzztime $(FUZZTIME)
 
 # bench compares direct Redis, sentinel-proxy and HAProxy (seed config): throughput, latency, memory.
 bench: bench-deps build

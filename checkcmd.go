@@ -36,7 +36,7 @@ func runCheck(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		go func() {
 			defer wg.Done()
 			w := sentinel.NewWatcher(sentinel.Options{Addr: addr, Username: cfg.Sentinel.Username,
-				Password: cfg.Sentinel.Password, Masters: names, Timeout: timeout, Log: zerolog.Nop()})
+				Password: cfg.Sentinel.Password, Masters: names, Timeout: timeout, Log: zerolog.Nop(), TLS: sentinelTLS(cfg)})
 			defer w.Close()
 			views, _ := w.Ask(ctx)
 			mu.Lock()
@@ -49,7 +49,7 @@ func runCheck(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	wg.Wait()
 
 	// Probe every node any Sentinel mentions, then decide with rise = fall = 1: one probe is all there is.
-	prober := &check.Prober{Username: cfg.Redis.Username, Password: cfg.Redis.Password, Timeout: timeout}
+	prober := newProber(cfg)
 	nodes := map[string]bool{}
 	for _, g := range routing.Decide(state, names, time.Now()).Groups {
 		for _, n := range g.Nodes {

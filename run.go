@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -70,6 +71,7 @@ type group struct {
 	masterLn, replicaLn  net.Listener
 	masterAt, replicaAt  string // the configured listen addresses
 	masterKey, replicaKy string // config keys, for errors
+	tls                  config.ListenTLS
 }
 
 // proxyRuntime is a running proxy: the data plane (listeners, engine, sessions), which outlives a
@@ -120,9 +122,9 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts runOp
 		return cli.Exit(fmt.Sprintf("cannot listen: %v", err), 1)
 	}
 	for _, g := range groups {
-		g.master = rt.newListener(cfg, g.name+"/master")
+		g.master = rt.newListener(cfg, g, g.name+"/master")
 		if g.replicaAt != "" {
-			g.replica = rt.newListener(cfg, g.name+"/replica")
+			g.replica = rt.newListener(cfg, g, g.name+"/replica")
 		}
 	}
 	rt.groups = groups
@@ -193,7 +195,23 @@ func groupNames(cfg *config.Config) []string {
 }
 
 func newProber(cfg *config.Config) *check.Prober {
-	return &check.Prober{Username: cfg.Redis.Username, Password: cfg.Redis.Password, Timeout: cfg.Check.Timeout.Duration}
+	return &check.Prober{Username: cfg.Redis.Username, Password: cfg.Redis.Password, Timeout: cfg.Check.Timeout.Duration,
+		DialContext: nodeDialer(cfg)}
+}
+
+// nodeDialer dials data nodes with [redis.tls], for the probes and the forwarded sessions alike; nil
+// when TLS is off (plain TCP). The configuration was validated when it was loaded.
+func nodeDialer(cfg *config.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	tc, err := cfg.Redis.TLS.ClientConfig("redis.tls")
+	if err != nil || tc == nil {
+		return nil
+	}
+	return (&tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 30 * time.Second}, Config: tc}).DialContext
+}
+
+func sentinelTLS(cfg *config.Config) *tls.Config {
+	tc, _ := cfg.Sentinel.TLS.ClientConfig("sentinel.tls")
+	return tc
 }
 
 func (rt *proxyRuntime) sentinelOptions(cfg *config.Config) sentinel.Options {
@@ -203,6 +221,7 @@ func (rt *proxyRuntime) sentinelOptions(cfg *config.Config) sentinel.Options {
 		OnView:  func(v sentinel.View) { rt.router.Submit(rt.ctx, routing.ViewInput{View: v}) },
 		OnEvent: func(e sentinel.Event) { rt.router.Submit(rt.ctx, routing.EventInput{Event: e}) },
 		Log:     rt.log,
+		TLS:     sentinelTLS(cfg),
 	}
 }
 
@@ -220,11 +239,19 @@ func (rt *proxyRuntime) serve(l *proxy.Listener, ln net.Listener) {
 	})
 }
 
-func (rt *proxyRuntime) newListener(cfg *config.Config, name string) *proxy.Listener {
+func (rt *proxyRuntime) newListener(cfg *config.Config, g *group, name string) *proxy.Listener {
 	l := &proxy.Listener{Name: name, MaxConns: cfg.Proxy.MaxConns,
 		ConnectTimeout: cfg.Proxy.ConnectTimeout.Duration, IdleTimeout: cfg.Proxy.IdleTimeout.Duration,
 		HoldTimeout: cfg.Proxy.FailoverHold.Duration, Engine: rt.engine, Log: rt.log,
-		OnBackendFailure: func(addr string) { rt.monitor.ProbeNow(addr) }}
+		OnBackendFailure: func(addr string) { rt.monitor.ProbeNow(addr) }, DialContext: nodeDialer(cfg)}
+	if g.tls.Enabled() {
+		l.TLS, _ = g.tls.ServerConfig(name) // validated when the configuration was loaded
+	}
+	if l.TLS != nil || l.DialContext != nil {
+		// TLS runs in Go's crypto/tls, on net.Conns: the epoll engine moves raw bytes between
+		// descriptors and cannot carry it.
+		l.Engine = proxy.Portable
+	}
 	l.SetRoute(proxy.Route{Refusal: "starting up: master not verified yet"})
 	return l
 }
@@ -257,6 +284,9 @@ func (rt *proxyRuntime) bindAll(cfg *config.Config, current []*group, currentSta
 			*g = *old
 		}
 		g.name, g.masterAt, g.replicaAt = m.Name, m.MasterListen, m.ReplicaListen
+		if old == nil {
+			g.tls = m.TLS // a running listener keeps its TLS settings until a restart
+		}
 		g.masterKey, g.replicaKy = fmt.Sprintf("masters[%d].master_listen", i), fmt.Sprintf("masters[%d].replica_listen", i)
 		if old == nil || old.masterAt != m.MasterListen {
 			g.masterLn = bind(g.masterKey, m.MasterListen)
@@ -451,7 +481,7 @@ func (rt *proxyRuntime) reload(load func() (*config.Config, error), trigger stri
 	for _, g := range next {
 		keep[g.name] = true
 		if g.master == nil {
-			g.master = rt.newListener(cfg, g.name+"/master")
+			g.master = rt.newListener(cfg, g, g.name+"/master")
 		}
 		var prev *group
 		for _, c := range current {
@@ -472,7 +502,7 @@ func (rt *proxyRuntime) reload(load func() (*config.Config, error), trigger stri
 			moved = append(moved, l.Close) // the replica port is gone: its sessions with it
 			g.replica, g.replicaLn = nil, nil
 		case g.replicaAt != "" && g.replica == nil:
-			g.replica = rt.newListener(cfg, g.name+"/replica")
+			g.replica = rt.newListener(cfg, g, g.name+"/replica")
 			rt.serve(g.replica, g.replicaLn)
 		case g.replicaAt != "" && prev != nil && prev.replicaLn != g.replicaLn:
 			oldLn, l := prev.replicaLn, g.replica
@@ -546,6 +576,19 @@ func configChanges(old, cfg *config.Config) (changed, restartNeeded []string) {
 		changed = append(changed, name)
 		if name == "proxy" || name == "log" {
 			restartNeeded = append(restartNeeded, name)
+		}
+	}
+	// Established listeners keep the TLS they were started with (their sessions use it).
+	if !reflect.DeepEqual(old.Redis.TLS, cfg.Redis.TLS) {
+		restartNeeded = append(restartNeeded, "redis.tls")
+	}
+	oldTLS := map[string]config.ListenTLS{}
+	for _, m := range old.Masters {
+		oldTLS[m.Name] = m.TLS
+	}
+	for i, m := range cfg.Masters {
+		if t, ok := oldTLS[m.Name]; ok && t != m.TLS {
+			restartNeeded = append(restartNeeded, fmt.Sprintf("masters[%d].tls", i))
 		}
 	}
 	return changed, restartNeeded

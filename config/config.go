@@ -39,6 +39,8 @@ type Sentinel struct {
 	// a file whose content is the password (one trailing newline ignored), or an environment variable.
 	PasswordFile string `toml:"password_file"`
 	PasswordEnv  string `toml:"password_env"`
+	// TLS towards the Sentinels.
+	TLS DialTLS `toml:"tls"`
 }
 
 // Redis holds the credentials the proxy's own probes use on data nodes. Client traffic carries its own
@@ -48,6 +50,8 @@ type Redis struct {
 	Password     string `toml:"password"`
 	PasswordFile string `toml:"password_file"`
 	PasswordEnv  string `toml:"password_env"`
+	// TLS towards the data nodes: the probes and every forwarded session.
+	TLS DialTLS `toml:"tls"`
 }
 
 // Check configures the tcp-check style probes, as HAProxy's `check inter 1s rise 2 fall 3`.
@@ -84,6 +88,8 @@ type Master struct {
 	Name          string `toml:"name"`
 	MasterListen  string `toml:"master_listen"`
 	ReplicaListen string `toml:"replica_listen"` // optional; empty means no replica port
+	// TLS, when set, terminates TLS from clients on both ports.
+	TLS ListenTLS `toml:"tls"`
 }
 
 // Stats configures the stats web page.

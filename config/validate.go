@@ -101,8 +101,19 @@ func (c *Config) Validate() error {
 		listens[addr] = key
 	}
 	names := map[string]int{}
+	if _, err := c.Redis.TLS.ClientConfig("redis.tls"); err != nil {
+		add("%v", err)
+	}
+	if _, err := c.Sentinel.TLS.ClientConfig("sentinel.tls"); err != nil {
+		add("%v", err)
+	}
 	for i, m := range c.Masters {
 		prefix := fmt.Sprintf("masters[%d]", i)
+		if m.TLS.Enabled() {
+			if _, err := m.TLS.ServerConfig(prefix + ".tls"); err != nil {
+				add("%v", err)
+			}
+		}
 		if m.Name == "" {
 			add("%s.name: required", prefix)
 		} else if j, ok := names[m.Name]; ok {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -31,8 +32,13 @@ type Listener struct {
 	// OnBackendFailure, if set, is called with each backend of a route none of which could be dialled,
 	// so the owner can check it at once. It must not block.
 	OnBackendFailure func(addr string)
-	// DialContext connects to backends in the portable engine. If nil, a net.Dialer is used.
+	// DialContext connects to backends in the portable engine. If nil, a net.Dialer is used. A TLS
+	// dialer here makes the backend leg TLS (the epoll engine cannot carry TLS: use the portable one).
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLS, if set, terminates TLS from clients: each is handshaken (within HandshakeTimeout, 10s if
+	// zero) before it is admitted. It needs the portable engine.
+	TLS              *tls.Config
+	HandshakeTimeout time.Duration
 	// Engine moves the bytes. If nil, the portable engine (two goroutines per session) is used;
 	// NewEngine returns the fastest one for the system (epoll on Linux).
 	Engine Engine
@@ -49,6 +55,7 @@ type Listener struct {
 	total     atomic.Uint64
 	refused   atomic.Uint64 // no route or max_conns
 	connErrs  atomic.Uint64 // backend dial failures
+	tlsErrs   atomic.Uint64 // client TLS handshakes that failed
 	bytesIn   atomic.Uint64 // client to backend
 	bytesOut  atomic.Uint64 // backend to client
 	atLimit   atomic.Bool
@@ -74,7 +81,8 @@ type Stats struct {
 	Max             int
 	Total           uint64
 	Refused         uint64
-	Held            int64 // clients waiting for a route now
+	HandshakeErrors uint64 // client TLS handshakes that failed
+	Held            int64  // clients waiting for a route now
 	ConnectErrors   uint64
 	BytesIn         uint64
 	BytesOut        uint64
@@ -146,7 +154,7 @@ func (l *Listener) CloseSessionsTo(backend string) int { return l.sessions.close
 func (l *Listener) Stats() Stats {
 	s := Stats{
 		Name: l.Name, Current: l.current.Load(), Peak: l.peak.Load(), Max: l.MaxConns, Total: l.total.Load(),
-		Refused: l.refused.Load(), Held: l.held.Load(), ConnectErrors: l.connErrs.Load(),
+		Refused: l.refused.Load(), Held: l.held.Load(), ConnectErrors: l.connErrs.Load(), HandshakeErrors: l.tlsErrs.Load(),
 		BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
 		PerBackend: l.sessions.stats(), Route: l.Route(), LimitReachedNow: l.atLimit.Load(),
 	}
@@ -231,6 +239,9 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("listener %s: accept: %w", l.Name, err)
 		}
 		backoff = 0
+		if l.TLS != nil {
+			conn = tls.Server(conn, l.TLS)
+		}
 		l.wg.Add(1)
 		go l.serveClient(ctx, conn)
 	}
@@ -342,6 +353,24 @@ func isTemporaryAccept(err error) bool {
 // serveClient admits one client: the connection limit, then a route (held while there is none), then
 // the engine, which owns it from there. release must be called exactly once per admitted client.
 func (l *Listener) serveClient(ctx context.Context, client net.Conn) {
+	if tc, ok := client.(*tls.Conn); ok {
+		timeout := l.HandshakeTimeout
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			// Not a session yet: counted, logged at debug (scanners would flood the log), closed.
+			l.tlsErrs.Add(1)
+			l.Log.Debug().Str("listener", l.Name).Str("remote", client.RemoteAddr().String()).Err(err).
+				Msg("client TLS handshake failed")
+			client.Close()
+			l.wg.Done()
+			return
+		}
+	}
 	n := l.current.Add(1)
 	l.total.Add(1)
 	l.rate.add(time.Now())

@@ -5,6 +5,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,8 @@ type Options struct {
 	SentinelPassword string
 	// NodeConf and SentinelConf are extra configuration lines, e.g. ACL users ("user probe on >pw ...").
 	NodeConf, SentinelConf []string
+	// TLS, when set, makes every node and Sentinel speak only TLS, with client certificates required.
+	TLS *PKI
 }
 
 // Topology is one master, its replicas and the Sentinels that watch them.
@@ -47,8 +50,11 @@ type Topology struct {
 	Password  string
 	// SentinelPassword is what the helpers AUTH with on Sentinels.
 	SentinelPassword string
-	dir              string
-	ownsDir          bool
+	// TLS is how the helpers reach a TLS topology; nil for plain TCP.
+	TLS     *tls.Config
+	pki     *PKI
+	dir     string
+	ownsDir bool
 }
 
 // Process is one running redis-server or redis-sentinel.
@@ -58,6 +64,7 @@ type Process struct {
 	Dir    string
 	Config string // path of its config file
 	Bin    string
+	tls    *tls.Config // how to reach it; nil for plain TCP
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	done   chan struct{}
@@ -104,7 +111,10 @@ func Start(o Options) (*Topology, error) {
 	if o.FailoverTimeout == 0 {
 		o.FailoverTimeout = 2 * time.Second
 	}
-	t := &Topology{Name: o.MasterName, Password: o.Password, SentinelPassword: o.SentinelPassword, dir: o.Dir}
+	t := &Topology{Name: o.MasterName, Password: o.Password, SentinelPassword: o.SentinelPassword, dir: o.Dir, pki: o.TLS}
+	if o.TLS != nil {
+		t.TLS = o.TLS.ClientConfig()
+	}
 	if t.dir == "" {
 		d, err := os.MkdirTemp("", "redistest-")
 		if err != nil {
@@ -182,14 +192,17 @@ func (t *Topology) start(bin, name string, port int, extra []string) (*Process, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	conf := append([]string{
-		fmt.Sprintf("port %d", port),
+	portConf := []string{fmt.Sprintf("port %d", port)}
+	if t.pki != nil {
+		portConf = t.pki.RedisConf(port)
+	}
+	conf := append(append(portConf,
 		"bind 127.0.0.1",
 		"protected-mode no",
-		"dir " + dir,
-		"logfile " + filepath.Join(dir, "log.txt"),
+		"dir "+dir,
+		"logfile "+filepath.Join(dir, "log.txt"),
 		"daemonize no",
-	}, extra...)
+	), extra...)
 	path := filepath.Join(dir, "redis.conf")
 	if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
 		return nil, err
@@ -202,6 +215,7 @@ func (t *Topology) start(bin, name string, port int, extra []string) (*Process, 
 	if bin == "redis-sentinel" {
 		password = t.SentinelPassword
 	}
+	p.tls = t.TLS
 	if err := p.WaitPing(password, 10*time.Second); err != nil {
 		p.Kill()
 		return nil, fmt.Errorf("%s on %s: %w (log: %s)", bin, p.Addr, err, p.LogTail())
@@ -298,7 +312,12 @@ func (t *Topology) Close() {
 // Do sends one command to addr (with AUTH first when password is set) and returns the reply, flattened
 // to text: arrays become one element per line. It is a test helper, not a client.
 func Do(addr, password string, args ...string) (string, error) {
-	c, err := Dial(addr, password)
+	return DoTLS(addr, password, nil, args...)
+}
+
+// DoTLS is Do over TLS when tc is set.
+func DoTLS(addr, password string, tc *tls.Config, args ...string) (string, error) {
+	c, err := DialTLS(addr, password, tc)
 	if err != nil {
 		return "", err
 	}
@@ -313,8 +332,17 @@ type Conn struct {
 }
 
 // Dial connects to addr and authenticates when password is set.
-func Dial(addr, password string) (*Conn, error) {
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+func Dial(addr, password string) (*Conn, error) { return DialTLS(addr, password, nil) }
+
+// DialTLS is Dial over TLS when tc is set.
+func DialTLS(addr, password string, tc *tls.Config) (*Conn, error) {
+	var conn net.Conn
+	var err error
+	if tc != nil {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, tc)
+	} else {
+		conn, err = net.DialTimeout("tcp", addr, 2*time.Second)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -397,7 +425,7 @@ func readFlat(rd *bufio.Reader) (string, error) {
 // WaitPing waits until the process answers PING.
 func (p *Process) WaitPing(password string, timeout time.Duration) error {
 	return Eventually(timeout, func() error {
-		r, err := Do(p.Addr, password, "PING")
+		r, err := DoTLS(p.Addr, password, p.tls, "PING")
 		if err != nil {
 			return err
 		}

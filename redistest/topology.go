@@ -55,7 +55,7 @@ func (t *Topology) MasterAddr() (string, error) {
 
 // namedBy asks one Sentinel which address it names as master.
 func (t *Topology) namedBy(s *Process) (string, error) {
-	r, err := Do(s.Addr, t.SentinelPassword, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", t.Name)
+	r, err := DoTLS(s.Addr, t.SentinelPassword, t.TLS, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", t.Name)
 	if err != nil {
 		return "", fmt.Errorf("sentinel %s: %w", s.Addr, err)
 	}
@@ -68,7 +68,7 @@ func (t *Topology) namedBy(s *Process) (string, error) {
 
 // Role returns what a node says its role is.
 func (t *Topology) Role(addr string) (string, error) {
-	info, err := Do(addr, t.Password, "INFO", "replication")
+	info, err := DoTLS(addr, t.Password, t.TLS, "INFO", "replication")
 	if err != nil {
 		return "", err
 	}
@@ -92,7 +92,7 @@ func (t *Topology) WaitSettled(replicas int, timeout time.Duration) error {
 		if err != nil || role != "master" {
 			return fmt.Errorf("named master %s: role %q, %v", master, role, err)
 		}
-		info, err := Do(master, t.Password, "INFO", "replication")
+		info, err := DoTLS(master, t.Password, t.TLS, "INFO", "replication")
 		if err != nil {
 			return err
 		}
@@ -103,14 +103,14 @@ func (t *Topology) WaitSettled(replicas int, timeout time.Duration) error {
 			if s.Pid() == 0 {
 				continue
 			}
-			r, err := Do(s.Addr, t.SentinelPassword, "SENTINEL", "REPLICAS", t.Name)
+			r, err := DoTLS(s.Addr, t.SentinelPassword, t.TLS, "SENTINEL", "REPLICAS", t.Name)
 			if err != nil {
 				return fmt.Errorf("sentinel %s: %w", s.Addr, err)
 			}
 			if got := strings.Count(r, "\nname\n") + boolInt(strings.HasPrefix(r, "name\n")); got < replicas {
 				return fmt.Errorf("sentinel %s knows %d replicas, want %d", s.Addr, got, replicas)
 			}
-			r, err = Do(s.Addr, t.SentinelPassword, "SENTINEL", "SENTINELS", t.Name)
+			r, err = DoTLS(s.Addr, t.SentinelPassword, t.TLS, "SENTINEL", "SENTINELS", t.Name)
 			if err != nil {
 				return fmt.Errorf("sentinel %s: %w", s.Addr, err)
 			}
@@ -132,7 +132,7 @@ func (t *Topology) Failover(timeout time.Duration) (string, error) {
 	}
 	var lastErr error
 	for _, s := range t.Sentinels {
-		if _, lastErr = Do(s.Addr, t.SentinelPassword, "SENTINEL", "FAILOVER", t.Name); lastErr == nil {
+		if _, lastErr = DoTLS(s.Addr, t.SentinelPassword, t.TLS, "SENTINEL", "FAILOVER", t.Name); lastErr == nil {
 			break
 		}
 	}
@@ -211,7 +211,7 @@ func (t *Topology) settledMaster() (string, error) {
 			return "", fmt.Errorf("the Sentinels disagree: %s and %s", agreed, addr)
 		}
 		agreed = addr
-		flags, err := Do(s.Addr, t.SentinelPassword, "SENTINEL", "MASTER", t.Name)
+		flags, err := DoTLS(s.Addr, t.SentinelPassword, t.TLS, "SENTINEL", "MASTER", t.Name)
 		if err != nil {
 			return "", fmt.Errorf("sentinel %s: %w", s.Addr, err)
 		}

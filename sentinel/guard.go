@@ -2,6 +2,7 @@ package sentinel
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -21,11 +22,18 @@ const (
 // errHostileReply is returned when a Sentinel's reply breaks the limits or the protocol.
 var errHostileReply = errors.New("reply breaks the RESP protocol or its size limits")
 
-// dialGuarded dials like net.Dialer and wraps the connection in a RESP guard.
-func dialGuarded(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// dialGuarded dials like net.Dialer (with TLS when tlsConfig is set) and wraps the connection in a RESP
+// guard, which sees the plaintext.
+func dialGuarded(timeout time.Duration, tlsConfig *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, network, addr)
+		var c net.Conn
+		var err error
+		if tlsConfig != nil {
+			c, err = (&tls.Dialer{NetDialer: d, Config: tlsConfig}).DialContext(ctx, network, addr)
+		} else {
+			c, err = d.DialContext(ctx, network, addr)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package sentinel
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -63,6 +64,8 @@ type Options struct {
 	OnView     func(View)  // called from the watcher's goroutines; must not block for long
 	OnEvent    func(Event) // likewise
 	Log        zerolog.Logger
+	// TLS, if set, encrypts the connections to the Sentinel ([sentinel.tls]).
+	TLS *tls.Config
 }
 
 // Watcher follows one Sentinel: a reconcile loop and a pub/sub subscription.
@@ -96,7 +99,7 @@ func NewWatcher(o Options) *Watcher {
 		WriteTimeout:    o.Timeout,
 		MaxRetries:      -1, // the reconcile loop retries, with backoff
 		DialerRetries:   1,
-		Dialer:          dialGuarded(o.Timeout),
+		Dialer:          dialGuarded(o.Timeout, o.TLS),
 		PoolSize:        2,
 		Protocol:        2,
 		DisableIdentity: true,

@@ -124,6 +124,7 @@ var (
 	dLisHeld          = desc("listener_held_sessions", "Clients waiting for a route (during a failover).", listenerLabels...)
 	dLisRefused       = desc("listener_refused_total", "Clients refused: no route when the hold ran out, or max_conns.", listenerLabels...)
 	dLisConnErr       = desc("listener_connect_errors_total", "Failed connections to a backend.", listenerLabels...)
+	dLisTLSErr        = desc("listener_tls_handshake_errors_total", "Clients whose TLS handshake failed.", listenerLabels...)
 	dLisBytesIn       = desc("listener_bytes_in_total", "Bytes from clients.", listenerLabels...)
 	dLisBytesOut      = desc("listener_bytes_out_total", "Bytes to clients.", listenerLabels...)
 	dSenReachable     = desc("sentinel_reachable", "1 when the Sentinel answered its last reconcile.", sentinelLabels...)
@@ -179,6 +180,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(dLisHeld, float64(li.Held), l...)
 			counter(dLisRefused, float64(li.Refused), l...)
 			counter(dLisConnErr, float64(li.ConnectErrors), l...)
+			counter(dLisTLSErr, float64(li.HandshakeErrors), l...)
 			counter(dLisBytesIn, float64(li.BytesIn), l...)
 			counter(dLisBytesOut, float64(li.BytesOut), l...)
 		}

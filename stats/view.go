@@ -54,22 +54,24 @@ type FailoverView struct {
 
 // ListenerView is one port.
 type ListenerView struct {
-	Name          string   `json:"name"`
-	Role          string   `json:"role"` // "master" or "replica"
-	Addr          string   `json:"addr"`
-	Current       int64    `json:"current_sessions"`
-	Max           int64    `json:"max_sessions"` // the most concurrent sessions seen
-	Limit         int      `json:"limit"`        // max_conns; 0 is none
-	Total         uint64   `json:"total_sessions"`
-	Rate          uint64   `json:"session_rate"` // new sessions per second
-	RateMax       uint64   `json:"session_rate_max"`
-	Held          int64    `json:"held"` // clients waiting for a route now
-	Refused       uint64   `json:"refused"`
-	ConnectErrors uint64   `json:"connect_errors"`
-	BytesIn       uint64   `json:"bytes_in"`
-	BytesOut      uint64   `json:"bytes_out"`
-	Backends      []string `json:"backends"`
-	Refusal       string   `json:"refusal,omitempty"`
+	Name          string `json:"name"`
+	Role          string `json:"role"` // "master" or "replica"
+	Addr          string `json:"addr"`
+	Current       int64  `json:"current_sessions"`
+	Max           int64  `json:"max_sessions"` // the most concurrent sessions seen
+	Limit         int    `json:"limit"`        // max_conns; 0 is none
+	Total         uint64 `json:"total_sessions"`
+	Rate          uint64 `json:"session_rate"` // new sessions per second
+	RateMax       uint64 `json:"session_rate_max"`
+	Held          int64  `json:"held"` // clients waiting for a route now
+	Refused       uint64 `json:"refused"`
+	ConnectErrors uint64 `json:"connect_errors"`
+	// HandshakeErrors counts clients whose TLS handshake failed (no or a wrong certificate, plain text).
+	HandshakeErrors uint64   `json:"tls_handshake_errors"`
+	BytesIn         uint64   `json:"bytes_in"`
+	BytesOut        uint64   `json:"bytes_out"`
+	Backends        []string `json:"backends"`
+	Refusal         string   `json:"refusal,omitempty"`
 }
 
 // NodeView is one data node.
@@ -206,7 +208,7 @@ func (s *Server) buildGroup(g Group, gs *routing.GroupSnapshot, rise, fall int, 
 		st := l.l.Stats()
 		gv.Listeners = append(gv.Listeners, ListenerView{Name: st.Name, Role: l.role, Addr: st.Addr,
 			Current: st.Current, Max: st.Peak, Limit: st.Max, Total: st.Total, Rate: st.Rate, RateMax: st.RateMax,
-			Held: st.Held, Refused: st.Refused, ConnectErrors: st.ConnectErrors, BytesIn: st.BytesIn,
+			Held: st.Held, Refused: st.Refused, ConnectErrors: st.ConnectErrors, HandshakeErrors: st.HandshakeErrors, BytesIn: st.BytesIn,
 			BytesOut: st.BytesOut, Backends: st.Route.Backends, Refusal: st.Route.Refusal})
 		for addr, b := range st.PerBackend {
 			sum := per[addr]
