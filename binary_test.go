@@ -17,13 +17,43 @@ import (
 
 // TestBinarySignalsAndControlCommands runs the built binary as an operator would: `health` for the
 // container HEALTHCHECK, SIGHUP and `reload` to re-read the file, SIGTERM to drain and stop with 0.
-func TestBinarySignalsAndControlCommands(t *testing.T) {
-	dir := t.TempDir()
+// buildBinary builds sentinel-proxy into dir, stamped with the VCS revision where there is one.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
 	bin := filepath.Join(dir, "sentinel-proxy")
-	build := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// runningBinary is a started proxy process, killed at the end of the test, its log shown on failure.
+type runningBinary struct {
+	proc   *exec.Cmd
+	logs   *redistest.SyncBuffer
+	exited chan error
+}
+
+func startBinary(t *testing.T, proc *exec.Cmd) *runningBinary {
+	t.Helper()
+	b := &runningBinary{proc: proc, logs: &redistest.SyncBuffer{}, exited: make(chan error, 1)}
+	proc.Stderr = b.logs
+	if err := proc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.exited <- proc.Wait() }()
+	t.Cleanup(func() {
+		_ = proc.Process.Kill()
+		if t.Failed() {
+			t.Logf("proxy log:\n%s", b.logs.String())
+		}
+	})
+	return b
+}
+
+func TestBinarySignalsAndControlCommands(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
 	var version bytes.Buffer
 	cmd := exec.Command(bin, "version")
 	cmd.Stdout = &version
@@ -46,20 +76,8 @@ func TestBinarySignalsAndControlCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &redistest.SyncBuffer{}
-	proc := exec.Command(bin, "run", "-c", path)
-	proc.Stderr = logs
-	if err := proc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- proc.Wait() }()
-	defer func() {
-		_ = proc.Process.Kill()
-		if t.Failed() {
-			t.Logf("proxy log:\n%s", logs.String())
-		}
-	}()
+	b := startBinary(t, exec.Command(bin, "run", "-c", path))
+	proc, logs, exited := b.proc, b.logs, b.exited
 	base := "http://" + cfg.Stats.Listen
 	ctl := func(args ...string) (string, error) {
 		var out bytes.Buffer

@@ -121,10 +121,7 @@ func TestOutOfFileDescriptors(t *testing.T) {
 		t.Skip("no sh")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "sentinel-proxy")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	topo := newTopology(t, 1)
 	path := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(path, []byte(testConfigDoc(t, topo, topo.Name)), 0o600); err != nil {
@@ -134,20 +131,8 @@ func TestOutOfFileDescriptors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &redistest.SyncBuffer{}
-	proc := exec.Command("sh", "-c", `ulimit -n 64 && exec "$0" run -c "$1"`, bin, path)
-	proc.Stderr = logs
-	if err := proc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- proc.Wait() }()
-	defer func() {
-		_ = proc.Process.Kill()
-		if t.Failed() {
-			t.Logf("proxy log:\n%s", logs.String())
-		}
-	}()
+	b := startBinary(t, exec.Command("sh", "-c", `ulimit -n 64 && exec "$0" run -c "$1"`, bin, path))
+	proc, logs, exited := b.proc, b.logs, b.exited
 	master := cfg.Masters[0].MasterListen
 	waitRoutedTo(t, master, topo.Nodes[0].Addr, 10*time.Second)
 
