@@ -11,6 +11,7 @@ import (
 	"os"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -84,6 +85,8 @@ type proxyRuntime struct {
 	monitor   *check.Monitor
 	sentinels *sentinel.Pool
 	statsSrv  *stats.Server
+	metrics   *stats.Metrics
+	stopping  atomic.Bool // set when the drain starts: no reload after that
 	http      *http.Server
 	statsLn   net.Listener
 	wg        sync.WaitGroup
@@ -143,6 +146,11 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts runOp
 	rt.router.ProbeNow = rt.monitor.ProbeNow
 	rt.router.Reconcile = rt.sentinels.ReconcileNow
 	rt.router.OnChange = func(prev, next *routing.Snapshot) map[string]int { return rt.applyRoutes(prev, next) }
+	// The metrics exist even without a stats port: a reload may open one, and the router's hooks must be
+	// set before it runs.
+	rt.metrics = stats.NewMetrics()
+	rt.router.OnSwitch = rt.metrics.ObserveSwitch
+	rt.router.OnDualMaster = rt.metrics.ObserveDualMaster
 	rt.applyRoutes(nil, rt.router.Snapshot())
 
 	rt.spawn(func() { rt.router.Run(serveCtx) })
@@ -311,13 +319,10 @@ func (rt *proxyRuntime) bindAll(cfg *config.Config, current []*group, currentSta
 
 func (rt *proxyRuntime) startStats(cfg *config.Config, ln net.Listener, opts runOptions) {
 	if rt.statsSrv == nil {
-		metrics := stats.NewMetrics()
-		rt.router.OnSwitch = metrics.ObserveSwitch
-		rt.router.OnDualMaster = metrics.ObserveDualMaster
 		rt.statsSrv = &stats.Server{User: cfg.Stats.User, Password: cfg.Stats.Password,
 			PasswordHash: cfg.Stats.PasswordHash, Admin: cfg.Stats.Admin,
 			Control: stats.NewControl(rt.ctx, rt.router, rt.statsGroups), Snapshot: rt.router.Snapshot,
-			History: rt.router.History, Metrics: metrics, Groups: rt.statsGroups(), Version: versionString(),
+			History: rt.router.History, Metrics: rt.metrics, Groups: rt.statsGroups(), Version: versionString(),
 			Log: rt.log, Started: time.Now()}
 		if opts.Reload != nil {
 			rt.statsSrv.Reload = func() error { return rt.reload(opts.Reload, "POST /-/reload") }
@@ -347,16 +352,20 @@ func (rt *proxyRuntime) statsGroups() []stats.Group {
 // end (the control plane keeps running, so a failover still closes sessions to a demoted master), then
 // the rest are closed.
 func (rt *proxyRuntime) shutdown(stopServing context.CancelFunc) {
+	rt.stopping.Store(true)
+	// Wait for a reload in progress; one asked for during the drain waits, then finds stopping set.
+	rt.reloadMu.Lock()
+	defer rt.reloadMu.Unlock()
 	rt.mu.Lock()
-	groups := append([]*group(nil), rt.groups...)
-	rt.mu.Unlock()
+	timeout := rt.cfg.Proxy.ShutdownTimeout.Duration
 	var listeners []*proxy.Listener
-	for _, g := range groups {
+	for _, g := range rt.groups { // as the last reload left them
 		listeners = append(listeners, g.master)
 		if g.replica != nil {
 			listeners = append(listeners, g.replica)
 		}
 	}
+	rt.mu.Unlock()
 	open := func() int64 {
 		var n int64
 		for _, l := range listeners {
@@ -370,7 +379,6 @@ func (rt *proxyRuntime) shutdown(stopServing context.CancelFunc) {
 	for _, l := range listeners {
 		l.StopAccepting()
 	}
-	timeout := rt.cfg.Proxy.ShutdownTimeout.Duration
 	start := time.Now()
 	rt.log.Info().Str("event", "shutdown_started").Int64("sessions", open()).Dur("shutdown_timeout", timeout).
 		Msg("stopped accepting; waiting for sessions to end")
@@ -460,6 +468,9 @@ func (rt *proxyRuntime) reload(load func() (*config.Config, error), trigger stri
 		}
 		ev.Msg("new configuration rejected; the running one is kept")
 		return err
+	}
+	if rt.stopping.Load() {
+		return reject(errors.New("shutting down: reload refused"))
 	}
 	cfg, err := load()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -65,7 +66,7 @@ type Listener struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	spareMu   sync.Mutex
-	spare     *os.File // a descriptor held in reserve to refuse clients when none is left
+	spares    [2]io.Closer // descriptors held in reserve to refuse clients when none is left
 	mu        sync.Mutex
 	ln        net.Listener          // the newest bound address, for Addr and Stats
 	lns       map[net.Listener]bool // every address accepting now
@@ -183,9 +184,7 @@ func (l *Listener) Addr() net.Addr {
 // Unbind only stops accepting on ln, and the sessions go on.
 func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	l.spareMu.Lock()
-	if l.spare == nil {
-		l.spare, _ = os.Open(os.DevNull)
-	}
+	l.topUpSpares()
 	l.spareMu.Unlock()
 	l.mu.Lock()
 	if l.lns == nil {
@@ -302,9 +301,11 @@ func (l *Listener) Close() {
 	}
 	l.sessions.closeAll()
 	l.spareMu.Lock()
-	if l.spare != nil {
-		l.spare.Close()
-		l.spare = nil
+	for i, sp := range l.spares {
+		if sp != nil {
+			sp.Close()
+			l.spares[i] = nil
+		}
 	}
 	l.spareMu.Unlock()
 }
@@ -320,29 +321,50 @@ func (l *Listener) closedChan() chan struct{} {
 }
 
 // refuseWithSpare is the reserve-descriptor trick (nginx, libev): with no descriptor left to accept
-// with, close the spare one, accept one client into it, send it a RESP error, and take the spare again
-// once a descriptor is free. It reports whether a client was refused.
+// with, close a spare one, accept one client into it, and send it a RESP error. The refused connection
+// then becomes the spare itself (answered and shut down, but not closed), so the descriptor is not given
+// back for another goroutine to take before the spare is made again. It reports whether a client was
+// refused.
 func (l *Listener) refuseWithSpare(ln net.Listener, acceptErr error) bool {
 	if !errors.Is(acceptErr, syscall.EMFILE) && !errors.Is(acceptErr, syscall.ENFILE) {
 		return false
 	}
 	l.spareMu.Lock()
 	defer l.spareMu.Unlock()
-	if l.spare == nil {
-		l.spare, _ = os.Open(os.DevNull) // still none free: try again on the next failure
-		return false
+	defer l.topUpSpares()
+	// Another goroutine (a probe, a backend dial) may take the freed number before Accept does; with
+	// two spares, one lost race still leaves one for the next try.
+	for i := range l.spares {
+		if l.spares[i] == nil {
+			continue
+		}
+		l.spares[i].Close()
+		l.spares[i] = nil
+		conn, err := ln.Accept()
+		if err != nil {
+			continue
+		}
+		l.refused.Add(1)
+		// A short linger: every refusal holds up the accept loop, and the backlog may be long.
+		answer(conn, fmt.Sprintf("%s is out of file descriptors; try again later", l.Name), 20*time.Millisecond)
+		l.spares[i] = conn
+		return true
 	}
-	l.spare.Close()
-	l.spare = nil
-	conn, err := ln.Accept()
-	if err != nil {
-		return false
+	return false
+}
+
+// topUpSpares opens spare descriptors where one is missing, while the process has some to give.
+// spareMu must be held.
+func (l *Listener) topUpSpares() {
+	for i := range l.spares {
+		if l.spares[i] == nil {
+			f, err := os.Open(os.DevNull)
+			if err != nil {
+				return
+			}
+			l.spares[i] = f
+		}
 	}
-	l.refused.Add(1)
-	// A short linger: every refusal holds up the accept loop, and the backlog may be long.
-	refuseLinger(conn, fmt.Sprintf("%s is out of file descriptors; try again later", l.Name), 20*time.Millisecond)
-	l.spare, _ = os.Open(os.DevNull)
-	return true
 }
 
 func isTemporaryAccept(err error) bool {
@@ -464,11 +486,15 @@ func (l *Listener) logConnectFailure(err error) {
 
 // refuse tells the client why in a RESP error line, then closes. The write is bounded so a client that
 // does not read cannot hold the goroutine.
-func refuse(c net.Conn, reason string) { refuseLinger(c, reason, 200*time.Millisecond) }
+func refuse(c net.Conn, reason string) {
+	answer(c, reason, 200*time.Millisecond)
+	_ = c.Close()
+}
 
-// refuseLinger is refuse with the time given to the client to read the line: closing a socket with
-// unread input sends a RST, which could discard the line, so what the client sent is drained first.
-func refuseLinger(c net.Conn, reason string, linger time.Duration) {
+// answer writes the refusal line and shuts the write side, then gives the client linger to read it:
+// closing a socket with unread input sends a RST, which could discard the line, so what the client sent
+// is drained first. The caller closes c.
+func answer(c net.Conn, reason string, linger time.Duration) {
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = c.Write(refusalLine(reason))
 	if tc, ok := c.(*net.TCPConn); ok {
@@ -481,5 +507,4 @@ func refuseLinger(c net.Conn, reason string, linger time.Duration) {
 			}
 		}
 	}
-	_ = c.Close()
 }
