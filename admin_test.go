@@ -41,17 +41,11 @@ func adminAction(t *testing.T, p *runningProxy, node, action string) {
 	}
 }
 
+// statsGet is a GET on the stats port with testConfig's credentials.
 func statsGet(t *testing.T, p *runningProxy, path string) string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+p.stats+path, nil)
-	req.SetBasicAuth("admin", "stats-pw")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	_, body := statsRequest(t, "GET", p.stats, path, "admin", "stats-pw")
+	return body
 }
 
 // sessionsOn opens clients on addr until it holds n on each of the given nodes, and returns them by node.
@@ -75,8 +69,10 @@ func sessionsOn(t *testing.T, addr string, n int, nodes ...string) map[string][]
 		if err != nil {
 			t.Fatal(err)
 		}
-		port := regexp.MustCompile(`tcp_port:(\d+)`).FindStringSubmatch(info)
-		node := "127.0.0.1:" + port[1]
+		node, err := nodeOf(info)
+		if err != nil {
+			t.Fatal(err)
+		}
 		out[node] = append(out[node], c)
 	}
 	t.Fatalf("could not open %d sessions on each of %v through %s: %v", n, nodes, addr, out)

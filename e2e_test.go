@@ -145,12 +145,20 @@ func startProxyWith(t *testing.T, cfg *config.Config, opts runOptions) *runningP
 	return p
 }
 
-// servedBy returns the port of the node that answers through addr.
-func servedBy(addr string) (string, error) {
-	info, err := redistest.Do(addr, testPassword, "INFO", "server")
+// servedBy returns the address of the node that answers through addr.
+func servedBy(addr string) (string, error) { return servedByAuth(addr, testPassword) }
+
+// servedByAuth is servedBy for nodes that need another password.
+func servedByAuth(addr, password string) (string, error) {
+	info, err := redistest.Do(addr, password, "INFO", "server")
 	if err != nil {
 		return "", err
 	}
+	return nodeOf(info)
+}
+
+// nodeOf reads the node's loopback address from its INFO server reply.
+func nodeOf(info string) (string, error) {
 	for _, line := range strings.Split(info, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "tcp_port:"); ok {
 			return "127.0.0.1:" + v, nil

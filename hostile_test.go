@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentinel-proxy/sentinel-proxy/bench/harness"
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/redistest"
 )
@@ -192,9 +193,16 @@ func TestOutOfFileDescriptors(t *testing.T) {
 		t.Errorf("refusal %q does not say why", refusal)
 	}
 	// While it is out of descriptors, it must not spin.
-	before := cpuTime(t, proc.Process.Pid)
+	before, err := harness.CPUTime(proc.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(2 * time.Second)
-	if used := cpuTime(t, proc.Process.Pid) - before; used > 400*time.Millisecond {
+	after, err := harness.CPUTime(proc.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used := after - before; used > 400*time.Millisecond {
 		t.Errorf("the proxy used %v of CPU in 2s while out of descriptors: it spins", used)
 	}
 	if !strings.Contains(logs.String(), `"event":"accept_error"`) && refused == 0 {
@@ -228,18 +236,4 @@ func TestOutOfFileDescriptors(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Errorf("no exit after SIGTERM")
 	}
-}
-
-// cpuTime reads the user+system CPU time of pid from /proc.
-func cpuTime(t *testing.T, pid int) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Fields after the command name (which may contain spaces) start after the last ')'.
-	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
 }

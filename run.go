@@ -390,10 +390,7 @@ func (rt *proxyRuntime) shutdown(stopServing context.CancelFunc) {
 		l.Close()
 	}
 	stopServing()
-	if rt.http != nil {
-		rt.http.Close()
-	}
-	rt.wait()
+	rt.wait() // closes the stats server too
 	for _, l := range listeners {
 		l.Wait()
 	}

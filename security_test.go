@@ -115,7 +115,7 @@ admin = true
 		}
 		everything.WriteString(body)
 	}
-	if page := statsJSON2(t, p, secrets["stats"]); !regexp.MustCompile(`"events_received": [1-9]`).MatchString(page) {
+	if _, page := statsRequest(t, "GET", p.stats, "/stats.json", "admin", secrets["stats"]); !regexp.MustCompile(`"events_received": [1-9]`).MatchString(page) {
 		t.Errorf("no Sentinel events counted through the ACL user")
 	}
 	// A wrong stats password and a rejected reload produce error text too.
@@ -150,25 +150,6 @@ admin = true
 			t.Errorf("the %s password appears in the output: ...%s...", what, everything.String()[max(0, i-200):i])
 		}
 	}
-}
-
-func statsJSON2(t *testing.T, p *runningProxy, password string) string {
-	_, body := statsRequest(t, "GET", p.stats, "/stats.json", "admin", password)
-	return body
-}
-
-// servedByAuth is servedBy for a topology whose nodes need a password.
-func servedByAuth(addr, password string) (string, error) {
-	info, err := redistest.Do(addr, password, "INFO", "server")
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "tcp_port:"); ok {
-			return "127.0.0.1:" + v, nil
-		}
-	}
-	return "", fmt.Errorf("no tcp_port")
 }
 
 // TestACLUserMissingAPermission: a probe user without +info and a Sentinel user without

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -68,8 +69,7 @@ type Listener struct {
 	spareMu   sync.Mutex
 	spares    [2]io.Closer // descriptors held in reserve to refuse clients when none is left
 	mu        sync.Mutex
-	ln        net.Listener          // the newest bound address, for Addr and Stats
-	lns       map[net.Listener]bool // every address accepting now
+	lns       []net.Listener // every address accepting now, oldest first
 }
 
 // Stats are a listener's counters.
@@ -160,22 +160,27 @@ func (l *Listener) Stats() Stats {
 		PerBackend: l.sessions.stats(), Route: l.Route(), LimitReachedNow: l.atLimit.Load(),
 	}
 	s.Rate, s.RateMax = l.rate.rate(time.Now())
-	l.mu.Lock()
-	if l.ln != nil {
-		s.Addr = l.ln.Addr().String()
+	if a := l.Addr(); a != nil {
+		s.Addr = a.String()
 	}
-	l.mu.Unlock()
 	return s
 }
 
-// Addr returns an address the listener accepts on (the newest, after a rebind), or nil.
+// Addr returns the newest address the listener accepts on (after a rebind, the new one), or nil.
 func (l *Listener) Addr() net.Addr {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.ln == nil {
+	if len(l.lns) == 0 {
 		return nil
 	}
-	return l.ln.Addr()
+	return l.lns[len(l.lns)-1].Addr()
+}
+
+// accepting returns the addresses accepting now.
+func (l *Listener) accepting() []net.Listener {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lns)
 }
 
 // Serve accepts clients on ln until ctx ends, Close is called, or Unbind(ln). Serve may run on several
@@ -187,11 +192,7 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	l.topUpSpares()
 	l.spareMu.Unlock()
 	l.mu.Lock()
-	if l.lns == nil {
-		l.lns = map[net.Listener]bool{}
-	}
-	l.lns[ln] = true
-	l.ln = ln
+	l.lns = append(l.lns, ln)
 	l.mu.Unlock()
 	closed := l.closedChan()
 	stop := context.AfterFunc(ctx, l.Close)
@@ -249,19 +250,13 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 func (l *Listener) bound(ln net.Listener) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.lns[ln]
+	return slices.Contains(l.lns, ln)
 }
 
 // Unbind stops accepting on ln and closes it; established sessions are not touched.
 func (l *Listener) Unbind(ln net.Listener) {
 	l.mu.Lock()
-	delete(l.lns, ln)
-	if l.ln == ln {
-		l.ln = nil
-		for other := range l.lns {
-			l.ln = other
-		}
-	}
+	l.lns = slices.DeleteFunc(l.lns, func(x net.Listener) bool { return x == ln })
 	l.mu.Unlock()
 	ln.Close()
 }
@@ -269,13 +264,7 @@ func (l *Listener) Unbind(ln net.Listener) {
 // StopAccepting unbinds every address: no new client is accepted, established sessions go on. It
 // starts a graceful shutdown.
 func (l *Listener) StopAccepting() {
-	l.mu.Lock()
-	lns := make([]net.Listener, 0, len(l.lns))
-	for ln := range l.lns {
-		lns = append(lns, ln)
-	}
-	l.mu.Unlock()
-	for _, ln := range lns {
+	for _, ln := range l.accepting() {
 		l.Unbind(ln)
 	}
 }
@@ -289,14 +278,8 @@ func (l *Listener) Sessions() int64 { return l.current.Load() }
 // Close stops accepting and closes every session. Serve returns after the sessions have finished.
 func (l *Listener) Close() {
 	closed := l.closedChan()
-	l.mu.Lock()
-	lns := make([]net.Listener, 0, len(l.lns))
-	for ln := range l.lns {
-		lns = append(lns, ln)
-	}
-	l.mu.Unlock()
 	l.closeOnce.Do(func() { close(closed) })
-	for _, ln := range lns {
+	for _, ln := range l.accepting() {
 		ln.Close()
 	}
 	l.sessions.closeAll()

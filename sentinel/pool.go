@@ -32,10 +32,7 @@ func (p *Pool) Run(ctx context.Context, addrs []string) {
 	p.mu.Lock()
 	p.ctx = ctx
 	p.watchers = map[string]*watcherRun{}
-	p.configured = map[string]bool{}
-	for _, a := range addrs {
-		p.configured[a] = true
-	}
+	p.configured = addrSet(addrs)
 	p.mu.Unlock()
 	for _, a := range addrs {
 		p.ensure(a, false, false)
@@ -50,10 +47,7 @@ func (p *Pool) Run(ctx context.Context, addrs []string) {
 func (p *Pool) Reconfigure(tmpl Options, addrs []string) (dropped []string) {
 	p.mu.Lock()
 	p.Template = tmpl
-	follow := map[string]bool{}
-	for _, a := range addrs {
-		follow[a] = true
-	}
+	follow := addrSet(addrs)
 	discovered := map[string]bool{}
 	for a, r := range p.watchers {
 		r.cancel()
@@ -65,15 +59,20 @@ func (p *Pool) Reconfigure(tmpl Options, addrs []string) (dropped []string) {
 		}
 	}
 	p.watchers = map[string]*watcherRun{}
-	p.configured = map[string]bool{}
-	for _, a := range addrs {
-		p.configured[a] = true
-	}
+	p.configured = addrSet(addrs)
 	p.mu.Unlock()
 	for a := range follow {
 		p.ensure(a, discovered[a], false)
 	}
 	return dropped
+}
+
+func addrSet(addrs []string) map[string]bool {
+	set := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		set[a] = true
+	}
+	return set
 }
 
 func (p *Pool) current(addr string, w *Watcher) bool {

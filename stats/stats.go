@@ -87,11 +87,16 @@ type Settings struct {
 	Groups         []Group
 }
 
-// cur returns the settings in force: Update's, or the fields Handler was built from.
+// cur returns the settings in force: Update's, or the fields the server was made with (stored once by
+// Handler, so a request does not build them again).
 func (s *Server) cur() *Settings {
 	if set := s.settings.Load(); set != nil {
 		return set
 	}
+	return s.initialSettings()
+}
+
+func (s *Server) initialSettings() *Settings {
 	return &Settings{User: s.User, Password: s.Password, PasswordHash: s.PasswordHash, Admin: s.Admin, Groups: s.Groups}
 }
 
@@ -126,6 +131,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) ShuttingDown() { s.shuttingDown.Store(true) }
 
 func (s *Server) buildHandler() http.Handler {
+	s.settings.CompareAndSwap(nil, s.initialSettings())
 	funcs := template.FuncMap{
 		"bytes": humanBytes, "ago": ago, "dur": roundDuration, "lower": strings.ToLower,
 		"list": func(s ...string) []string { return s },

@@ -88,12 +88,14 @@ func newFixture(t *testing.T, admin bool) *fixture {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	err := redistest.Eventually(5*time.Second, func() error {
+		if !cond() {
+			return fmt.Errorf("timed out waiting for %s", what)
 		}
-		time.Sleep(2 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
