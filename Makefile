@@ -59,7 +59,7 @@ fuzz:
 
 # bench compares direct Redis, sentinel-proxy and HAProxy (seed config): throughput, latency, memory.
 bench: bench-deps build
-	$(GO) run ./bench/throughput -proxy $(BIN) -rounds 3
+	$(GO) run ./bench/throughput -proxy $(BIN) -rounds 5
 
 # bench-failover runs the failover scenarios through sentinel-proxy and HAProxy side by side.
 bench-failover: bench-deps build

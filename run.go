@@ -108,7 +108,10 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts runOp
 
 	engine := proxy.Portable
 	if cfg.Proxy.Forwarder != "portable" {
-		fast, err := proxy.NewEngine(cfg.Proxy.EventLoops)
+		fast, err := proxy.NewEngine(proxy.EngineOptions{
+			Loops:           cfg.Proxy.EventLoops,
+			BatchScheduling: cfg.Proxy.EventLoopScheduling == "batch",
+		})
 		if err != nil {
 			return cli.Exit(fmt.Sprintf("forwarder: %v", err), 1)
 		}

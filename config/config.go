@@ -78,6 +78,10 @@ type Proxy struct {
 	Forwarder string `toml:"forwarder"`
 	// EventLoops is the number of epoll event loops; 0 means GOMAXPROCS (the most it uses).
 	EventLoops int `toml:"event_loops"`
+	// EventLoopScheduling is the kernel scheduling policy of the event loops' threads: "normal" or
+	// "batch" (SCHED_BATCH: a loop woken by traffic does not preempt the task running on that CPU, it
+	// runs when that task blocks or its slice ends). See docs/benchmarks.md for what it changes.
+	EventLoopScheduling string `toml:"event_loop_scheduling"`
 	// ShutdownTimeout is how long SIGTERM/SIGINT lets established sessions finish, with no new client
 	// accepted, before the rest are closed. 0 means close them at once.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
@@ -126,7 +130,7 @@ func Defaults() Config {
 	return Config{
 		Log:   Log{Level: "info", Format: "json"},
 		Check: Check{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3},
-		Proxy: Proxy{MaxConns: 100000, ConnectTimeout: Duration{4 * time.Second}, FailoverHold: Duration{3 * time.Second}, Forwarder: "auto",
+		Proxy: Proxy{MaxConns: 100000, ConnectTimeout: Duration{4 * time.Second}, FailoverHold: Duration{3 * time.Second}, Forwarder: "auto", EventLoopScheduling: "normal",
 			ShutdownTimeout: Duration{30 * time.Second}},
 	}
 }

@@ -69,6 +69,7 @@ colour = "blue"
 [proxy]
 max_conns = 0
 idle_timeout = "-5s"
+event_loop_scheduling = "realtime"
 [[masters]]
 name = "a"
 master_listen = "0.0.0.0:5000"
@@ -92,6 +93,7 @@ listen = "0.0.0.0:5000"
 		"check.interval:", "check.fall:", "check.colour: unknown key",
 		"check.timeout: must be positive",
 		"proxy.max_conns:", "proxy.idle_timeout:",
+		`proxy.event_loop_scheduling: "realtime" is not one of normal, batch`,
 		`masters[0].replica_listen: "0.0.0.0:5000" is already used by masters[0].master_listen`,
 		`masters[1].name: "a" is already used by masters[0]`,
 		"masters[1].master_listen:",

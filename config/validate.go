@@ -72,6 +72,11 @@ func (c *Config) Validate() error {
 	default:
 		add("proxy.forwarder: %q is not one of auto, epoll, portable", c.Proxy.Forwarder)
 	}
+	switch c.Proxy.EventLoopScheduling {
+	case "normal", "batch":
+	default:
+		add("proxy.event_loop_scheduling: %q is not one of normal, batch", c.Proxy.EventLoopScheduling)
+	}
 	if c.Proxy.EventLoops < 0 {
 		add("proxy.event_loops: must be 0 (one per CPU) or positive, got %d", c.Proxy.EventLoops)
 	}

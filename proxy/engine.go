@@ -22,6 +22,16 @@ type Engine interface {
 	Close()
 }
 
+// EngineOptions tune the epoll engine; the portable engine has none.
+type EngineOptions struct {
+	// Loops is the number of event loops, at most GOMAXPROCS; zero or less means GOMAXPROCS.
+	Loops int
+	// BatchScheduling puts each loop's thread under SCHED_BATCH: when traffic wakes it, it does not
+	// preempt the task running on that CPU but runs when that task blocks or its slice ends. On a machine
+	// the proxy shares with Redis and its clients this lets each of them work through bigger batches.
+	BatchScheduling bool
+}
+
 // Portable is the engine that works everywhere: per session, one goroutine each way.
 var Portable Engine = portable{}
 

@@ -3,4 +3,4 @@
 package proxy
 
 // NewEngine returns the portable engine on systems without epoll.
-func NewEngine(loops int) (Engine, error) { return Portable, nil }
+func NewEngine(EngineOptions) (Engine, error) { return Portable, nil }

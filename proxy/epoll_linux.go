@@ -19,12 +19,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NewEngine returns the epoll engine with the given number of event loops (at most GOMAXPROCS; zero
-// or less means GOMAXPROCS). Call Close when every listener using it has stopped.
+// NewEngine returns the epoll engine (see EngineOptions). Call Close when every listener using it has
+// stopped.
 //
 // A busy loop sleeps in epoll_wait while holding one of the runtime's Ps (see loop.wait), so the engine
 // adds one P per loop to GOMAXPROCS while it is open: the rest of the process keeps the share it had.
-func NewEngine(loops int) (Engine, error) {
+func NewEngine(opts EngineOptions) (Engine, error) {
+	loops := opts.Loops
 	if max := runtime.GOMAXPROCS(0); loops <= 0 || loops > max {
 		loops = max
 	}
@@ -39,9 +40,20 @@ func NewEngine(loops int) (Engine, error) {
 	}
 	e.procs = loops
 	addProcs(loops)
+	started := make(chan error, loops)
 	for _, lp := range e.loops {
 		e.wg.Add(1)
-		go func() { defer e.wg.Done(); lp.run() }()
+		go func() { defer e.wg.Done(); lp.run(opts.BatchScheduling, started) }()
+	}
+	var errs []error
+	for range e.loops {
+		if err := <-started; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		e.Close()
+		return nil, fmt.Errorf("epoll engine: %w", errors.Join(errs...))
 	}
 	return e, nil
 }
@@ -218,7 +230,11 @@ func (s *esession) target() string { return s.backendAddr }
 // kill closes the session from any goroutine: the loop does it.
 func (s *esession) kill() { s.lp.post(command{kind: cmdClose, sess: s}) }
 
+// schedBatch is SCHED_BATCH from <linux/sched.h>.
+const schedBatch = 3
+
 type loop struct {
+	tid     atomic.Int32 // the loop's thread, when it is locked to one (tests)
 	epfd    int
 	evfd    int
 	mu      sync.Mutex
@@ -363,7 +379,20 @@ func (lp *loop) post(c command) {
 	_, _ = unix.Write(lp.evfd, one[:])
 }
 
-func (lp *loop) run() {
+// run is the loop. It reports on started whether its thread could be set up, then runs until stopped.
+func (lp *loop) run(batch bool, started chan<- error) {
+	var setupErr error
+	if batch {
+		// The policy belongs to a thread: the loop keeps its thread for good (also while parked), and
+		// the thread ends with the loop (no Unlock), so no other goroutine ever runs under the policy.
+		runtime.LockOSThread()
+		lp.tid.Store(int32(unix.Gettid()))
+		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: schedBatch}
+		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+			setupErr = fmt.Errorf("SCHED_BATCH for an event loop's thread: %w", err)
+		}
+	}
+	started <- setupErr // on an error the engine is closed: run on to take the stop command
 	defer func() {
 		for _, lg := range lp.legs {
 			if lg != nil {

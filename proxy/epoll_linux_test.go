@@ -7,13 +7,15 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestEngineAddsProcsWhileOpen: each loop may hold a P while it sleeps in epoll_wait, so the engine adds
 // one per loop and gives them back on Close.
 func TestEngineAddsProcsWhileOpen(t *testing.T) {
 	before := runtime.GOMAXPROCS(0)
-	eng, err := NewEngine(2)
+	eng, err := NewEngine(EngineOptions{Loops: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +33,7 @@ func TestEngineAddsProcsWhileOpen(t *testing.T) {
 // TestIdleLoopsPark: a loop with sessions but no traffic stops holding its P (it parks in Go's poller,
 // so an idle proxy does not wake), and the next request brings it back to work.
 func TestIdleLoopsPark(t *testing.T) {
-	eng, err := NewEngine(1)
+	eng, err := NewEngine(EngineOptions{Loops: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,5 +57,34 @@ func TestIdleLoopsPark(t *testing.T) {
 		if !lp.parkedA.Load() {
 			t.Fatalf("round %d: the loop holds its P again without traffic", round)
 		}
+	}
+}
+
+// TestBatchScheduling: with BatchScheduling every loop's thread runs under SCHED_BATCH, and only those.
+func TestBatchScheduling(t *testing.T) {
+	eng, err := NewEngine(EngineOptions{Loops: 2, BatchScheduling: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	for i, lp := range eng.(*Epoll).loops {
+		tid := int(lp.tid.Load())
+		if tid == 0 {
+			t.Fatalf("loop %d: no thread recorded", i)
+		}
+		attr, err := unix.SchedGetAttr(tid, 0)
+		if err != nil {
+			t.Fatalf("loop %d: %v", i, err)
+		}
+		if attr.Policy != schedBatch {
+			t.Errorf("loop %d: thread %d has policy %d, want SCHED_BATCH (%d)", i, tid, attr.Policy, schedBatch)
+		}
+	}
+	self, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self.Policy == schedBatch {
+		t.Error("the test's own thread is under SCHED_BATCH: the policy leaked out of the loops")
 	}
 }

@@ -531,14 +531,14 @@ func TestConformance(t *testing.T) {
 		{"Backpressure", testBackpressure},
 		{"SteadyStateAllocations", testSteadyStateAllocations},
 	}
-	for _, kind := range []string{"portable", "fast"} {
+	for _, kind := range []string{"portable", "fast", "fast-batch"} {
 		t.Run(kind, func(t *testing.T) {
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
 					eng := Portable
-					if kind == "fast" {
+					if kind != "portable" {
 						var err error
-						if eng, err = NewEngine(2); err != nil {
+						if eng, err = NewEngine(EngineOptions{Loops: 2, BatchScheduling: kind == "fast-batch"}); err != nil {
 							t.Fatal(err)
 						}
 						// Registered first, so it runs after the listener has stopped.
@@ -642,7 +642,7 @@ func BenchmarkForward(b *testing.B) {
 			eng := Portable
 			if kind == "fast" {
 				var err error
-				if eng, err = NewEngine(2); err != nil {
+				if eng, err = NewEngine(EngineOptions{Loops: 2}); err != nil {
 					b.Fatal(err)
 				}
 				defer eng.Close()

@@ -179,3 +179,27 @@ func CPUTime(pid int) (time.Duration, error) {
 	const ticksPerSecond = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
 }
+
+// MachineCPU returns the machine's idle and total CPU time so far, in USER_HZ ticks, from the first line
+// of /proc/stat (idle includes iowait). The idle share between two readings tells whether the cores
+// waited during a run: on a shared machine throughput is lost to waiting as much as to work.
+func MachineCPU() (idle, total int64, err error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("unexpected /proc/stat line %q", line)
+	}
+	for i, v := range f[1:] {
+		var n int64
+		fmt.Sscan(v, &n)
+		total += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return idle, total, nil
+}

@@ -31,7 +31,7 @@ type workload struct {
 	args []string
 }
 
-type sample struct{ rps, p50, p99, cpuPerReq float64 }
+type sample struct{ rps, p50, p99, cpuPerReq, idle float64 }
 
 func main() {
 	proxyBin := flag.String("proxy", "bin/sentinel-proxy", "sentinel-proxy binary")
@@ -41,14 +41,18 @@ func main() {
 	clients := flag.Int("c", 50, "redis-benchmark clients")
 	conns := flag.Int("conns", 8000, "connections for the memory and active-connection tests")
 	extra := flag.String("proxy-config", "", "extra [proxy] keys for sentinel-proxy, e.g. 'forwarder = \"portable\"'")
+	batch := flag.Bool("batch", true, "also measure a second sentinel-proxy with event_loop_scheduling = \"batch\"")
 	flag.Parse()
-	if err := run(*proxyBin, *haproxyBin, *rounds, *requests, *clients, *conns, *extra); err != nil {
+	if err := run(*proxyBin, *haproxyBin, *rounds, *requests, *clients, *conns, *extra, *batch); err != nil {
 		fmt.Fprintln(os.Stderr, "throughput:", err)
 		os.Exit(1)
 	}
 }
 
-func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extra string) error {
+// batchConfig is the [proxy] key of the "sentinel-proxy batch" path.
+const batchConfig = `event_loop_scheduling = "batch"`
+
+func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extra string, batch bool) error {
 	dir, err := os.MkdirTemp("", "bench-throughput-")
 	if err != nil {
 		return err
@@ -71,16 +75,24 @@ func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extr
 		return err
 	}
 	defer hp.Stop()
-	for _, p := range []*harness.Process{sp, hp} {
-		if err := harness.WaitServedBy(p.Addr, password, master, 20*time.Second); err != nil {
-			return fmt.Errorf("%s: %w", p.Addr, err)
-		}
-	}
-
-	paths := []struct {
+	type path struct {
 		name, addr string
 		pid        int // the proxy's, whose CPU time is measured; 0 for direct
-	}{{"direct", master, 0}, {"sentinel-proxy", sp.Addr, sp.Pid()}, {"haproxy", hp.Addr, hp.Pid()}}
+	}
+	paths := []path{{"direct", master, 0}, {"sentinel-proxy", sp.Addr, sp.Pid()}, {"haproxy", hp.Addr, hp.Pid()}}
+	var spb *harness.Process
+	if batch {
+		if spb, err = harness.StartSentinelProxy(proxyBin, topo, dir, extra+"\n"+batchConfig); err != nil {
+			return err
+		}
+		defer spb.Stop()
+		paths = append(paths, path{"sentinel-proxy batch", spb.Addr, spb.Pid()})
+	}
+	for _, p := range paths {
+		if err := harness.WaitServedBy(p.addr, password, master, 20*time.Second); err != nil {
+			return fmt.Errorf("%s: %w", p.addr, err)
+		}
+	}
 	workloads := []workload{
 		{"GET", []string{"-t", "get"}},
 		{"SET", []string{"-t", "set"}},
@@ -96,9 +108,13 @@ func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extr
 				if p.pid != 0 {
 					cpu0, _ = harness.CPUTime(p.pid)
 				}
+				idle0, total0, _ := harness.MachineCPU()
 				s, err := redisBenchmark(p.addr, clients, requests, w.args)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", w.name, p.name, err)
+				}
+				if idle1, total1, err := harness.MachineCPU(); err == nil && total1 > total0 {
+					s.idle = 100 * float64(idle1-idle0) / float64(total1-total0)
 				}
 				if p.pid != 0 {
 					cpu1, _ := harness.CPUTime(p.pid)
@@ -106,13 +122,13 @@ func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extr
 				}
 				key := w.name + "|" + p.name
 				results[key] = append(results[key], s)
-				fmt.Printf("round %d %-10s %-15s rps=%.0f p50=%.3fms p99=%.3fms cpu=%.2fµs/req\n", r+1, w.name, p.name, s.rps, s.p50, s.p99, s.cpuPerReq)
+				fmt.Printf("round %d %-10s %-20s rps=%.0f p50=%.3fms p99=%.3fms cpu=%.2fµs/req idle=%.1f%%\n", r+1, w.name, p.name, s.rps, s.p50, s.p99, s.cpuPerReq, s.idle)
 			}
 		}
 	}
 	fmt.Println()
-	fmt.Println("| workload | path | rps (median) | vs HAProxy | vs direct | p50 ms | p99 ms | proxy CPU µs/request |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| workload | path | rps (median) | vs HAProxy | vs direct | p50 ms | p99 ms | proxy CPU µs/request | machine idle |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, w := range workloads {
 		med := func(path string, f func(sample) float64) float64 {
 			var xs []float64
@@ -127,15 +143,19 @@ func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extr
 			if p.pid != 0 {
 				cpu = fmt.Sprintf("%.2f", med(p.name, func(s sample) float64 { return s.cpuPerReq }))
 			}
-			fmt.Printf("| %s | %s | %.0f | %.2f× | %.2f× | %.3f | %.3f | %s |\n", w.name, p.name, med(p.name, rps),
+			fmt.Printf("| %s | %s | %.0f | %.2f× | %.2f× | %.3f | %.3f | %s | %.1f %% |\n", w.name, p.name, med(p.name, rps),
 				med(p.name, rps)/med("haproxy", rps), med(p.name, rps)/med("direct", rps),
-				med(p.name, func(s sample) float64 { return s.p50 }), med(p.name, func(s sample) float64 { return s.p99 }), cpu)
+				med(p.name, func(s sample) float64 { return s.p50 }), med(p.name, func(s sample) float64 { return s.p99 }), cpu,
+				med(p.name, func(s sample) float64 { return s.idle }))
 		}
 	}
 
 	// Memory: fresh processes, so earlier benchmark traffic does not count.
-	sp.Stop()
-	hp.Stop()
+	for _, p := range []*harness.Process{sp, hp, spb} {
+		if p != nil {
+			p.Stop()
+		}
+	}
 	fmt.Printf("\n| proxy | RSS before | RSS with %d idle proxied connections | per connection | %d active connections: errors |\n", conns, conns)
 	fmt.Println("|---|---|---|---|---|")
 	for _, name := range []string{"sentinel-proxy", "haproxy"} {
