@@ -247,8 +247,7 @@ type loop struct {
 	now     time.Time
 	nowNs   int64
 	wheel   wheel
-	parked  bool            // epfd is in parkfd: the loop waits through Go's poller
-	parkedA atomic.Bool     // parked, for readers outside the loop (tests)
+	parked  atomic.Bool     // epfd is in parkfd: the loop waits through Go's poller (atomic for tests)
 	parkfd  *os.File        // an epoll instance in Go's poller, holding epfd while parked
 	parkFD  int             // its descriptor (parkfd.Fd() would make it blocking)
 	raw     syscall.RawConn // for waiting on parkfd
@@ -267,7 +266,7 @@ const activeWait = 2 // ms
 
 // wait returns the next events, or none after a timeout (ms, -1 for none) for the timer wheel.
 func (lp *loop) wait(timeout int) (int, error) {
-	if !lp.parked {
+	if !lp.parked.Load() {
 		t := activeWait
 		if timeout >= 0 && timeout < t {
 			t = timeout
@@ -304,7 +303,7 @@ func (lp *loop) wait(timeout int) (int, error) {
 // come: left in, every new event on a busy loop would also wake the runtime's poller thread for nothing.
 // Neither way opens a descriptor or allocates, so parking works when the process is out of both.
 func (lp *loop) park(on bool) error {
-	if on == lp.parked {
+	if on == lp.parked.Load() {
 		return nil
 	}
 	op := unix.EPOLL_CTL_DEL
@@ -315,8 +314,7 @@ func (lp *loop) park(on bool) error {
 	if err := unix.EpollCtl(lp.parkFD, op, lp.epfd, &ev); err != nil {
 		return fmt.Errorf("park: %w", err)
 	}
-	lp.parked = on
-	lp.parkedA.Store(on)
+	lp.parked.Store(on)
 	return nil
 }
 

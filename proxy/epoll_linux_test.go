@@ -52,9 +52,9 @@ func TestIdleLoopsPark(t *testing.T) {
 		}
 		// activeWait after the last event, the loop parks; the idle timer (the wheel is not empty)
 		// must not wake it back into holding its P.
-		waitFor(t, "the idle loop to park", lp.parkedA.Load)
+		waitFor(t, "the idle loop to park", lp.parked.Load)
 		time.Sleep(2 * wheelTick)
-		if !lp.parkedA.Load() {
+		if !lp.parked.Load() {
 			t.Fatalf("round %d: the loop holds its P again without traffic", round)
 		}
 	}

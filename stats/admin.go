@@ -156,23 +156,21 @@ func (s *Server) consequence(g *GroupView, n *NodeView, action string) confirmat
 		}
 	case actionDrain:
 		c.Consequence = fmt.Sprintf("The node gets no new sessions; its %d established sessions stay until they end.", n.CurrentSessions)
-		if !isMaster {
-			c.Consequence += notPromotable
-		}
 		if isMaster {
 			c.Warning = fmt.Sprintf("%s is the MASTER of %s. New clients of the master port %s get no master: "+
 				"they are held for up to %s and then refused with a RESP error, until the node is READY again "+
 				"or Sentinel promotes another.", n.Addr, g.Name, masterPort, hold)
+		} else {
+			c.Consequence += notPromotable
 		}
 	case actionMaint:
 		c.Consequence = fmt.Sprintf("The node gets no new sessions and its %d established sessions are closed now.", n.CurrentSessions)
-		if !isMaster {
-			c.Consequence += notPromotable
-		}
 		if isMaster {
 			c.Warning = fmt.Sprintf("%s is the MASTER of %s. Every client of the master port %s is disconnected, "+
 				"and new ones are held for up to %s and then refused with a RESP error, until the node is READY "+
 				"again or Sentinel promotes another. Writes stop.", n.Addr, g.Name, masterPort, hold)
+		} else {
+			c.Consequence += notPromotable
 		}
 	case actionKill:
 		c.Consequence = fmt.Sprintf("Its %d established sessions are closed now; clients that reconnect are routed as usual.", n.CurrentSessions)

@@ -67,9 +67,11 @@ func main() {
 		}},
 	}
 	var keep []target
-	for _, t := range targets {
-		if strings.Contains(","+*targetNames+",", ","+strings.Fields(t.name)[0]+",") {
-			keep = append(keep, t)
+	for _, name := range strings.Split(*targetNames, ",") {
+		for _, t := range targets {
+			if strings.HasPrefix(t.name, name) {
+				keep = append(keep, t)
+			}
 		}
 	}
 	targets = keep
