@@ -115,6 +115,9 @@ func printCheck(out io.Writer, snap *routing.Snapshot) []string {
 			if !n.Last.OK() {
 				checkText = string(n.Last.Status) + " " + n.Last.Reason()
 			}
+			if n.Stall != "" {
+				checkText = string(n.Last.Status) + " " + routing.StallText(n.Stall) + " (alive)"
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Addr, dash(n.SentinelRole+flagsSuffix(n.SentinelFlags)),
 				dash(n.ProbeRole()), link, checkText, strings.ToUpper(n.Verdict))
 			switch n.Verdict {

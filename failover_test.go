@@ -17,6 +17,7 @@ type chaos struct {
 	// downAfter overrides the topology's 300ms: a node restarting from its AOF makes the new master fork
 	// for a full resync, which can stall it past 300ms and start a second, unrelated failover.
 	downAfter time.Duration
+	nodeConf  []string // extra redis.conf lines for the data nodes
 	// act breaks something and returns once the Sentinels have named a new master and it says so. It
 	// calls fault at the instant it stops the master, if it does.
 	act func(t *testing.T, topo *redistest.Topology, events *redistest.EventLog, fault func()) (newMaster string)
@@ -28,7 +29,7 @@ type chaos struct {
 
 func runChaos(t *testing.T, c chaos) {
 	topo := redistest.New(t, redistest.Options{Replicas: 2, Sentinels: 3, Password: testPassword, AppendOnly: c.appendOnly,
-		DownAfter: c.downAfter})
+		DownAfter: c.downAfter, NodeConf: c.nodeConf})
 	p := startProxy(t, testConfig(t, topo, topo.Name))
 	oldMaster := topo.Nodes[0].Addr
 	waitRoutedTo(t, p.master, oldMaster, 10*time.Second)

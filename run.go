@@ -154,6 +154,10 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts runOp
 	rt.metrics = stats.NewMetrics()
 	rt.router.OnSwitch = rt.metrics.ObserveSwitch
 	rt.router.OnDualMaster = rt.metrics.ObserveDualMaster
+	rt.router.OnFence = rt.metrics.ObserveFence
+	// The settings NewRouter does not take (the configured Sentinels, the fence) arrive as the first
+	// input, before any view or probe.
+	rt.router.Submit(serveCtx, routerConfig(cfg, nil, nil))
 	rt.applyRoutes(nil, rt.router.Snapshot())
 
 	rt.spawn(func() { rt.router.Run(serveCtx) })
@@ -195,6 +199,14 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts runOp
 			return err
 		}
 	}
+}
+
+// routerConfig is the router's part of cfg.
+func routerConfig(cfg *config.Config, dropSentinels []string, done chan struct{}) routing.ConfigInput {
+	return routing.ConfigInput{Groups: groupNames(cfg), Rise: cfg.Check.Rise, Fall: cfg.Check.Fall,
+		MaxReplicaLagSeconds: int(cfg.Check.MaxReplicaLag.Duration / time.Second), Sentinels: cfg.Sentinel.Addrs,
+		Fence:         routing.FenceSettings{Enabled: cfg.Fence.Enabled, ReplicaTimeout: cfg.Fence.ReplicaTimeout.Duration},
+		DropSentinels: dropSentinels, Done: done}
 }
 
 func groupNames(cfg *config.Config) []string {
@@ -533,8 +545,7 @@ func (rt *proxyRuntime) reload(load func() (*config.Config, error), trigger stri
 	rt.monitor.Reconfigure(newProber(cfg), cfg.Check.Interval.Duration)
 	dropped := rt.sentinels.Reconfigure(rt.sentinelOptions(cfg), cfg.Sentinel.Addrs)
 	done := make(chan struct{})
-	rt.router.Submit(rt.ctx, routing.ConfigInput{Groups: groupNames(cfg), Rise: cfg.Check.Rise, Fall: cfg.Check.Fall,
-		MaxReplicaLagSeconds: int(cfg.Check.MaxReplicaLag.Duration / time.Second), DropSentinels: dropped, Done: done})
+	rt.router.Submit(rt.ctx, routerConfig(cfg, dropped, done))
 	select {
 	case <-done:
 	case <-rt.ctx.Done():

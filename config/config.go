@@ -19,6 +19,7 @@ type Config struct {
 	Sentinel Sentinel `toml:"sentinel"`
 	Redis    Redis    `toml:"redis"`
 	Check    Check    `toml:"check"`
+	Fence    Fence    `toml:"fence"`
 	Proxy    Proxy    `toml:"proxy"`
 	Masters  []Master `toml:"masters"`
 	Stats    Stats    `toml:"stats"`
@@ -63,6 +64,16 @@ type Check struct {
 	// MaxReplicaLag takes a replica out of the replica pool when its master reports a longer lag for it.
 	// Redis reports lag in whole seconds. Zero means off.
 	MaxReplicaLag Duration `toml:"max_replica_lag"`
+}
+
+// Fence configures the minority-side fence: when the proxy cannot hear a majority of the Sentinels it
+// knows, it keeps routing to the master only while every replica that could be promoted still
+// acknowledges it (INFO replication), since otherwise the master may be on the losing side of a failover.
+type Fence struct {
+	Enabled bool `toml:"enabled"`
+	// ReplicaTimeout is how long a replica may go without acknowledging the master (its INFO replication
+	// lag, plus the age of the check that read it) before it counts as cut off.
+	ReplicaTimeout Duration `toml:"replica_timeout"`
 }
 
 // Proxy configures the listeners' limits and timeouts.
@@ -130,6 +141,7 @@ func Defaults() Config {
 	return Config{
 		Log:   Log{Level: "info", Format: "json"},
 		Check: Check{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3},
+		Fence: Fence{Enabled: true, ReplicaTimeout: Duration{3 * time.Second}},
 		Proxy: Proxy{MaxConns: 100000, ConnectTimeout: Duration{4 * time.Second}, FailoverHold: Duration{3 * time.Second}, Forwarder: "auto", EventLoopScheduling: "normal",
 			ShutdownTimeout: Duration{30 * time.Second}},
 	}

@@ -33,6 +33,9 @@ func TestParseMinimalAppliesDefaults(t *testing.T) {
 	if cfg.Log.Level != "info" || cfg.Log.Format != "json" {
 		t.Errorf("log defaults not applied: %+v", cfg.Log)
 	}
+	if !cfg.Fence.Enabled || cfg.Fence.ReplicaTimeout.Duration != 3*time.Second {
+		t.Errorf("the fence is on by default: %+v", cfg.Fence)
+	}
 	if len(cfg.Masters) != 1 || cfg.Masters[0].ReplicaListen != "" {
 		t.Errorf("masters: %+v", cfg.Masters)
 	}
@@ -66,6 +69,8 @@ timeout = "-1s"
 rise = 0
 fall = "three"
 colour = "blue"
+[fence]
+replica_timeout = "1s"
 [proxy]
 max_conns = 0
 idle_timeout = "-5s"
@@ -92,6 +97,7 @@ listen = "0.0.0.0:5000"
 		"sentinel.username: set without sentinel.password",
 		"check.interval:", "check.fall:", "check.colour: unknown key",
 		"check.timeout: must be positive",
+		"fence.replica_timeout: must be at least 2s",
 		"proxy.max_conns:", "proxy.idle_timeout:",
 		`proxy.event_loop_scheduling: "realtime" is not one of normal, batch`,
 		`masters[0].replica_listen: "0.0.0.0:5000" is already used by masters[0].master_listen`,

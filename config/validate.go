@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/go-multierror"
 )
@@ -56,6 +57,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Check.Fall < 1 {
 		add("check.fall: must be at least 1, got %d", c.Check.Fall)
+	}
+	// Redis reports a replica's lag in whole seconds, and replicas acknowledge once a second: anything
+	// under two seconds would fence a healthy master.
+	if c.Fence.Enabled && c.Fence.ReplicaTimeout.Duration < 2*time.Second {
+		add("fence.replica_timeout: must be at least 2s (replicas acknowledge once a second), got %s", c.Fence.ReplicaTimeout.Duration)
 	}
 
 	if c.Check.MaxReplicaLag.Duration < 0 {

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -40,7 +41,7 @@ type GroupSnapshot struct {
 	NoMasterReason string
 	Named          string // the master the Sentinels name, verified or not
 	NamedEpoch     int64
-	// SentinelsAgree is false when no usable Sentinel view exists and Named is the last one known.
+	// SentinelsAnswer is false when no usable Sentinel view exists and Named is the last one known.
 	SentinelsAnswer bool
 	// Replicas is the replica port's pool. When no replica qualifies it holds the master, and
 	// ReplicaFallback is set.
@@ -52,6 +53,22 @@ type GroupSnapshot struct {
 	// master or replica pool: they take no new sessions, but their established ones stay.
 	DrainMaster   string
 	DrainReplicas []string
+	// KeptMaster and KeptReplicas are nodes out of their pool only because their probes fail, while the
+	// Sentinels still list them in that role: they take no new sessions, but their established ones
+	// stay. A probe alone never ends sessions; Sentinel decides that a node is dead (a failover moves the
+	// route, and that closes them).
+	KeptMaster   string
+	KeptReplicas []string
+	// SentinelsKnown counts the Sentinels the proxy knows for the group (configured, discovered, or
+	// listed as a peer by one of them), SentinelsAnswering those whose latest answer is usable; Majority
+	// is set when more than half of the known ones answer.
+	SentinelsKnown, SentinelsAnswering int
+	Majority                           bool
+	// Fenced is set when the master port refuses the named master because the proxy hears no majority of
+	// the Sentinels and the master cannot show that every replica that could be promoted still follows it.
+	// FenceReason says why; while routing without a majority, it says what keeps the route open.
+	Fenced      bool
+	FenceReason string
 	// Failover is the failover in progress, nil when none; Detected the first sign of the current trouble.
 	Failover  *Failover
 	Detected  Detection
@@ -73,6 +90,12 @@ type NodeSnapshot struct {
 	// DownTotal is the time spent DOWN, the current stretch included.
 	Checks, CheckFailures, Downs uint64
 	DownTotal                    time.Duration
+	// Stall is set while the node answers probes as a live node that cannot serve them now (busy,
+	// loading, not answering in time), since StallSince. It does not make the node DOWN.
+	Stall         check.Stall
+	StallSince    time.Time
+	StalledChecks uint64 // probes that found it stalled
+	Stalls        uint64 // stalls begun
 	// LagSeconds and LagBytes are a replica's lag as the routed master reports it (INFO replication);
 	// -1 when unknown.
 	LagSeconds    int
@@ -214,12 +237,23 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 			}
 		}
 	case masterNode == nil || !masterNode.Health.Known:
+		// Its role was never verified, so nothing routes to it; sessions from before a reload stay.
+		gs.KeptMaster = named
 		gs.NoMasterReason = fmt.Sprintf("master %s not probed yet", named)
+		if masterNode != nil && masterNode.Stall != "" {
+			gs.NoMasterReason = fmt.Sprintf("master %s has not passed a probe yet: it is %s", named, StallText(masterNode.Stall))
+		}
 	case !masterNode.Health.Up && masterNode.Last.OK():
+		gs.KeptMaster = named
 		gs.NoMasterReason = fmt.Sprintf("master %s is DOWN, coming back: %d of %d checks passed", named,
 			masterNode.Health.Streak(), s.Rise)
 	case !masterNode.Health.Up:
+		// New clients are held, then refused; established sessions stay until Sentinel moves the master.
+		gs.KeptMaster = named
 		gs.NoMasterReason = fmt.Sprintf("master %s is DOWN (%s)", named, masterNode.Last.Reason())
+		if masterNode.Stall != "" {
+			gs.NoMasterReason = fmt.Sprintf("master %s is DOWN, and now %s", named, StallText(masterNode.Stall))
+		}
 	case !masterNode.LastOK.Replication.IsMaster():
 		gs.NoMasterReason = fmt.Sprintf("Sentinel names %s but it reports role:%s", named, masterNode.LastOK.Replication.Role)
 	case !answered && len(claimants) > 1:
@@ -227,6 +261,7 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 	default:
 		gs.Master = named
 	}
+	s.fence(g, &gs, now)
 	// An operator's DRAIN or MAINT outranks everything else: the master port then refuses or holds new
 	// clients, as the page warns before the operator confirms.
 	adminBlocked := ""
@@ -246,6 +281,7 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 		if n != nil {
 			ns.Health, ns.Last, ns.LastOK, ns.LastChange = n.Health, n.Last, n.LastOK, n.LastChange
 			ns.Checks, ns.CheckFailures, ns.Downs, ns.DownTotal = n.Checks, n.CheckFailures, n.Downs, n.DownTotal
+			ns.Stall, ns.StallSince, ns.StalledChecks, ns.Stalls = n.Stall, n.StallSince, n.StalledChecks, n.Stalls
 			if !n.DownSince.IsZero() && now.After(n.DownSince) {
 				ns.DownTotal += now.Sub(n.DownSince)
 			}
@@ -260,19 +296,30 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 			}
 		}
 		ns.InMasterPool = a == gs.Master
+		// A replica out of the pool because of its probes alone keeps its sessions, as the master does;
+		// one that Sentinel flags down, or an operator put in MAINT, loses them.
+		listedReplica := sentinelRole[a] == "replica" && !replicaDown[a] && ns.Admin != AdminMaint
 		switch {
 		case ns.InMasterPool:
 			ns.Verdict = "master"
 		case a == adminBlocked:
 			ns.Verdict = strings.ToLower(string(ns.Admin))
+		case gs.Fenced && a == named:
+			ns.Verdict = "fenced"
 		case g.Failover != nil && a == g.Failover.Promoting:
 			ns.Verdict = "promoting"
 		case g.Failover != nil && g.Failover.Cut && a == g.Failover.OldMaster:
 			ns.Verdict = "failing-over"
 		case n == nil || !n.Health.Known:
 			ns.Verdict = "unchecked"
+			if n != nil && n.Stall != "" {
+				ns.Verdict = string(n.Stall) // alive, but no probe has passed yet to say what it is
+			}
 		case !n.Health.Up:
 			ns.Verdict = "down"
+			if listedReplica {
+				gs.KeptReplicas = append(gs.KeptReplicas, a)
+			}
 		case n.LastOK.Replication.IsMaster() && a != named:
 			ns.Verdict = "dual-master"
 		case a == named:
@@ -281,6 +328,12 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 			ns.Verdict = "unknown-to-sentinel"
 		case replicaDown[a]:
 			ns.Verdict = "sentinel-down"
+		case n.Stall != "":
+			// It cannot answer new clients now, but its sessions wait for it as direct clients would.
+			ns.Verdict = string(n.Stall)
+			if listedReplica {
+				gs.KeptReplicas = append(gs.KeptReplicas, a)
+			}
 		case !n.LastOK.Replication.IsSyncedReplica():
 			ns.Verdict = "not-synced"
 		case s.MaxReplicaLagSeconds > 0 && lagging(s, gs.Master, a, s.MaxReplicaLagSeconds):
@@ -331,15 +384,30 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 // Departed lists the backends that left each pool from prev to next: their sessions must be closed.
 // A master that is replaced leaves the master pool at once, so no session keeps writing to it. A node
 // going into DRAIN keeps its sessions; one going from DRAIN to MAINT, or demoted while draining, loses
-// them.
+// them. A node whose probes fail (DOWN) or stall keeps them while the Sentinels still list it in its
+// role (KeptMaster, KeptReplicas): probes alone never end sessions.
 func Departed(prev, next *GroupSnapshot) (master, replicas []string) {
 	if prev == nil {
 		return nil, nil
 	}
-	master = leaving([]string{prev.Master, prev.DrainMaster}, []string{next.Master, next.DrainMaster})
-	replicas = leaving(append(append([]string(nil), prev.Replicas...), prev.DrainReplicas...),
-		append(append([]string(nil), next.Replicas...), next.DrainReplicas...))
+	master = leaving([]string{prev.Master, prev.DrainMaster, prev.KeptMaster},
+		[]string{next.Master, next.DrainMaster, next.KeptMaster})
+	replicas = leaving(slices.Concat(prev.Replicas, prev.DrainReplicas, prev.KeptReplicas),
+		slices.Concat(next.Replicas, next.DrainReplicas, next.KeptReplicas))
 	return master, replicas
+}
+
+// StallText says what a stall means, for reasons and log lines.
+func StallText(st check.Stall) string {
+	switch st {
+	case check.StallBusy:
+		return "busy running a script or function (-BUSY)"
+	case check.StallLoading:
+		return "loading its dataset (-LOADING)"
+	case check.StallUnresponsive:
+		return "not answering probes in time"
+	}
+	return string(st)
 }
 
 // leaving returns the non-empty entries of before that are not in after, once each.

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -50,6 +51,30 @@ func probeLocal(addr string) Input {
 	return ProbeInput{Result: check.Result{Addr: addr, Status: check.SOCKERR, Err: errors.New("too many open files")}}
 }
 
+// probeStall is a probe that found the node alive but unable to answer: status is L7STS with reply (BUSY
+// or LOADING), or L7TOUT / L4TOUT.
+func probeStall(addr string, status check.Status, reply string) Input {
+	err := errors.New("i/o timeout")
+	if reply != "" {
+		err = fmt.Errorf("PING: %w", check.RedisError(reply))
+	}
+	return ProbeInput{Result: check.Result{Addr: addr, Status: status, Err: err}}
+}
+
+func probeBusy(addr string) Input {
+	return probeStall(addr, check.L7STS, "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+}
+
+func probeTimeout(addr string) Input { return probeStall(addr, check.L7TOUT, "") }
+
+func repeat(n int, in Input) []Input {
+	out := make([]Input, n)
+	for i := range out {
+		out[i] = in
+	}
+	return out
+}
+
 func probeFail(addr string) Input {
 	return ProbeInput{Result: check.Result{Addr: addr, Status: check.L4CON, Err: errors.New("refused")}}
 }
@@ -92,17 +117,21 @@ func TestDecide(t *testing.T) {
 		dualMasters []string
 		verdicts    map[string]string
 		maxLag      int
+		// keptMaster and keptReplicas are the nodes out of their pool whose sessions stay.
+		keptMaster   string
+		keptReplicas []string
+		stalls       map[string]check.Stall
 	}{
 		{name: "nothing known", inputs: nil, reason: "no Sentinel reachable"},
 		{name: "healthy", inputs: healthy(), master: nodeA, replicas: []string{nodeB, nodeC},
 			verdicts: map[string]string{nodeA: "master", nodeB: "replica", nodeC: "replica"}},
-		{name: "named master not probed yet", inputs: healthy()[:3], reason: "not probed yet"},
+		{name: "named master not probed yet", inputs: healthy()[:3], reason: "not probed yet", keptMaster: nodeA},
 		{name: "the proxy's own socket errors do not take the master DOWN",
 			inputs: with(healthy(), probeLocal(nodeA), probeLocal(nodeA), probeLocal(nodeA), probeLocal(nodeA)),
 			master: nodeA, replicas: []string{nodeB, nodeC}},
 		{name: "a master coming back says how far",
 			inputs: with(healthy(), probeFail(nodeA), probeFail(nodeA), probeFail(nodeA), probeMaster(nodeA)),
-			reason: "master " + nodeA + " is DOWN, coming back: 1 of 2 checks passed"},
+			reason: "master " + nodeA + " is DOWN, coming back: 1 of 2 checks passed", keptMaster: nodeA},
 		{name: "a replica in MAINT leaves the pool", inputs: with(healthy(), admin(nodeB, AdminMaint)),
 			master: nodeA, replicas: []string{nodeC}, verdicts: map[string]string{nodeB: "maint"}},
 		{name: "a replica in DRAIN leaves the pool", inputs: with(healthy(), admin(nodeB, AdminDrain)),
@@ -198,8 +227,53 @@ func TestDecide(t *testing.T) {
 			reason: "2 nodes claim role:master", dualMasters: []string{nodeB}},
 		{name: "one failed probe is within fall",
 			inputs: with(healthy(), probeFail(nodeA)), master: nodeA},
-		{name: "three failed probes take the master down",
-			inputs: with(healthy(), probeFail(nodeA), probeFail(nodeA), probeFail(nodeA)), reason: "is DOWN"},
+		{name: "three failed probes keep the sessions of the master the Sentinels name",
+			inputs: with(healthy(), repeat(3, probeFail(nodeA))...), reason: "is DOWN", keptMaster: nodeA},
+		{name: "a busy master stays the master, however long",
+			inputs: with(healthy(), repeat(10, probeBusy(nodeA))...), master: nodeA, replicas: []string{nodeB, nodeC},
+			verdicts: map[string]string{nodeA: "master"}, stalls: map[string]check.Stall{nodeA: check.StallBusy}},
+		{name: "a master not answering probes in time stays the master",
+			inputs: with(healthy(), repeat(10, probeTimeout(nodeA))...), master: nodeA,
+			stalls: map[string]check.Stall{nodeA: check.StallUnresponsive}},
+		{name: "a connect timeout is a stall too",
+			inputs: with(healthy(), repeat(10, probeStall(nodeA, check.L4TOUT, ""))...), master: nodeA,
+			stalls: map[string]check.Stall{nodeA: check.StallUnresponsive}},
+		{name: "a loading master stays the master",
+			inputs: with(healthy(), repeat(10, probeStall(nodeA, check.L7STS, "LOADING Redis is loading the dataset in memory"))...),
+			master: nodeA, stalls: map[string]check.Stall{nodeA: check.StallLoading}},
+		{name: "a stall ends with the next passed probe",
+			inputs: with(healthy(), probeBusy(nodeA), probeTimeout(nodeA), probeMaster(nodeA)), master: nodeA,
+			stalls: map[string]check.Stall{nodeA: ""}},
+		{name: "stalls neither count toward fall nor reset it",
+			inputs: with(healthy(), probeFail(nodeA), probeBusy(nodeA), probeFail(nodeA), probeTimeout(nodeA), probeFail(nodeA)),
+			reason: "is DOWN", keptMaster: nodeA},
+		{name: "a stall does not bring a DOWN master back",
+			inputs: with(healthy(), append(repeat(3, probeFail(nodeA)), repeat(5, probeBusy(nodeA))...)...),
+			reason: "is DOWN, and now busy running a script", keptMaster: nodeA, stalls: map[string]check.Stall{nodeA: check.StallBusy}},
+		{name: "a master busy from the start is not verified",
+			inputs: with(healthy()[:3], probeBusy(nodeA)), reason: "has not passed a probe yet: it is busy", keptMaster: nodeA},
+		{name: "a failover cuts a busy master: its sessions are closed",
+			inputs: with(healthy(), probeBusy(nodeA), probeBusy(nodeA),
+				event(s1, "+failover-state-send-slaveof-noone", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379")),
+			reason: "failover in progress", verdicts: map[string]string{nodeA: "failing-over"}},
+		{name: "a busy replica leaves the pool and keeps its sessions",
+			inputs: with(healthy(), probeBusy(nodeB)), master: nodeA, replicas: []string{nodeC}, keptReplicas: []string{nodeB},
+			verdicts: map[string]string{nodeB: "busy"}, stalls: map[string]check.Stall{nodeB: check.StallBusy}},
+		{name: "an unresponsive replica leaves the pool and keeps its sessions",
+			inputs: with(healthy(), probeTimeout(nodeB)), master: nodeA, replicas: []string{nodeC}, keptReplicas: []string{nodeB},
+			verdicts: map[string]string{nodeB: "unresponsive"}},
+		{name: "a busy replica answering again is back in the pool",
+			inputs: with(healthy(), probeBusy(nodeB), probeReplica(nodeB, "up")), master: nodeA, replicas: []string{nodeB, nodeC},
+			verdicts: map[string]string{nodeB: "replica"}},
+		{name: "a replica DOWN by its probes keeps its sessions",
+			inputs: with(healthy(), repeat(3, probeFail(nodeB))...), master: nodeA, replicas: []string{nodeC},
+			keptReplicas: []string{nodeB}, verdicts: map[string]string{nodeB: "down"}},
+		{name: "a busy replica Sentinel flags down loses its sessions",
+			inputs: with(healthy(), probeBusy(nodeB), event(s1, "+sdown", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379")),
+			master: nodeA, replicas: []string{nodeC}, verdicts: map[string]string{nodeB: "sentinel-down"}},
+		{name: "a DOWN replica in MAINT loses its sessions",
+			inputs: with(healthy(), append(repeat(3, probeFail(nodeB)), admin(nodeB, AdminMaint))...),
+			master: nodeA, replicas: []string{nodeC}, verdicts: map[string]string{nodeB: "down"}},
 		{name: "replica with link down leaves the pool",
 			inputs: with(healthy(), probeReplica(nodeB, "down")), master: nodeA, replicas: []string{nodeC},
 			verdicts: map[string]string{nodeB: "not-synced"}},
@@ -212,7 +286,7 @@ func TestDecide(t *testing.T) {
 			master: nodeA, replicas: []string{nodeB, nodeC}},
 		{name: "no healthy replica: reads go to the master",
 			inputs: with(healthy(), probeReplica(nodeB, "down"), probeFail(nodeC), probeFail(nodeC), probeFail(nodeC)),
-			master: nodeA, replicas: []string{nodeA}, fallback: true},
+			master: nodeA, replicas: []string{nodeA}, fallback: true, keptReplicas: []string{nodeC}},
 		{name: "a replica one Sentinel lists is used",
 			inputs: with(healthy(), view(s1, nodeA, 1, nodeB, nodeC, "10.0.0.9:6379"), probeReplica("10.0.0.9:6379", "up")),
 			master: nodeA, replicas: []string{nodeB, nodeC, "10.0.0.9:6379"}},
@@ -254,6 +328,16 @@ func TestDecide(t *testing.T) {
 			if !reflect.DeepEqual(g.DualMasters, tt.dualMasters) {
 				t.Errorf("dual masters = %v, want %v", g.DualMasters, tt.dualMasters)
 			}
+			if g.KeptMaster != tt.keptMaster || !reflect.DeepEqual(g.KeptReplicas, tt.keptReplicas) {
+				t.Errorf("kept = %q %v, want %q %v", g.KeptMaster, g.KeptReplicas, tt.keptMaster, tt.keptReplicas)
+			}
+			for addr, want := range tt.stalls {
+				for _, n := range g.Nodes {
+					if n.Addr == addr && n.Stall != want {
+						t.Errorf("%s stall = %q, want %q", addr, n.Stall, want)
+					}
+				}
+			}
 			for addr, want := range tt.verdicts {
 				found := false
 				for _, n := range g.Nodes {
@@ -290,6 +374,22 @@ func TestApplyEffects(t *testing.T) {
 	if !reflect.DeepEqual(fx.HealthChanged, []string{nodeB}) {
 		t.Errorf("first probe result is a health change: %+v", fx)
 	}
+	fx = st.Apply(probeBusy(nodeB))
+	if len(fx.StallChanged) != 1 || fx.StallChanged[0].Stall != check.StallBusy || fx.StallChanged[0].Ended || len(fx.HealthChanged) > 0 {
+		t.Errorf("a busy probe begins a stall and changes no health: %+v", fx)
+	}
+	if fx := st.Apply(probeBusy(nodeB)); len(fx.StallChanged) > 0 {
+		t.Errorf("a stall that goes on is no change: %+v", fx)
+	}
+	fx = st.Apply(probeTimeout(nodeB))
+	if len(fx.StallChanged) != 2 || !fx.StallChanged[0].Ended || fx.StallChanged[0].Stall != check.StallBusy ||
+		fx.StallChanged[1].Stall != check.StallUnresponsive {
+		t.Errorf("another kind of stall ends the first and begins the second: %+v", fx)
+	}
+	fx = st.Apply(probeMaster(nodeB))
+	if len(fx.StallChanged) != 1 || !fx.StallChanged[0].Ended || fx.StallChanged[0].Stall != check.StallUnresponsive {
+		t.Errorf("a passed probe ends the stall: %+v", fx)
+	}
 	if fx := st.Apply(ViewInput{View: sentinel.View{MasterName: "other"}}); fx.Reconcile || len(fx.ProbeNow) > 0 {
 		t.Errorf("unknown group must be ignored: %+v", fx)
 	}
@@ -317,6 +417,14 @@ func TestDeparted(t *testing.T) {
 	if m, r := Departed(draining, maint); !reflect.DeepEqual(m, []string{nodeA}) || !reflect.DeepEqual(r, []string{nodeB}) {
 		t.Errorf("DRAIN to MAINT departs both: %v %v", m, r)
 	}
+	// Probes alone keep sessions: a master DOWN by its probes, a replica DOWN or stalled.
+	kept := &GroupSnapshot{KeptMaster: nodeA, Replicas: []string{nodeC}, KeptReplicas: []string{nodeB}}
+	if m, r := Departed(prev, kept); m != nil || r != nil {
+		t.Errorf("out of the pools by probes alone departs nothing: %v %v", m, r)
+	}
+	if m, r := Departed(kept, next); !reflect.DeepEqual(m, []string{nodeA}) || !reflect.DeepEqual(r, []string{nodeB}) {
+		t.Errorf("a failover after the probes failed departs the old master, and the kept replica now the master: %v %v", m, r)
+	}
 }
 
 func TestNodeCounters(t *testing.T) {
@@ -327,6 +435,13 @@ func TestNodeCounters(t *testing.T) {
 	n := st.Nodes[nodeB]
 	if n.Checks != 4 || n.CheckFailures != 2 || n.Downs != 2 || n.Health.Up {
 		t.Errorf("counters: checks %d failures %d downs %d down since %v", n.Checks, n.CheckFailures, n.Downs, n.DownSince)
+	}
+	for _, in := range []Input{probeBusy(nodeC), probeBusy(nodeC), probeReplica(nodeC, "up"), probeTimeout(nodeC)} {
+		st.Apply(in)
+	}
+	if c := st.Nodes[nodeC]; c.Checks != 5 || c.CheckFailures != 3 || c.StalledChecks != 3 || c.Stalls != 2 || c.Downs != 0 {
+		t.Errorf("stall counters: checks %d failures %d stalled %d stalls %d downs %d", c.Checks, c.CheckFailures,
+			c.StalledChecks, c.Stalls, c.Downs)
 	}
 	st.Apply(event(s1, "+sdown", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379"))
 	snap := Decide(st, []string{"g"}, time.Now())

@@ -2,11 +2,14 @@ package routing
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/sentinel-proxy/sentinel-proxy/check"
 )
 
 // Router is the single owner of the routing State. Inputs arrive through Submit; after each one it
@@ -34,6 +37,8 @@ type Router struct {
 	// master, on the Router's goroutine (for metrics). They must not block.
 	OnSwitch     func(Switch)
 	OnDualMaster func(group, claimant string)
+	// OnFence, if set, is told each time a group's master is fenced (for metrics). It must not block.
+	OnFence func(group string)
 
 	historyMu sync.Mutex
 	history   map[string][]Switch // per group, oldest first, at most HistoryLen
@@ -41,6 +46,8 @@ type Router struct {
 	// gaps remembers, per group, the master before a stretch without one, so the switch is logged as
 	// one master_switched line from the old master to the new, with the gap's length and closed sessions.
 	gaps map[string]*gap
+	// fencedSince remembers when each fenced group's fence closed, for master_unfenced's fenced_ms.
+	fencedSince map[string]time.Time
 }
 
 // HistoryLen is how many switches per group History keeps.
@@ -96,18 +103,23 @@ type gap struct {
 // it turns master within milliseconds, and the switch waits only for the probe that sees it.
 const probeSoonDelay = 5 * time.Millisecond
 
+// fenceProbeDelay spaces the checks of a master routed without a Sentinel majority: the fence closes on
+// the first check that shows a replica cut off, so checks come several times a second meanwhile.
+const fenceProbeDelay = 250 * time.Millisecond
+
 // NewRouter creates a router for the named groups with HAProxy-style rise/fall. maxReplicaLag of zero
 // is off.
 func NewRouter(groups []string, rise, fall int, maxReplicaLag time.Duration, log zerolog.Logger) *Router {
 	st := NewState(groups, rise, fall)
 	st.MaxReplicaLagSeconds = int(maxReplicaLag / time.Second)
 	r := &Router{
-		gaps:    map[string]*gap{},
-		history: map[string][]Switch{},
-		groups:  append([]string(nil), groups...),
-		state:   st,
-		inputs:  make(chan Input, 1024),
-		log:     log,
+		gaps:        map[string]*gap{},
+		fencedSince: map[string]time.Time{},
+		history:     map[string][]Switch{},
+		groups:      append([]string(nil), groups...),
+		state:       st,
+		inputs:      make(chan Input, 1024),
+		log:         log,
 	}
 	r.snap.Store(Decide(r.state, r.groups, time.Now()))
 	return r
@@ -146,6 +158,7 @@ func (r *Router) Run(ctx context.Context) {
 		prev := r.snap.Load()
 		next := Decide(r.state, r.groups, now)
 		r.logHealth(fx.HealthChanged, next)
+		r.logStalls(fx.StallChanged)
 		if t := nodeAddrs(next); !equalStrings(t, targets) {
 			targets = t
 			if r.SetTargets != nil {
@@ -159,6 +172,7 @@ func (r *Router) Run(ctx context.Context) {
 			for _, a := range fx.ProbeSoon {
 				time.AfterFunc(probeSoonDelay, func() { r.ProbeNow(a) })
 			}
+			r.probeFencing(prev, next, in)
 		}
 		if fx.Reconcile && r.Reconcile != nil {
 			r.Reconcile()
@@ -170,6 +184,7 @@ func (r *Router) Run(ctx context.Context) {
 			closed = r.OnChange(prev, next)
 		}
 		r.logRouteChanges(prev, next, in, closed)
+		r.logFence(prev, next, in, closed)
 		r.logTilt(prev, next)
 		switch in := in.(type) {
 		case AdminInput:
@@ -203,6 +218,42 @@ func (r *Router) logHealth(changed []string, snap *Snapshot) {
 		}
 		ev.Msg(msg)
 	}
+}
+
+// logStalls logs each stall that began or ended: the node is alive but cannot answer, so it stays as it
+// was for routing, and the operator learns why its clients wait.
+func (r *Router) logStalls(changes []StallChange) {
+	for _, c := range changes {
+		if c.Ended {
+			ev := r.log.Info().Str("event", "node_stall_ended").Str("node", c.Node).Str("stall", string(c.Stall)).
+				Float64("stall_ms", ms(c.Lasted)).Str("check_status", string(c.Result.Status))
+			if c.Result.Err != nil {
+				ev.Str("error", c.Result.Err.Error())
+			}
+			ev.Msg("node answers probes again")
+			continue
+		}
+		ev := r.log.Warn().Str("event", "node_stalled").Str("node", c.Node).Str("stall", string(c.Stall)).
+			Str("check_status", string(c.Result.Status)).Str("reason", StallText(c.Stall)).
+			Float64("check_duration_ms", ms(c.Result.Duration))
+		if c.Result.Err != nil {
+			ev.Str("error", c.Result.Err.Error())
+		}
+		if n := r.state.Nodes[c.Node]; n != nil {
+			ev.Str("health", healthWord(n.Health))
+		}
+		ev.Msg("node is alive but cannot answer probes now: its health and sessions stay as they were")
+	}
+}
+
+func healthWord(h check.Health) string {
+	switch {
+	case !h.Known:
+		return "UNCHECKED"
+	case h.Up:
+		return "UP"
+	}
+	return "DOWN"
 }
 
 func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input, sessionsClosed map[string]int) {
@@ -242,6 +293,76 @@ func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input, sessionsClos
 				}
 				ev.Msg("a node reports role:master but Sentinel names another: it gets no traffic")
 			}
+		}
+	}
+}
+
+// armed reports whether the group routes to its master without a Sentinel majority, on the fence's word.
+func armed(g *GroupSnapshot) bool { return !g.Majority && g.FenceReason != "" && !g.Fenced }
+
+// probeFencing checks a master routed without a Sentinel majority again shortly after each of its
+// checks, and at once when the majority is lost, so that the fence closes soon after a replica is cut off.
+func (r *Router) probeFencing(prev, next *Snapshot, in Input) {
+	for i := range next.Groups {
+		ng := &next.Groups[i]
+		if !armed(ng) {
+			continue
+		}
+		master := ng.Master
+		if pg := prev.Group(ng.Name); pg == nil || !armed(pg) {
+			r.ProbeNow(master)
+			continue
+		}
+		if p, ok := in.(ProbeInput); ok && p.Result.Addr == master {
+			time.AfterFunc(fenceProbeDelay, func() { r.ProbeNow(master) })
+		}
+	}
+}
+
+// logFence logs the Sentinel majority lost and regained, and the fence closing and opening.
+func (r *Router) logFence(prev, next *Snapshot, cause Input, sessionsClosed map[string]int) {
+	for i := range next.Groups {
+		ng := &next.Groups[i]
+		pg := prev.Group(ng.Name)
+		if pg == nil {
+			continue
+		}
+		if pg.Majority && !ng.Majority {
+			ev := r.log.Warn().Str("event", "sentinel_majority_lost").Str("group", ng.Name).
+				Int("sentinels_answering", ng.SentinelsAnswering).Int("sentinels_known", ng.SentinelsKnown)
+			if ng.FenceReason != "" {
+				ev.Str("fence", ng.FenceReason)
+			}
+			ev.Msg("a majority of the Sentinels no longer answers: the master keeps its route only while its replicas follow it")
+		}
+		if !pg.Majority && ng.Majority && ng.SentinelsKnown > 0 {
+			r.log.Info().Str("event", "sentinel_majority_regained").Str("group", ng.Name).
+				Int("sentinels_answering", ng.SentinelsAnswering).Int("sentinels_known", ng.SentinelsKnown).
+				Msg("a majority of the Sentinels answers again")
+		}
+		switch {
+		case ng.Fenced && !pg.Fenced:
+			r.fencedSince[ng.Name] = next.At
+			if r.OnFence != nil {
+				r.OnFence(ng.Name)
+			}
+			r.log.Error().Str("event", "master_fenced").Str("group", ng.Name).Str("master", ng.Named).
+				Str("reason", ng.FenceReason).Int("sentinels_answering", ng.SentinelsAnswering).
+				Int("sentinels_known", ng.SentinelsKnown).Str("trigger", describe(cause)).
+				Int("sessions_closed", sessionsClosed[ng.Name]).
+				Msg("fenced: no Sentinel majority and a replica that could be promoted no longer follows the master; clients are held, then refused")
+		case pg.Fenced && !ng.Fenced:
+			reason := fmt.Sprintf("%d of %d Sentinels answer", ng.SentinelsAnswering, ng.SentinelsKnown)
+			if !ng.Majority && ng.FenceReason != "" {
+				reason = ng.FenceReason
+			}
+			ev := r.log.Info().Str("event", "master_unfenced").Str("group", ng.Name).Str("master", ng.Master).
+				Str("named", ng.Named).Str("reason", reason).Str("trigger", describe(cause))
+			if since, ok := r.fencedSince[ng.Name]; ok {
+				ev.Float64("fenced_ms", ms(next.At.Sub(since)))
+				delete(r.fencedSince, ng.Name)
+			}
+			ev.Msg("fence opened")
 		}
 	}
 }
@@ -364,7 +485,8 @@ func routesEqual(a, b *Snapshot) bool {
 	for i := range a.Groups {
 		ag, bg := &a.Groups[i], &b.Groups[i]
 		if ag.Master != bg.Master || ag.NoMasterReason != bg.NoMasterReason || !equalStrings(ag.Replicas, bg.Replicas) ||
-			ag.DrainMaster != bg.DrainMaster || !equalStrings(ag.DrainReplicas, bg.DrainReplicas) {
+			ag.DrainMaster != bg.DrainMaster || !equalStrings(ag.DrainReplicas, bg.DrainReplicas) ||
+			ag.KeptMaster != bg.KeptMaster || !equalStrings(ag.KeptReplicas, bg.KeptReplicas) {
 			return false
 		}
 	}

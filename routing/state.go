@@ -41,6 +41,8 @@ type ConfigInput struct {
 	Groups               []string
 	Rise, Fall           int
 	MaxReplicaLagSeconds int
+	Sentinels            []string // the configured Sentinels
+	Fence                FenceSettings
 	DropSentinels        []string
 	Done                 chan struct{}
 }
@@ -78,8 +80,12 @@ type State struct {
 	Rise, Fall int
 	// MaxReplicaLagSeconds takes replicas whose master reports a longer lag out of the pool; 0 is off.
 	MaxReplicaLagSeconds int
-	Groups               map[string]*Group
-	Nodes                map[string]*Node
+	// Sentinels are the configured Sentinels: known before any of them answers, they count toward the
+	// majority the fence asks for.
+	Sentinels []string
+	Fence     FenceSettings
+	Groups    map[string]*Group
+	Nodes     map[string]*Node
 }
 
 // Group is what is known of one master group.
@@ -135,6 +141,13 @@ type Node struct {
 	LocalErrors                  uint64    // probes the proxy could not run (SOCKERR)
 	DownSince                    time.Time // start of the current DOWN stretch, zero while UP
 	DownTotal                    time.Duration
+	// Stall is set while the latest probes find the node alive but unable to answer (busy, loading, not
+	// answering in time); StallSince is when that began. A stalled probe counts neither way toward
+	// rise/fall: Sentinel, not a probe, decides that a stalled node is dead.
+	Stall         check.Stall
+	StallSince    time.Time
+	StalledChecks uint64 // probes that found the node stalled (counted in CheckFailures too)
+	Stalls        uint64 // stalls begun
 }
 
 // NewState starts an empty state for the named groups.
@@ -154,6 +167,17 @@ type Effects struct {
 	Reconcile bool     // ask every Sentinel again at once
 	// HealthChanged lists nodes whose UP/DOWN state changed, for logging.
 	HealthChanged []string
+	// StallChanged lists stalls that began or ended, for logging.
+	StallChanged []StallChange
+}
+
+// StallChange is a stall beginning (Stall set) or ending (Ended set, with how long it lasted).
+type StallChange struct {
+	Node   string
+	Stall  check.Stall // the stall that began, or the one that ended
+	Ended  bool
+	Lasted time.Duration
+	Result check.Result // the probe that began or ended it
 }
 
 // Apply folds one input into the state and says what to do next. It never blocks or does I/O.
@@ -196,39 +220,64 @@ func (s *State) Apply(in Input) Effects {
 			n.Admin = ""
 		}
 	case ProbeInput:
-		n := s.node(in.Result.Addr)
-		if in.Result.Local() {
-			// The proxy could not even open a socket: the node is not to blame, and marking it DOWN
-			// would turn the proxy's own trouble into a refused master. Health stays as it was.
-			n.Checks++
-			n.LocalErrors++
-			return fx
-		}
-		var changed bool
-		n.Health, changed = n.Health.Observe(in.Result.OK(), s.Rise, s.Fall)
-		n.Last = in.Result
+		fx = s.observe(in.Result)
+	}
+	return fx
+}
+
+// observe folds one probe result into its node: HAProxy's rise/fall for results that say the node is up
+// or down, a stall for those that say it is alive but cannot answer now.
+func (s *State) observe(res check.Result) Effects {
+	var fx Effects
+	n := s.node(res.Addr)
+	if res.Local() {
+		// The proxy could not even open a socket: the node is not to blame, and marking it DOWN
+		// would turn the proxy's own trouble into a refused master. Health stays as it was.
 		n.Checks++
-		if in.Result.OK() {
-			n.LastOK = in.Result
-		} else {
-			n.CheckFailures++
+		n.LocalErrors++
+		return fx
+	}
+	n.Last = res
+	n.Checks++
+	if !res.OK() {
+		n.CheckFailures++
+	}
+	for _, g := range s.Groups {
+		if f := g.Failover; f != nil && f.Promoted && f.Promoting == n.Addr && !res.Replication.IsMaster() {
+			fx.ProbeSoon = append(fx.ProbeSoon, n.Addr) // not master yet: look again shortly
 		}
-		for _, g := range s.Groups {
-			if f := g.Failover; f != nil && f.Promoted && f.Promoting == n.Addr && !in.Result.Replication.IsMaster() {
-				fx.ProbeSoon = append(fx.ProbeSoon, n.Addr) // not master yet: look again shortly
-			}
+	}
+	stall := res.Stall()
+	if n.Stall != "" && n.Stall != stall {
+		fx.StallChanged = append(fx.StallChanged, StallChange{Node: n.Addr, Stall: n.Stall, Ended: true,
+			Lasted: res.At.Sub(n.StallSince), Result: res})
+		n.Stall, n.StallSince = "", time.Time{}
+	}
+	if stall != "" {
+		// Alive, only slow: health stays as it was, and the route with it.
+		n.StalledChecks++
+		if n.Stall == "" {
+			n.Stall, n.StallSince = stall, res.At
+			n.Stalls++
+			fx.StallChanged = append(fx.StallChanged, StallChange{Node: n.Addr, Stall: stall, Result: res})
 		}
-		if changed {
-			n.LastChange = in.Result.At
-			fx.HealthChanged = append(fx.HealthChanged, n.Addr)
-			switch {
-			case !n.Health.Up:
-				n.Downs++
-				n.DownSince = in.Result.At
-			case !n.DownSince.IsZero():
-				n.DownTotal += in.Result.At.Sub(n.DownSince)
-				n.DownSince = time.Time{}
-			}
+		return fx
+	}
+	var changed bool
+	n.Health, changed = n.Health.Observe(res.OK(), s.Rise, s.Fall)
+	if res.OK() {
+		n.LastOK = res
+	}
+	if changed {
+		n.LastChange = res.At
+		fx.HealthChanged = append(fx.HealthChanged, n.Addr)
+		switch {
+		case !n.Health.Up:
+			n.Downs++
+			n.DownSince = res.At
+		case !n.DownSince.IsZero():
+			n.DownTotal += res.At.Sub(n.DownSince)
+			n.DownSince = time.Time{}
 		}
 	}
 	return fx
@@ -236,6 +285,7 @@ func (s *State) Apply(in Input) Effects {
 
 func (s *State) reconfigure(in ConfigInput) {
 	s.Rise, s.Fall, s.MaxReplicaLagSeconds = in.Rise, in.Fall, in.MaxReplicaLagSeconds
+	s.Sentinels, s.Fence = append([]string(nil), in.Sentinels...), in.Fence
 	keep := map[string]bool{}
 	for _, name := range in.Groups {
 		keep[name] = true

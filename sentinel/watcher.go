@@ -43,6 +43,8 @@ type Replica struct {
 	Addr       string
 	Flags      string // e.g. "slave", "s_down,slave", "slave,disconnected"
 	LinkStatus string // master-link-status: "ok" or "err"
+	// NeverPromoted is set for a replica with replica-priority 0, which Sentinel never promotes.
+	NeverPromoted bool
 }
 
 // Down reports whether the Sentinel considers the replica unusable.
@@ -249,6 +251,8 @@ func (w *Watcher) view(ctx context.Context, name string) View {
 			Addr:       net.JoinHostPort(r["ip"], r["port"]),
 			Flags:      r["flags"],
 			LinkStatus: r["master-link-status"],
+			// Sentinel names the field slave-priority in every version so far.
+			NeverPromoted: r["slave-priority"] == "0" || r["replica-priority"] == "0",
 		})
 	}
 	peers, err := w.client.Sentinels(cctx, name).Result()

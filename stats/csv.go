@@ -14,7 +14,7 @@ import (
 var csvHeader = []string{"pxname", "svname", "scur", "smax", "slim", "stot", "bin", "bout", "ereq", "econ",
 	"status", "chkfail", "chkdown", "lastchg", "downtime", "type", "rate", "rate_max", "check_status",
 	"check_duration", "qcur", "addr", "admin_state", "verdict", "role_sentinel", "role_probe", "repl_offset",
-	"lag_seconds", "lag_bytes", "health"}
+	"lag_seconds", "lag_bytes", "health", "stall", "stall_seconds", "stalled_checks"}
 
 // writeCSV writes one row per listener (svname FRONTEND, type 0) and per node (svname its address,
 // type 2, pxname its group), after a header line that starts with "# " as HAProxy's does.
@@ -32,7 +32,7 @@ func writeCSV(w io.Writer, p Page) {
 			}
 			_ = cw.Write([]string{l.Name, "FRONTEND", i(l.Current), i(l.Max), limit, u(l.Total), u(l.BytesIn),
 				u(l.BytesOut), u(l.Refused), u(l.ConnectErrors), "OPEN", "", "", "", "", "0", u(l.Rate), u(l.RateMax),
-				"", "", i(l.Held), l.Addr, "", "", "", "", "", "", "", ""})
+				"", "", i(l.Held), l.Addr, "", "", "", "", "", "", "", "", "", "", ""})
 		}
 		for _, n := range g.Nodes {
 			lastchg := ""
@@ -43,7 +43,8 @@ func writeCSV(w io.Writer, p Page) {
 				u(n.BytesOut), "", "", n.Status, u(n.CheckFailures), u(n.Downs), lastchg,
 				i(int64(n.DowntimeSeconds)), "2", "", "", n.CheckStatus,
 				strconv.FormatFloat(n.CheckDurationMS, 'f', -1, 64), "", n.Addr, n.Admin, n.Verdict, n.SentinelRole,
-				n.ProbeRole, i(n.Offset), strconv.Itoa(n.LagSeconds), i(n.LagBytes), n.Health})
+				n.ProbeRole, i(n.Offset), strconv.Itoa(n.LagSeconds), i(n.LagBytes), n.Health, n.Stall,
+				strconv.FormatFloat(n.StallSeconds, 'f', 1, 64), u(n.StalledChecks)})
 		}
 	}
 	cw.Flush()

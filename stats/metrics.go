@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sentinel-proxy/sentinel-proxy/check"
 	"github.com/sentinel-proxy/sentinel-proxy/routing"
 )
 
@@ -18,6 +19,7 @@ type Metrics struct {
 	detectToSwitch *prometheus.HistogramVec
 	closedOnSwitch *prometheus.CounterVec
 	dualMasters    *prometheus.CounterVec
+	fences         *prometheus.CounterVec
 	adminActions   *prometheus.CounterVec
 }
 
@@ -41,12 +43,14 @@ func NewMetrics() *Metrics {
 		dualMasters: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns,
 			Name: "dual_master_detections_total",
 			Help: "Nodes seen reporting role:master while the Sentinels name another (each detection once)."}, []string{"group"}),
+		fences: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "fences_total",
+			Help: "Times the master was fenced: no Sentinel majority, and a replica that could be promoted stopped following it."}, []string{"group"}),
 		adminActions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "admin_actions_total",
 			Help: "Admin actions taken from the stats page."}, []string{"action"}),
 	}
 	m.registry.MustRegister(collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.failovers, m.detectToSwitch, m.closedOnSwitch, m.dualMasters, m.adminActions)
+		m.failovers, m.detectToSwitch, m.closedOnSwitch, m.dualMasters, m.fences, m.adminActions)
 	return m
 }
 
@@ -61,6 +65,9 @@ func (m *Metrics) ObserveSwitch(sw routing.Switch) {
 
 // ObserveDualMaster counts one newly detected dual master. It is the router's OnDualMaster hook.
 func (m *Metrics) ObserveDualMaster(group, _ string) { m.dualMasters.WithLabelValues(group).Inc() }
+
+// ObserveFence counts one fencing of a group's master. It is the router's OnFence hook.
+func (m *Metrics) ObserveFence(group string) { m.fences.WithLabelValues(group).Inc() }
 
 // register adds the scrape-time collector for s and makes every per-group series exist from the
 // start, so that alerts on increase() see the first failover.
@@ -77,6 +84,7 @@ func (m *Metrics) initGroups(groups []Group) {
 		m.failovers.WithLabelValues(g.Name)
 		m.closedOnSwitch.WithLabelValues(g.Name)
 		m.dualMasters.WithLabelValues(g.Name)
+		m.fences.WithLabelValues(g.Name)
 		m.detectToSwitch.WithLabelValues(g.Name)
 	}
 }
@@ -95,6 +103,9 @@ var (
 // per state.
 var nodeStates = []string{"UP", "NOLB", "DOWN", "MAINT", "DRAIN", "UNCHECKED"}
 
+// stallKinds are the values of the stall label of node_stalled.
+var stallKinds = []string{string(check.StallBusy), string(check.StallLoading), string(check.StallUnresponsive)}
+
 // snapshotCollector reads the routing snapshot and the listeners' counters at each scrape.
 type snapshotCollector struct{ s *Server }
 
@@ -103,6 +114,10 @@ var (
 	dMasterVerified   = desc("master_verified", "1 when the group's master port routes to a verified master, else 0.", "group")
 	dFailoverProgress = desc("failover_in_progress", "1 while a Sentinel announces a failover of the group's master.", "group")
 	dDualMastersNow   = desc("dual_masters", "Nodes reporting role:master now that the Sentinels do not name.", "group")
+	dMasterFenced     = desc("master_fenced", "1 while the master port refuses the named master: no Sentinel majority, and a replica that could be promoted no longer follows it.", "group")
+	dMajority         = desc("sentinel_majority", "1 while more than half of the Sentinels the proxy knows for the group answer.", "group")
+	dSenKnown         = desc("sentinels_known", "Sentinels the proxy knows for the group: configured, discovered, or listed by another.", "group")
+	dSenAnswering     = desc("sentinels_answering", "Known Sentinels whose latest answer is usable (reachable, not in TILT).", "group")
 	dNodeStatus       = desc("node_status", "1 for the node's current state (UP, NOLB, DOWN, MAINT, DRAIN, UNCHECKED), 0 for the others.", "group", "node", "state")
 	dNodeMaster       = desc("node_is_master", "1 for the node the master port routes to.", nodeLabels...)
 	dNodeCur          = desc("node_current_sessions", "Established sessions to the node, both ports.", nodeLabels...)
@@ -117,6 +132,10 @@ var (
 	dNodeLastChange   = desc("node_last_change_seconds", "Seconds since the node's last UP/DOWN transition.", nodeLabels...)
 	dNodeLag          = desc("node_replication_lag_seconds", "Replica lag as the master reports it (INFO replication lag).", nodeLabels...)
 	dNodeLagBytes     = desc("node_replication_lag_bytes", "Master offset minus the replica's acknowledged offset.", nodeLabels...)
+	dNodeStalled      = desc("node_stalled", "1 for the kind of stall the node is in (busy, loading, unresponsive), 0 for the others: alive, but its probes get -BUSY, -LOADING or no answer in time. It does not make the node DOWN.", "group", "node", "stall")
+	dNodeStallSecs    = desc("node_stall_seconds", "How long the node's current stall has lasted; 0 when it answers.", nodeLabels...)
+	dNodeStalledChk   = desc("node_stalled_checks_total", "Health checks that found the node stalled (counted in node_check_failures_total too).", nodeLabels...)
+	dNodeStalls       = desc("node_stalls_total", "Stalls begun: the node went from answering its checks to busy, loading or unresponsive.", nodeLabels...)
 	dLisCur           = desc("listener_current_sessions", "Established sessions.", listenerLabels...)
 	dLisMax           = desc("listener_max_sessions", "The most concurrent sessions seen.", listenerLabels...)
 	dLisLimit         = desc("listener_limit_sessions", "max_conns; 0 is none.", listenerLabels...)
@@ -148,11 +167,21 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(dMasterVerified, b2f(g.Master != ""), g.Name)
 		gauge(dFailoverProgress, b2f(g.Failover != nil), g.Name)
 		gauge(dDualMastersNow, float64(len(g.DualMasters)), g.Name)
+		gauge(dMasterFenced, b2f(g.Fenced), g.Name)
+		gauge(dMajority, b2f(g.SentinelMajority), g.Name)
+		gauge(dSenKnown, float64(g.SentinelsKnown), g.Name)
+		gauge(dSenAnswering, float64(g.SentinelsAnswering), g.Name)
 		for _, n := range g.Nodes {
 			l := []string{g.Name, n.Addr}
 			for _, st := range nodeStates {
 				gauge(dNodeStatus, b2f(n.Status == st), g.Name, n.Addr, st)
 			}
+			for _, st := range stallKinds {
+				gauge(dNodeStalled, b2f(n.Stall == st), g.Name, n.Addr, st)
+			}
+			gauge(dNodeStallSecs, n.StallSeconds, l...)
+			counter(dNodeStalledChk, float64(n.StalledChecks), l...)
+			counter(dNodeStalls, float64(n.Stalls), l...)
 			gauge(dNodeMaster, b2f(n.IsMaster), l...)
 			gauge(dNodeCur, float64(n.CurrentSessions), l...)
 			counter(dNodeTotal, float64(n.TotalSessions), l...)

@@ -293,6 +293,72 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestStalledMaster shows a master that answers its checks -BUSY: still UP and routed, with its stall on
+// the page, in /stats.json, /stats.csv and the metrics.
+func TestStalledMaster(t *testing.T) {
+	f := newFixture(t, false)
+	busy := check.Result{Addr: masterAddr, Status: check.L7STS, At: time.Now(),
+		Err: fmt.Errorf("PING: %w", check.RedisError("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."))}
+	for range 5 {
+		f.router.Submit(context.Background(), routing.ProbeInput{Result: busy})
+	}
+	waitFor(t, "the stall", func() bool {
+		g := f.router.Snapshot().Group("mymaster")
+		return g.Nodes[0].StalledChecks == 5
+	})
+	if g := f.router.Snapshot().Group("mymaster"); g.Master != masterAddr {
+		t.Fatalf("a busy master stays routed: %q (%s)", g.Master, g.NoMasterReason)
+	}
+
+	_, page := get(t, f.srv.URL+"/stats", "haproxy", "password")
+	for _, want := range []string{`id="stall-mymaster"`, "is <b>busy</b>", `<span class="stall"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	_, body := get(t, f.srv.URL+"/stats.json", "haproxy", "password")
+	var p Page
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatal(err)
+	}
+	g := p.Groups[0]
+	if g.Master != masterAddr || g.MasterStall != "busy" || g.Nodes[0].Stall != "busy" || g.Nodes[0].Status != "UP" ||
+		g.Nodes[0].StalledChecks != 5 || g.Nodes[0].Stalls != 1 || g.Nodes[1].Stall != "" {
+		t.Errorf("json: master %q stall %q, master row %+v", g.Master, g.MasterStall, g.Nodes[0])
+	}
+	_, csvBody := get(t, f.srv.URL+"/stats.csv", "haproxy", "password")
+	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(csvBody, "# "))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	for _, r := range rows[1:] {
+		if r[col["svname"]] == masterAddr && (r[col["stall"]] != "busy" || r[col["stalled_checks"]] != "5" || r[col["status"]] != "UP") {
+			t.Errorf("master csv row: %v", r)
+		}
+	}
+	_, metrics := get(t, f.srv.URL+"/metrics", "haproxy", "password")
+	for _, want := range []string{
+		`sentinel_proxy_node_stalled{group="mymaster",node="127.0.0.1:6379",stall="busy"} 1`,
+		`sentinel_proxy_node_stalled{group="mymaster",node="127.0.0.1:6379",stall="unresponsive"} 0`,
+		`sentinel_proxy_node_stalled{group="mymaster",node="127.0.0.1:6380",stall="busy"} 0`,
+		`sentinel_proxy_node_stalled_checks_total{group="mymaster",node="127.0.0.1:6379"} 5`,
+		`sentinel_proxy_node_stalls_total{group="mymaster",node="127.0.0.1:6379"} 1`,
+		`sentinel_proxy_node_status{group="mymaster",node="127.0.0.1:6379",state="UP"} 1`,
+		`sentinel_proxy_master_verified{group="mymaster"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(f.logs.String(), `"event":"node_stalled","node":"127.0.0.1:6379","stall":"busy"`) {
+		t.Errorf("no node_stalled line:\n%s", f.logs.String())
+	}
+}
+
 func TestAdminActions(t *testing.T) {
 	f := newFixture(t, true)
 	token := csrfOf(t, f.srv.URL)

@@ -29,18 +29,30 @@ type Page struct {
 
 // GroupView is one master group.
 type GroupView struct {
-	Name            string         `json:"name"`
-	Master          string         `json:"master"`
-	NoMasterReason  string         `json:"no_master_reason,omitempty"`
-	Named           string         `json:"named_master"`
-	Epoch           int64          `json:"config_epoch"`
-	ReplicaFallback bool           `json:"replica_fallback"`
-	DualMasters     []string       `json:"dual_masters,omitempty"`
-	Failover        *FailoverView  `json:"failover,omitempty"`
-	Listeners       []ListenerView `json:"listeners"`
-	Nodes           []NodeView     `json:"nodes"`
-	Sentinels       []SentinelView `json:"sentinels"`
-	History         []SwitchView   `json:"history"` // newest first, at most 50
+	Name            string   `json:"name"`
+	Master          string   `json:"master"`
+	NoMasterReason  string   `json:"no_master_reason,omitempty"`
+	Named           string   `json:"named_master"`
+	Epoch           int64    `json:"config_epoch"`
+	ReplicaFallback bool     `json:"replica_fallback"`
+	DualMasters     []string `json:"dual_masters,omitempty"`
+	// MasterStall is the routed master's stall ("busy", "loading", "unresponsive"), empty when it
+	// answers; MasterStallSeconds how long it has lasted.
+	MasterStall        string  `json:"master_stall,omitempty"`
+	MasterStallSeconds float64 `json:"master_stall_seconds,omitempty"`
+	// SentinelsKnown and SentinelsAnswering count the group's Sentinels; SentinelMajority is set while
+	// more than half of the known ones answer. Without it the fence decides: Fenced while the master port
+	// refuses the named master, FenceReason why, or what keeps the route open.
+	SentinelsKnown     int            `json:"sentinels_known"`
+	SentinelsAnswering int            `json:"sentinels_answering"`
+	SentinelMajority   bool           `json:"sentinel_majority"`
+	Fenced             bool           `json:"fenced"`
+	FenceReason        string         `json:"fence_reason,omitempty"`
+	Failover           *FailoverView  `json:"failover,omitempty"`
+	Listeners          []ListenerView `json:"listeners"`
+	Nodes              []NodeView     `json:"nodes"`
+	Sentinels          []SentinelView `json:"sentinels"`
+	History            []SwitchView   `json:"history"` // newest first, at most 50
 }
 
 // FailoverView is a failover in progress, as the leader Sentinel announced it.
@@ -108,6 +120,12 @@ type NodeView struct {
 	Offset          int64     `json:"repl_offset"`
 	LagSeconds      int       `json:"lag_seconds"` // -1 when unknown (not a replica of the routed master)
 	LagBytes        int64     `json:"lag_bytes"`
+	// Stall is "busy", "loading" or "unresponsive" while the node's probes find it alive but unable to
+	// answer; it does not change Status (a stalled master stays UP and routed). Empty otherwise.
+	Stall         string  `json:"stall,omitempty"`
+	StallSeconds  float64 `json:"stall_seconds"` // how long the current stall has lasted; 0 without one
+	StalledChecks uint64  `json:"stalled_checks"`
+	Stalls        uint64  `json:"stalls"`
 }
 
 // SentinelView is one Sentinel.
@@ -193,7 +211,9 @@ func (s *Server) build(r *http.Request) Page {
 
 func (s *Server) buildGroup(g Group, gs *routing.GroupSnapshot, rise, fall int, now time.Time) GroupView {
 	gv := GroupView{Name: g.Name, Master: gs.Master, NoMasterReason: gs.NoMasterReason, Named: gs.Named,
-		Epoch: gs.NamedEpoch, ReplicaFallback: gs.ReplicaFallback, DualMasters: gs.DualMasters}
+		Epoch: gs.NamedEpoch, ReplicaFallback: gs.ReplicaFallback, DualMasters: gs.DualMasters,
+		SentinelsKnown: gs.SentinelsKnown, SentinelsAnswering: gs.SentinelsAnswering, SentinelMajority: gs.Majority,
+		Fenced: gs.Fenced, FenceReason: gs.FenceReason}
 	if f := gs.Failover; f != nil {
 		gv.Failover = &FailoverView{Leader: f.Leader, Stage: f.Stage, OldMaster: f.OldMaster, Promoting: f.Promoting, Since: f.Since}
 	}
@@ -232,6 +252,13 @@ func (s *Server) buildGroup(g Group, gs *routing.GroupSnapshot, rise, fall int, 
 			Offset: n.LastOK.Replication.MasterReplOffset, LagSeconds: n.LagSeconds, LagBytes: n.LagBytes}
 		if !n.LastChange.IsZero() {
 			nv.InState = roundDuration(now.Sub(n.LastChange))
+		}
+		nv.StalledChecks, nv.Stalls = n.StalledChecks, n.Stalls
+		if n.Stall != "" {
+			nv.Stall, nv.StallSeconds = string(n.Stall), max(now.Sub(n.StallSince), 0).Seconds()
+			if n.InMasterPool {
+				gv.MasterStall, gv.MasterStallSeconds = nv.Stall, nv.StallSeconds
+			}
 		}
 		if n.Last.Status == "" {
 			nv.CheckReason = ""
