@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -94,7 +95,7 @@ func main() {
 				slices.Reverse(order) // alternate who goes first
 			}
 			for _, tg := range order {
-				r, err := runOnce(tg, sc, *downAfter)
+				r, err := runOnce(tg, sc, *downAfter, fmt.Sprintf("%s-%s-run%d", sc.name, strings.Fields(tg.name)[0], run+1))
 				if err != nil {
 					fmt.Fprintf(os.Stderr, "%s on %s, run %d: %v\n", sc.name, tg.name, run+1, err)
 					continue
@@ -145,12 +146,37 @@ func fmtDur(d time.Duration, ok bool) string {
 	return d.Round(100 * time.Microsecond).String()
 }
 
-func runOnce(tg target, sc scenario, downAfter time.Duration) (result, error) {
-	dir, err := os.MkdirTemp("", "bench-failover-")
+// keepDir is where a run that failed or lost writes leaves its processes' logs (the proxy's, Redis's,
+// Sentinel's) and the Sentinel events, to be read afterwards.
+const keepDir = "bench/out/failover"
+
+func runOnce(tg target, sc scenario, downAfter time.Duration, name string) (r result, err error) {
+	parent, err := filepath.Abs(keepDir) // redis-server runs in its own directory: paths must be absolute
 	if err != nil {
 		return result{}, err
 	}
-	defer os.RemoveAll(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return result{}, err
+	}
+	dir, err := os.MkdirTemp(parent, name+"-")
+	if err != nil {
+		return result{}, err
+	}
+	var events *redistest.EventLog
+	defer func() {
+		if err == nil && r.lost == 0 {
+			os.RemoveAll(dir)
+			return
+		}
+		if events != nil {
+			var b strings.Builder
+			for _, e := range events.Events() {
+				fmt.Fprintf(&b, "%s %s %s %s\n", e.At.Format("15:04:05.000000"), e.Sentinel, e.Channel, e.Payload)
+			}
+			_ = os.WriteFile(filepath.Join(dir, "sentinel-events.txt"), []byte(b.String()), 0o644)
+		}
+		fmt.Fprintf(os.Stderr, "  logs kept in %s\n", dir)
+	}()
 	topo, err := redistest.Start(redistest.Options{Replicas: 2, Sentinels: 3, Password: password, Dir: dir,
 		DownAfter: downAfter, FailoverTimeout: 5 * time.Second, AppendOnly: sc.appendOnly})
 	if err != nil {
@@ -168,7 +194,7 @@ func runOnce(tg target, sc scenario, downAfter time.Duration) (result, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	events, err := redistest.RecordEvents(ctx, topo.SentinelAddrs())
+	events, err = redistest.RecordEvents(ctx, topo.SentinelAddrs())
 	if err != nil {
 		return result{}, err
 	}
@@ -195,7 +221,7 @@ func runOnce(tg target, sc scenario, downAfter time.Duration) (result, error) {
 	stopLoad()
 	res := <-done
 
-	r := result{acked: len(res.Acks), errors: res.Errors}
+	r = result{acked: len(res.Acks), errors: res.Errors}
 	lost, err := res.Lost(newMaster, password)
 	if err != nil {
 		return r, err
