@@ -29,9 +29,10 @@ type Options struct {
 	// Timeout is runtest's --timeout: how long it waits for a test to finish before it gives up.
 	Timeout time.Duration
 	// EventLoops is the proxy's [proxy].event_loops. 1: a few blocking tests send a command on one
-	// connection and then one on another that must reach the server after it (BLPOP, then LPUSH on a
-	// second client, without waiting for the first to block); with two loops the second can be
-	// forwarded first, and the test hangs.
+	// connection and then one on another that must reach the server after it (XREADGROUP … BLOCK, then
+	// DEL on a second client, without waiting for the first to block); with two loops the second can be
+	// forwarded first and the test fails or hangs (seen with 2: stream-cgroups' "Blocking XREADGROUP:
+	// key deleted").
 	EventLoops int
 	// Prefix starts the names of the files in Out, so that re-runs do not overwrite the first runs.
 	Prefix   string
