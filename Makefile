@@ -12,7 +12,7 @@ TEST_PKGS := chromium prometheus
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps test-deps bench-deps demo test lint unit fuzz bench bench-failover screenshots clean
+.PHONY: all build deps test-deps bench-deps redis-suite-src redis-suite demo test lint unit fuzz bench bench-failover screenshots clean
 
 all: build
 
@@ -26,10 +26,41 @@ deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEB_PKGS); \
 	fi
 
-# test-deps adds what only the tests need: chromium for the browser test of the stats page, promtool.
-test-deps: deps
+# test-deps adds what only the tests need: chromium for the browser test of the stats page, promtool, and
+# Redis's own test suite (bench/redissuite's TestSuiteThroughProxy).
+test-deps: deps redis-suite-src
 	@{ command -v chromium && command -v promtool; } >/dev/null || { echo "installing $(TEST_PKGS) with apt-get"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(TEST_PKGS); }
+
+# redis-suite-src puts the source of the installed redis-server (Debian's source package: its tests/ and
+# runtest) into REDIS_SRC, once. The machine's apt sources have no deb-src entry, so one is added for the
+# download and removed afterwards; debian-security is in it because the installed server usually comes from
+# there, and the exact installed version is asked for first. tcl runs the suite; dpkg-dev unpacks the source.
+# REDIS_SRC is gitignored: the suite is never committed.
+REDIS_SRC   := .cache/redis-src
+SRC_SOURCES := /etc/apt/sources.list.d/sentinel-proxy-src.sources
+redis-suite-src: deps
+	@command -v tclsh8.6 >/dev/null && command -v dpkg-source >/dev/null || { echo "installing tcl dpkg-dev with apt-get"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq tcl dpkg-dev; }
+	@if [ ! -x $(REDIS_SRC)/runtest ]; then \
+		set -e; version=$$(dpkg-query -W -f='$${Version}' redis-server); \
+		echo "fetching the source of redis $$version (apt-get source) into $(REDIS_SRC)"; \
+		trap '$(SUDO) rm -f $(SRC_SOURCES)' EXIT; \
+		printf '%s\n' 'Types: deb-src' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm bookworm-updates' \
+			'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' '' \
+			'Types: deb-src' 'URIs: http://deb.debian.org/debian-security' 'Suites: bookworm-security' \
+			'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' | $(SUDO) tee $(SRC_SOURCES) >/dev/null; \
+		$(SUDO) apt-get update -qq; \
+		rm -rf $(REDIS_SRC).tmp; mkdir -p $(REDIS_SRC).tmp; \
+		(cd $(REDIS_SRC).tmp && { apt-get source -qq "redis=$$version" || { echo "redis $$version has no source package; taking the newest"; apt-get source -qq redis; }; }); \
+		rm -rf $(REDIS_SRC); mv $(REDIS_SRC).tmp/redis-*/ $(REDIS_SRC); rm -rf $(REDIS_SRC).tmp; \
+	fi
+
+# redis-suite runs Redis's own test suite against the master directly and through sentinel-proxy, and lists
+# the tests that pass directly but not through the proxy (bench/redissuite). ARGS adds flags, e.g.
+# ARGS='-units unit/type/list,unit/latency-monitor -via direct,tcp'.
+redis-suite: redis-suite-src build
+	$(GO) run ./bench/redissuite -src $(REDIS_SRC) -proxy $(BIN) $(ARGS)
 
 # demo starts 1 master + 2 replicas + 3 Sentinels on loopback and the proxy on 5000/5001/9000.
 demo: deps build

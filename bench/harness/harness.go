@@ -16,9 +16,10 @@ import (
 
 // Process is a started proxy.
 type Process struct {
-	Addr string // the master port
-	Cmd  *exec.Cmd
-	log  *os.File
+	Addr    string // the master port
+	Cmd     *exec.Cmd
+	LogPath string // where its stdout and stderr go
+	log     *os.File
 }
 
 // Stop kills the process and waits for it.
@@ -33,6 +34,18 @@ func (p *Process) Pid() int { return p.Cmd.Process.Pid }
 
 // StartSentinelProxy runs bin with a config for topo; extra is appended to the [proxy] table.
 func StartSentinelProxy(bin string, topo *redistest.Topology, dir, extra string) (*Process, error) {
+	return StartSentinelProxyConfig(bin, topo, dir, ProxyConfig{Proxy: extra})
+}
+
+// ProxyConfig is what a benchmark adds to the config StartSentinelProxyConfig writes for a topology.
+type ProxyConfig struct {
+	LogLevel string // [log].level; empty means "warn", so that a benchmark's log holds only what went wrong
+	Proxy    string // lines appended to the [proxy] table
+	Master   string // lines appended to the [[masters]] block, e.g. a session mode
+}
+
+// StartSentinelProxyConfig runs bin with a config for topo: its Sentinels and password, one master port.
+func StartSentinelProxyConfig(bin string, topo *redistest.Topology, dir string, c ProxyConfig) (*Process, error) {
 	port, err := redistest.FreePort()
 	if err != nil {
 		return nil, err
@@ -41,9 +54,12 @@ func StartSentinelProxy(bin string, topo *redistest.Topology, dir, extra string)
 	for i, s := range topo.Sentinels {
 		quoted[i] = fmt.Sprintf("%q", s.Addr)
 	}
+	if c.LogLevel == "" {
+		c.LogLevel = "warn"
+	}
 	conf := filepath.Join(dir, fmt.Sprintf("sentinel-proxy-%d.toml", port))
-	doc := fmt.Sprintf("[log]\nlevel = \"warn\"\n[sentinel]\naddrs = [%s]\n[redis]\npassword = %q\n[proxy]\n%s\n[[masters]]\nname = %q\nmaster_listen = \"127.0.0.1:%d\"\n",
-		strings.Join(quoted, ", "), topo.Password, extra, topo.Name, port)
+	doc := fmt.Sprintf("[log]\nlevel = %q\n[sentinel]\naddrs = [%s]\n[redis]\npassword = %q\n[proxy]\n%s\n[[masters]]\nname = %q\nmaster_listen = \"127.0.0.1:%d\"\n%s\n",
+		c.LogLevel, strings.Join(quoted, ", "), topo.Password, c.Proxy, topo.Name, port, c.Master)
 	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
 		return nil, err
 	}
@@ -116,7 +132,7 @@ func start(logPath, addr, bin string, args ...string) (*Process, error) {
 		logFile.Close()
 		return nil, err
 	}
-	return &Process{Addr: addr, Cmd: cmd, log: logFile}, nil
+	return &Process{Addr: addr, Cmd: cmd, LogPath: logPath, log: logFile}, nil
 }
 
 // WaitServedBy waits until a new client of addr reaches node.
