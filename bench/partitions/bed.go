@@ -1,0 +1,142 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/netlab"
+	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+)
+
+const password = "mypassword"
+
+// Each data node and Sentinel has a port of its own although each host has its own address: the writers
+// learn which node acknowledged a write from its CONFIG GET port, so a port must name one node. hN's
+// node listens on firstNodePort+N-1, its Sentinel on firstSentinelPort+N-1.
+const (
+	firstNodePort     = 6381
+	firstSentinelPort = 26381
+)
+
+// sentinelPorts are the three Sentinels' ports.
+func sentinelPorts() []int {
+	return []int{firstSentinelPort, firstSentinelPort + 1, firstSentinelPort + 2}
+}
+
+// proxyPort is the proxy's master port on hp, the seed's.
+const proxyPort = 5000
+
+// bed is one run's test bed: a fresh lab with h1 (master + Sentinel), h2 and h3 (replica + Sentinel)
+// and hp (the proxy); the writers run in this process, on the lab's root port, which no cut touches.
+type bed struct {
+	lab            *netlab.Lab
+	topo           *redistest.Topology
+	h1, h2, h3, hp *netlab.Host
+
+	mu      sync.Mutex
+	actions []action // what the scenario did to the network, for the report and the raw log
+}
+
+// action is one cut or heal and when it took effect.
+type action struct {
+	At   time.Time
+	What string
+}
+
+// newBed builds the lab and starts the topology on it, with its files in dir.
+func newBed(dir string, downAfter, failoverTimeout time.Duration) (*bed, error) {
+	lab, err := netlab.Start("h1", "h2", "h3", "hp")
+	if err != nil {
+		return nil, err
+	}
+	b := &bed{lab: lab, h1: lab.Host("h1"), h2: lab.Host("h2"), h3: lab.Host("h3"), hp: lab.Host("hp")}
+	var hosts []redistest.Host
+	for _, h := range []*netlab.Host{b.h1, b.h2, b.h3} {
+		hosts = append(hosts, redistest.Host{IP: h.IP, Wrap: h.Wrap()})
+	}
+	b.topo, err = redistest.Start(redistest.Options{Replicas: 2, Sentinels: 3, Password: password, Dir: dir,
+		DownAfter: downAfter, FailoverTimeout: failoverTimeout,
+		Ports: append([]int{firstNodePort, firstNodePort + 1, firstNodePort + 2}, sentinelPorts()...), NodeHosts: hosts, SentinelHosts: hosts})
+	if err != nil {
+		_ = lab.Close()
+		return nil, fmt.Errorf("topology on the lab: %w", err)
+	}
+	return b, nil
+}
+
+// close stops every process and removes the lab.
+func (b *bed) close() {
+	b.topo.Close()
+	_ = b.lab.Close()
+}
+
+// proxyHost is where the proxy runs.
+func (b *bed) proxyHost() redistest.Host { return redistest.Host{IP: b.hp.IP, Wrap: b.hp.Wrap()} }
+
+// hostOf names the host of a node address, for the report: "h1" for the first node's address.
+func (b *bed) hostOf(node string) string {
+	for i, n := range b.topo.Nodes {
+		if n.Addr == node {
+			return fmt.Sprintf("h%d", i+1)
+		}
+	}
+	return node
+}
+
+func (b *bed) cut(a, c []*netlab.Host) error {
+	if err := b.lab.Cut(a, c); err != nil {
+		return err
+	}
+	b.record("cut " + names(a) + " | " + names(c))
+	return nil
+}
+
+func (b *bed) cutPorts(a, c []*netlab.Host, ports ...int) error {
+	if err := b.lab.CutPorts(a, c, ports...); err != nil {
+		return err
+	}
+	b.record(fmt.Sprintf("cut %s | %s on TCP ports %v", names(a), names(c), ports))
+	return nil
+}
+
+func (b *bed) heal() error {
+	if err := b.lab.Heal(); err != nil {
+		return err
+	}
+	b.record("heal")
+	return nil
+}
+
+func (b *bed) record(what string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.actions = append(b.actions, action{At: time.Now(), What: what})
+}
+
+// firstCut is when the first cut took effect: the zero of every time in the report.
+func (b *bed) firstCut() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, a := range b.actions {
+		if strings.HasPrefix(a.What, "cut") {
+			return a.At
+		}
+	}
+	return time.Time{}
+}
+
+func (b *bed) actionLog() []action {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]action(nil), b.actions...)
+}
+
+func names(hs []*netlab.Host) string {
+	var s []string
+	for _, h := range hs {
+		s = append(s, h.Name)
+	}
+	return "{" + strings.Join(s, ",") + "}"
+}
