@@ -8,6 +8,11 @@
 // it reaches every host, and no cut touches it unless a test names it. Processes are put on a host by
 // prefixing their command line with Host.Wrap (ip netns exec).
 //
+// Every namespace a lab creates is named netlab-<pid>-<random>-<host>, so the labs of parallel tests
+// never collide and each picks its own /24 in 10.64.0.0/10. Close removes a lab (New does it when the
+// test ends, failed or not); Start first sweeps away the labs of processes that died without closing
+// theirs.
+//
 // The package owns the namespaces, interfaces and nftables rules it creates, and nothing else: it
 // never changes the root namespace beyond its one veth and that veth's address. It needs root, ip
 // (iproute2) and nft (nftables); New skips a test when they are missing.

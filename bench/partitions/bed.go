@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +36,8 @@ type bed struct {
 	lab            *netlab.Lab
 	topo           *redistest.Topology
 	h1, h2, h3, hp *netlab.Host
+	out            string // where the processes' logs are kept
+	tmp            string // where the processes run: tmpfs
 
 	mu      sync.Mutex
 	actions []action // what the scenario did to the network, for the report and the raw log
@@ -45,31 +49,67 @@ type action struct {
 	What string
 }
 
-// newBed builds the lab and starts the topology on it, with its files in dir.
-func newBed(dir string, downAfter, failoverTimeout time.Duration) (*bed, error) {
-	lab, err := netlab.Start("h1", "h2", "h3", "hp")
+// newBed builds the lab and starts the topology on it. The processes run in a directory on tmpfs: a
+// Sentinel fsyncs its configuration file on every new epoch and vote, and on this machine's disk an
+// fsync has taken over two seconds, which put a Sentinel in TILT mode in the middle of a failover: a
+// disk benchmark, not a partition one. close copies the logs to out.
+func newBed(out string, downAfter, failoverTimeout time.Duration) (*bed, error) {
+	tmp, err := os.MkdirTemp(tmpfsDir(), "bench-partitions-")
 	if err != nil {
 		return nil, err
 	}
-	b := &bed{lab: lab, h1: lab.Host("h1"), h2: lab.Host("h2"), h3: lab.Host("h3"), hp: lab.Host("hp")}
+	lab, err := netlab.Start("h1", "h2", "h3", "hp")
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	b := &bed{lab: lab, h1: lab.Host("h1"), h2: lab.Host("h2"), h3: lab.Host("h3"), hp: lab.Host("hp"), out: out, tmp: tmp}
 	var hosts []redistest.Host
 	for _, h := range []*netlab.Host{b.h1, b.h2, b.h3} {
 		hosts = append(hosts, redistest.Host{IP: h.IP, Wrap: h.Wrap()})
 	}
-	b.topo, err = redistest.Start(redistest.Options{Replicas: 2, Sentinels: 3, Password: password, Dir: dir,
+	b.topo, err = redistest.Start(redistest.Options{Replicas: 2, Sentinels: 3, Password: password, Dir: tmp,
 		DownAfter: downAfter, FailoverTimeout: failoverTimeout,
 		Ports: append([]int{firstNodePort, firstNodePort + 1, firstNodePort + 2}, sentinelPorts()...), NodeHosts: hosts, SentinelHosts: hosts})
 	if err != nil {
 		_ = lab.Close()
+		b.keepLogs()
 		return nil, fmt.Errorf("topology on the lab: %w", err)
 	}
 	return b, nil
 }
 
-// close stops every process and removes the lab.
+// close stops every process, removes the lab and keeps the processes' logs and configuration files.
 func (b *bed) close() {
 	b.topo.Close()
 	_ = b.lab.Close()
+	b.keepLogs()
+}
+
+// keepLogs copies each process's log and configuration (Sentinel rewrites its own) to out, and removes
+// the tmpfs directory.
+func (b *bed) keepLogs() {
+	defer os.RemoveAll(b.tmp)
+	procs, _ := filepath.Glob(filepath.Join(b.tmp, "*"))
+	for _, dir := range procs {
+		dst := filepath.Join(b.out, filepath.Base(dir))
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			continue
+		}
+		for _, f := range []string{"log.txt", "redis.conf"} {
+			if data, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
+				_ = os.WriteFile(filepath.Join(dst, f), data, 0o644)
+			}
+		}
+	}
+}
+
+// tmpfsDir is /dev/shm where there is one, else the usual temporary directory.
+func tmpfsDir() string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		return "/dev/shm"
+	}
+	return os.TempDir()
 }
 
 // proxyHost is where the proxy runs.

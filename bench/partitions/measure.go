@@ -28,6 +28,7 @@ type result struct {
 	dualBuckets         int           // 100 ms buckets with acknowledgements from more than one node
 	ackedBy, lostBy     map[string]int
 	switches            int    // distinct +switch-master announcements: failovers that completed
+	tilts               int    // +tilt events: a Sentinel whose timer stalled, so the run is disturbed
 	finalMaster         string // host of the master after healing
 
 	fenced, unfenced int           // sentinel-proxy master_fenced / master_unfenced log lines
@@ -98,6 +99,17 @@ func switches(events []redistest.SentinelEvent) int {
 		}
 	}
 	return len(seen)
+}
+
+// tilts counts the times a Sentinel entered TILT mode.
+func tilts(events []redistest.SentinelEvent) int {
+	n := 0
+	for _, e := range events {
+		if e.Channel == "+tilt" {
+			n++
+		}
+	}
+	return n
 }
 
 // fenceEvents reads sentinel-proxy's log for the fence feature's events.

@@ -37,7 +37,7 @@ func TestDualBucketsCountsIntervalsWithTwoNodes(t *testing.T) {
 	}
 }
 
-func TestSwitchesCountsDistinctAnnouncements(t *testing.T) {
+func TestSwitchesAndTiltsFromSentinelEvents(t *testing.T) {
 	ev := func(ch, payload string) redistest.SentinelEvent {
 		return redistest.SentinelEvent{Channel: ch, Payload: payload}
 	}
@@ -47,6 +47,9 @@ func TestSwitchesCountsDistinctAnnouncements(t *testing.T) {
 	}
 	if got := switches(events); got != 2 {
 		t.Errorf("switches = %d, want 2", got)
+	}
+	if got := tilts(append(events, ev("+tilt", "#tilt mode entered"), ev("-tilt", "#tilt mode exited"))); got != 1 {
+		t.Errorf("tilts = %d, want 1", got)
 	}
 }
 

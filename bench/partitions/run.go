@@ -128,7 +128,11 @@ func (rn *runner) runOnce(sc scenario, p path, run int) (result, error) {
 	}
 	measure(&r, b, res, lost, cut)
 	r.finalMaster = b.hostOf(final)
-	r.switches = switches(events.Events())
+	r.switches, r.tilts = switches(events.Events()), tilts(events.Events())
+	if r.tilts > 0 {
+		r.notes = append(r.notes, "a Sentinel entered TILT mode (its timer stalled for over 2 s: a starved CPU or a slow disk); "+
+			"it ignores failures and votes in TILT for 30 s, so this run does not show what the partition alone does")
+	}
 	if p.isProxy {
 		if err := fenceEvents(&r, proc.Log, cut); err != nil {
 			r.notes = append(r.notes, err.Error())
