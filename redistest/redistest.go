@@ -40,6 +40,36 @@ type Options struct {
 	NodeConf, SentinelConf []string
 	// TLS, when set, makes every node and Sentinel speak only TLS, with client certificates required.
 	TLS *PKI
+	// NodeHosts and SentinelHosts place data nodes and Sentinels, by index, on other hosts (netlab's
+	// network namespaces); the rest run on loopback. Ports still come from Ports or FreePort: give each
+	// process its own (FreePort does), so the port a node reports (WriteLoad's CONFIG GET port) names it.
+	NodeHosts, SentinelHosts []Host
+}
+
+// Host says where a process runs. The zero Host is this machine's loopback, as without it.
+type Host struct {
+	// IP is the address the process binds, is reached at, and is known by to the others (replicaof,
+	// sentinel monitor, what Sentinel announces); default 127.0.0.1.
+	IP string
+	// Wrap prefixes the command line to start the process there, e.g. {"ip", "netns", "exec", "lab-h1"}.
+	// It must exec the program in place, as ip netns exec does, so that Pause, Resume and Kill signal
+	// the program itself.
+	Wrap []string
+}
+
+func (h Host) ip() string {
+	if h.IP == "" {
+		return "127.0.0.1"
+	}
+	return h.IP
+}
+
+// hostAt is hosts[i], or loopback.
+func hostAt(hosts []Host, i int) Host {
+	if i < len(hosts) {
+		return hosts[i]
+	}
+	return Host{}
 }
 
 // Topology is one master, its replicas and the Sentinels that watch them.
@@ -64,6 +94,7 @@ type Process struct {
 	Dir    string
 	Config string // path of its config file
 	Bin    string
+	wrap   []string    // command prefix that puts it on its host; nil on loopback
 	tls    *tls.Config // how to reach it; nil for plain TCP
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -122,11 +153,21 @@ func Start(o Options) (*Topology, error) {
 		}
 		t.dir, t.ownsDir = d, true
 	}
+	taken := map[int]bool{}
 	port := func(i int) (int, error) {
 		if i < len(o.Ports) {
+			taken[o.Ports[i]] = true
 			return o.Ports[i], nil
 		}
-		return FreePort()
+		// FreePort asks the kernel twice in a row; it may hand out the same port again once the first
+		// listener is closed. Processes on other hosts would start anyway, and then share a port.
+		for {
+			p, err := FreePort()
+			if err != nil || !taken[p] {
+				taken[p] = true
+				return p, err
+			}
+		}
 	}
 	ok := false
 	defer func() {
@@ -147,10 +188,10 @@ func Start(o Options) (*Topology, error) {
 			conf = append(conf, "requirepass "+o.Password, "masterauth "+o.Password)
 		}
 		if i > 0 {
-			conf = append(conf, fmt.Sprintf("replicaof 127.0.0.1 %d", t.Nodes[0].Port))
+			conf = append(conf, fmt.Sprintf("replicaof %s %d", hostAt(o.NodeHosts, 0).ip(), t.Nodes[0].Port))
 		}
 		conf = append(conf, o.NodeConf...)
-		n, err := t.start("redis-server", fmt.Sprintf("node%d", i), p, conf)
+		n, err := t.start("redis-server", fmt.Sprintf("node%d", i), hostAt(o.NodeHosts, i), p, conf)
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +203,7 @@ func Start(o Options) (*Topology, error) {
 			return nil, err
 		}
 		conf := []string{
-			fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d %d", o.MasterName, t.Nodes[0].Port, o.Quorum),
+			fmt.Sprintf("sentinel monitor %s %s %d %d", o.MasterName, hostAt(o.NodeHosts, 0).ip(), t.Nodes[0].Port, o.Quorum),
 			fmt.Sprintf("sentinel down-after-milliseconds %s %d", o.MasterName, o.DownAfter.Milliseconds()),
 			fmt.Sprintf("sentinel failover-timeout %s %d", o.MasterName, o.FailoverTimeout.Milliseconds()),
 			fmt.Sprintf("sentinel parallel-syncs %s 2", o.MasterName),
@@ -174,7 +215,7 @@ func Start(o Options) (*Topology, error) {
 			conf = append(conf, "requirepass "+o.SentinelPassword, "sentinel sentinel-pass "+o.SentinelPassword)
 		}
 		conf = append(conf, o.SentinelConf...)
-		s, err := t.start("redis-sentinel", fmt.Sprintf("sentinel%d", i), p, conf)
+		s, err := t.start("redis-sentinel", fmt.Sprintf("sentinel%d", i), hostAt(o.SentinelHosts, i), p, conf)
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +228,7 @@ func Start(o Options) (*Topology, error) {
 	return t, nil
 }
 
-func (t *Topology) start(bin, name string, port int, extra []string) (*Process, error) {
+func (t *Topology) start(bin, name string, host Host, port int, extra []string) (*Process, error) {
 	dir := filepath.Join(t.dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -197,7 +238,7 @@ func (t *Topology) start(bin, name string, port int, extra []string) (*Process, 
 		portConf = t.pki.RedisConf(port)
 	}
 	conf := append(append(portConf,
-		"bind 127.0.0.1",
+		"bind "+host.ip(),
 		"protected-mode no",
 		"dir "+dir,
 		"logfile "+filepath.Join(dir, "log.txt"),
@@ -207,7 +248,7 @@ func (t *Topology) start(bin, name string, port int, extra []string) (*Process, 
 	if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	p := &Process{Addr: fmt.Sprintf("127.0.0.1:%d", port), Port: port, Dir: dir, Config: path, Bin: bin}
+	p := &Process{Addr: net.JoinHostPort(host.ip(), strconv.Itoa(port)), Port: port, Dir: dir, Config: path, Bin: bin, wrap: host.Wrap}
 	if err := p.Start(); err != nil {
 		return nil, err
 	}
@@ -227,7 +268,8 @@ func (t *Topology) start(bin, name string, port int, extra []string) (*Process, 
 func (p *Process) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cmd := exec.Command(p.Bin, p.Config)
+	argv := append(append(append([]string(nil), p.wrap...), p.Bin), p.Config)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Dir = p.Dir
 	if err := cmd.Start(); err != nil {

@@ -3,6 +3,7 @@ package redistest
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,18 @@ func (t *Topology) Node(addr string) *Process {
 		}
 	}
 	return nil
+}
+
+// NodeAddrByPort returns the address of the data node listening on port (as CONFIG GET port reports
+// it), or 127.0.0.1:<port> when none is. Ports are unique within a topology, so this names the node
+// wherever it runs; it is what WriteLoad.NodeAddr wants.
+func (t *Topology) NodeAddrByPort(port string) string {
+	for _, n := range t.Nodes {
+		if strconv.Itoa(n.Port) == port {
+			return n.Addr
+		}
+	}
+	return "127.0.0.1:" + port
 }
 
 // MasterAddr asks the Sentinels, in order, which address they name as master; the first that

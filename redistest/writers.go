@@ -23,13 +23,16 @@ type WriteLoad struct {
 	// Pause is slept between a writer's writes; zero writes flat out. Tests pace the writers so the
 	// load itself does not starve Redis into extra failovers on a small machine.
 	Pause time.Duration
+	// NodeAddr names the node that acknowledged a write from the port it reports. Nil names it
+	// 127.0.0.1:<port>, right on loopback; Topology.NodeAddrByPort is right wherever the nodes run.
+	NodeAddr func(port string) string
 }
 
 // Ack is one acknowledged write.
 type Ack struct {
 	Key  string
 	At   time.Time // when the acknowledgement arrived
-	Node string    // 127.0.0.1:<port> of the node that acknowledged it
+	Node string    // the node that acknowledged it: 127.0.0.1:<port>, or as WriteLoad.NodeAddr names it
 }
 
 // LoadResult is what a WriteLoad saw.
@@ -126,13 +129,20 @@ func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Durati
 			sleepCtx(ctx, time.Millisecond)
 			continue
 		}
-		node := "127.0.0.1:" + strings.TrimPrefix(port, "port\n")
+		node := w.nodeAddr(strings.TrimPrefix(port, "port\n"))
 		acks = append(acks, Ack{Key: key, At: time.Now(), Node: node})
 		if w.Pause > 0 {
 			sleepCtx(ctx, w.Pause)
 		}
 	}
 	return acks, errs
+}
+
+func (w *WriteLoad) nodeAddr(port string) string {
+	if w.NodeAddr != nil {
+		return w.NodeAddr(port)
+	}
+	return "127.0.0.1:" + port
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -4,10 +4,12 @@ package harness
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,7 +20,7 @@ import (
 type Process struct {
 	Addr    string // the master port
 	Cmd     *exec.Cmd
-	LogPath string // where its stdout and stderr go
+	LogPath string // the file its stdout and stderr go to
 	log     *os.File
 }
 
@@ -32,38 +34,60 @@ func (p *Process) Stop() {
 // Pid is the process id, for reading its memory use.
 func (p *Process) Pid() int { return p.Cmd.Process.Pid }
 
+// ProxyOptions say where a proxy runs and how sentinel-proxy is configured. The zero value is what the
+// loopback benchmarks use.
+type ProxyOptions struct {
+	// Host is where the proxy runs and the address its master port binds: a netlab host, say. Zero:
+	// this namespace, 127.0.0.1.
+	Host     redistest.Host
+	Port     int    // the master port; zero picks a free one
+	LogLevel string // sentinel-proxy's [log] level; default "warn"
+	Extra    string // appended to sentinel-proxy's [proxy] table
+	// Tables are further TOML tables for sentinel-proxy, e.g. "[check]\ninterval = \"1s\"".
+	Tables string
+	// Master is appended to sentinel-proxy's [[masters]] block, e.g. a session mode.
+	Master string
+}
+
+func (o ProxyOptions) listen() (ip string, port int, err error) {
+	ip, port = o.Host.IP, o.Port
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	if port == 0 {
+		port, err = redistest.FreePort()
+	}
+	return ip, port, err
+}
+
 // StartSentinelProxy runs bin with a config for topo; extra is appended to the [proxy] table.
 func StartSentinelProxy(bin string, topo *redistest.Topology, dir, extra string) (*Process, error) {
-	return StartSentinelProxyConfig(bin, topo, dir, ProxyConfig{Proxy: extra})
+	return StartSentinelProxyWith(bin, topo, dir, ProxyOptions{Extra: extra})
 }
 
-// ProxyConfig is what a benchmark adds to the config StartSentinelProxyConfig writes for a topology.
-type ProxyConfig struct {
-	LogLevel string // [log].level; empty means "warn", so that a benchmark's log holds only what went wrong
-	Proxy    string // lines appended to the [proxy] table
-	Master   string // lines appended to the [[masters]] block, e.g. a session mode
-}
-
-// StartSentinelProxyConfig runs bin with a config for topo: its Sentinels and password, one master port.
-func StartSentinelProxyConfig(bin string, topo *redistest.Topology, dir string, c ProxyConfig) (*Process, error) {
-	port, err := redistest.FreePort()
+// StartSentinelProxyWith runs bin with a config for topo, placed and configured as o says. Its log goes
+// to sentinel-proxy-<port>.log in dir.
+func StartSentinelProxyWith(bin string, topo *redistest.Topology, dir string, o ProxyOptions) (*Process, error) {
+	ip, port, err := o.listen()
 	if err != nil {
 		return nil, err
+	}
+	level := o.LogLevel
+	if level == "" {
+		level = "warn"
 	}
 	quoted := make([]string, len(topo.Sentinels))
 	for i, s := range topo.Sentinels {
 		quoted[i] = fmt.Sprintf("%q", s.Addr)
 	}
-	if c.LogLevel == "" {
-		c.LogLevel = "warn"
-	}
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
 	conf := filepath.Join(dir, fmt.Sprintf("sentinel-proxy-%d.toml", port))
-	doc := fmt.Sprintf("[log]\nlevel = %q\n[sentinel]\naddrs = [%s]\n[redis]\npassword = %q\n[proxy]\n%s\n[[masters]]\nname = %q\nmaster_listen = \"127.0.0.1:%d\"\n%s\n",
-		c.LogLevel, strings.Join(quoted, ", "), topo.Password, c.Proxy, topo.Name, port, c.Master)
+	doc := fmt.Sprintf("[log]\nlevel = %q\n[sentinel]\naddrs = [%s]\n[redis]\npassword = %q\n[proxy]\n%s\n%s\n[[masters]]\nname = %q\nmaster_listen = %q\n%s\n",
+		level, strings.Join(quoted, ", "), topo.Password, o.Extra, o.Tables, topo.Name, addr, o.Master)
 	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
 		return nil, err
 	}
-	return start(filepath.Join(dir, fmt.Sprintf("sentinel-proxy-%d.log", port)), fmt.Sprintf("127.0.0.1:%d", port), bin, "run", "-c", conf)
+	return start(filepath.Join(dir, fmt.Sprintf("sentinel-proxy-%d.log", port)), addr, o.Host.Wrap, bin, "run", "-c", conf)
 }
 
 // SeedConfig is the seed's HAProxy master frontend and tcp-check backend for nodes, listening on port.
@@ -71,6 +95,10 @@ func StartSentinelProxyConfig(bin string, topo *redistest.Topology, dir string, 
 // more file descriptors than a process may hold (20,000), and `timeout tunnel 365d` overflows HAProxy's
 // timer (at most ~24.8 days). Both are lowered; neither affects what is measured.
 func SeedConfig(port int, password string, nodes []string) string {
+	return seedConfig(fmt.Sprintf("127.0.0.1:%d", port), password, nodes)
+}
+
+func seedConfig(bind, password string, nodes []string) string {
 	var servers strings.Builder
 	for i, n := range nodes {
 		fmt.Fprintf(&servers, "    server R%d %s check inter 1s\n", i+1, n)
@@ -84,7 +112,7 @@ defaults REDIS
     timeout client 15s
     timeout tunnel 24d
 frontend ft_redis_master
-    bind 127.0.0.1:%d name redis
+    bind %s name redis
     default_backend bk_redis_master
 backend bk_redis_master
     option tcp-check
@@ -97,12 +125,18 @@ backend bk_redis_master
     tcp-check expect string repl_backlog_active:1
     tcp-check send QUIT\r\n
     tcp-check expect string +OK
-%s`, port, password, servers.String())
+%s`, bind, password, servers.String())
 }
 
 // StartHAProxy runs HAProxy with SeedConfig for the topology's data nodes.
 func StartHAProxy(bin string, topo *redistest.Topology, dir string) (*Process, error) {
-	port, err := redistest.FreePort()
+	return StartHAProxyWith(bin, topo, dir, ProxyOptions{})
+}
+
+// StartHAProxyWith runs HAProxy with the seed's configuration, placed as o says (its sentinel-proxy
+// settings do not apply).
+func StartHAProxyWith(bin string, topo *redistest.Topology, dir string, o ProxyOptions) (*Process, error) {
+	ip, port, err := o.listen()
 	if err != nil {
 		return nil, err
 	}
@@ -110,23 +144,26 @@ func StartHAProxy(bin string, topo *redistest.Topology, dir string) (*Process, e
 	for i, n := range topo.Nodes {
 		nodes[i] = n.Addr
 	}
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
 	path := filepath.Join(dir, fmt.Sprintf("haproxy-%d.cfg", port))
-	if err := os.WriteFile(path, []byte(SeedConfig(port, topo.Password, nodes)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(seedConfig(addr, topo.Password, nodes)), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := start(filepath.Join(dir, fmt.Sprintf("haproxy-%d.log", port)), fmt.Sprintf("127.0.0.1:%d", port), bin, "-db", "-f", path)
+	p, err := start(filepath.Join(dir, fmt.Sprintf("haproxy-%d.log", port)), addr, o.Host.Wrap, bin, "-db", "-f", path)
 	if err != nil {
 		return nil, fmt.Errorf("haproxy (apt-get install haproxy): %w", err)
 	}
 	return p, nil
 }
 
-func start(logPath, addr, bin string, args ...string) (*Process, error) {
+// start runs bin, behind wrap when it is set (a command prefix that execs it in place on another host).
+func start(logPath, addr string, wrap []string, bin string, args ...string) (*Process, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
+	argv := append(append(append([]string(nil), wrap...), bin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
@@ -143,6 +180,21 @@ func WaitServedBy(addr, password, node string, timeout time.Duration) error {
 			return err
 		}
 		if got := "127.0.0.1:" + strings.TrimPrefix(r, "port\n"); got != node {
+			return fmt.Errorf("served by %s", got)
+		}
+		return nil
+	})
+}
+
+// WaitServedByNode waits until a new client of addr reaches node, naming the serving node by the
+// topology's own addresses, so it works wherever the nodes run.
+func WaitServedByNode(topo *redistest.Topology, addr, node string, timeout time.Duration) error {
+	return redistest.Eventually(timeout, func() error {
+		r, err := redistest.Do(addr, topo.Password, "CONFIG", "GET", "port")
+		if err != nil {
+			return err
+		}
+		if got := topo.NodeAddrByPort(strings.TrimPrefix(r, "port\n")); got != node {
 			return fmt.Errorf("served by %s", got)
 		}
 		return nil

@@ -132,8 +132,8 @@ func runOnce(o Options, p Path, units []string, n int) (Outcome, []ProxyEvent, t
 	addr := topo.Nodes[0].Addr
 	var proxy *harness.Process
 	if p.Proxied {
-		proxy, err = harness.StartSentinelProxyConfig(o.ProxyBin, topo, dir, harness.ProxyConfig{
-			LogLevel: "info", Proxy: fmt.Sprintf("event_loops = %d", o.EventLoops), Master: p.Master})
+		proxy, err = harness.StartSentinelProxyWith(o.ProxyBin, topo, dir, harness.ProxyOptions{
+			LogLevel: "info", Extra: fmt.Sprintf("event_loops = %d", o.EventLoops), Master: p.Master})
 		if err != nil {
 			return Outcome{}, nil, 0, fmt.Errorf("start sentinel-proxy: %w", err)
 		}

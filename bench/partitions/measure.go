@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+)
+
+// bucket is the width of the intervals in which acknowledgements by two different nodes count as
+// simultaneous: two nodes acknowledging writes within the same 100 ms means two masters took writes.
+const bucket = 100 * time.Millisecond
+
+// result is what one run of one scenario on one path measured. Times are relative to the first cut.
+type result struct {
+	scenario, path string
+	run            int
+	took           time.Duration // the whole run, lab to lab removal
+
+	acked, lost, errors int
+	lostFirst, lostLast time.Duration // when the first and last lost writes were acknowledged
+	gap, gapAt          time.Duration // the longest time without an acknowledgement, and when it began
+	dualBuckets         int           // 100 ms buckets with acknowledgements from more than one node
+	ackedBy, lostBy     map[string]int
+	switches            int    // distinct +switch-master announcements: failovers that completed
+	tilts               int    // +tilt events: a Sentinel whose timer stalled, so the run is disturbed
+	finalMaster         string // host of the master after healing
+
+	fenced, unfenced int           // sentinel-proxy master_fenced / master_unfenced log lines
+	firstFenced      time.Duration // from the cut to the first master_fenced
+	haveFenced       bool
+	isProxy          bool // sentinel-proxy: the fence columns apply
+
+	notes []string // what went wrong without spoiling the measurement
+}
+
+// measure fills in what the writers saw, against the final master.
+func measure(r *result, b *bed, res *redistest.LoadResult, lost []redistest.Ack, cut time.Time) {
+	r.acked, r.lost, r.errors = len(res.Acks), len(lost), res.Errors
+	r.ackedBy, r.lostBy = map[string]int{}, map[string]int{}
+	for _, a := range res.Acks {
+		r.ackedBy[b.hostOf(a.Node)]++
+	}
+	for i, a := range lost {
+		r.lostBy[b.hostOf(a.Node)]++
+		if at := a.At.Sub(cut); i == 0 || at < r.lostFirst {
+			r.lostFirst = at
+		}
+		if at := a.At.Sub(cut); i == 0 || at > r.lostLast {
+			r.lostLast = at
+		}
+	}
+	gap, from := res.LongestGap()
+	r.gap, r.gapAt = gap, from.Sub(cut)
+	r.dualBuckets = dualBuckets(res.Acks, cut)
+}
+
+// dualBuckets counts the 100 ms intervals, aligned on the cut, in which more than one node
+// acknowledged writes.
+func dualBuckets(acks []redistest.Ack, cut time.Time) int {
+	nodes := map[int64]map[string]bool{}
+	for _, a := range acks {
+		k := bucketOf(a.At, cut)
+		if nodes[k] == nil {
+			nodes[k] = map[string]bool{}
+		}
+		nodes[k][a.Node] = true
+	}
+	n := 0
+	for _, set := range nodes {
+		if len(set) > 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// bucketOf is the index of the interval holding t; negative before the cut.
+func bucketOf(t, cut time.Time) int64 {
+	d := t.Sub(cut)
+	k := int64(d / bucket)
+	if d < 0 && d%bucket != 0 {
+		k-- // round toward minus infinity, so the bucket just before the cut is -1, not 0
+	}
+	return k
+}
+
+// switches counts the distinct +switch-master announcements (each Sentinel repeats the same one).
+func switches(events []redistest.SentinelEvent) int {
+	seen := map[string]bool{}
+	for _, e := range events {
+		if e.Channel == "+switch-master" {
+			seen[e.Payload] = true
+		}
+	}
+	return len(seen)
+}
+
+// tilts counts the times a Sentinel entered TILT mode.
+func tilts(events []redistest.SentinelEvent) int {
+	n := 0
+	for _, e := range events {
+		if e.Channel == "+tilt" {
+			n++
+		}
+	}
+	return n
+}
+
+// fenceEvents reads sentinel-proxy's log for the fence feature's events.
+func fenceEvents(r *result, logPath string, cut time.Time) error {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return fmt.Errorf("proxy log: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		fenced := strings.Contains(line, `"event":"master_fenced"`)
+		if !fenced && !strings.Contains(line, `"event":"master_unfenced"`) {
+			continue
+		}
+		if !fenced {
+			r.unfenced++
+			continue
+		}
+		r.fenced++
+		var ev struct {
+			Time time.Time `json:"time"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil || ev.Time.IsZero() {
+			r.notes = append(r.notes, fmt.Sprintf("master_fenced line without a time: %s", line))
+			continue
+		}
+		if d := ev.Time.Sub(cut); !r.haveFenced || d < r.firstFenced {
+			r.firstFenced, r.haveFenced = d, true
+		}
+	}
+	return sc.Err()
+}
+
+// writeTimeline writes, per 100 ms bucket and node, the acknowledgements and the lost ones among them:
+// the raw material for a plot of who took writes when.
+func writeTimeline(path string, b *bed, res *redistest.LoadResult, lost []redistest.Ack, cut time.Time) error {
+	type key struct {
+		k    int64
+		node string
+	}
+	acks, losses := map[key]int{}, map[key]int{}
+	for _, a := range res.Acks {
+		acks[key{bucketOf(a.At, cut), b.hostOf(a.Node)}]++
+	}
+	for _, a := range lost {
+		losses[key{bucketOf(a.At, cut), b.hostOf(a.Node)}]++
+	}
+	keys := make([]key, 0, len(acks))
+	for k := range acks {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].k != keys[j].k {
+			return keys[i].k < keys[j].k
+		}
+		return keys[i].node < keys[j].node
+	})
+	var out strings.Builder
+	out.WriteString("ms_from_cut,node,acked,lost\n")
+	for _, k := range keys {
+		fmt.Fprintf(&out, "%d,%s,%d,%d\n", k.k*bucket.Milliseconds(), k.node, acks[k], losses[k])
+	}
+	return os.WriteFile(path, []byte(out.String()), 0o644)
+}
