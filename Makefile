@@ -7,12 +7,13 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 DEB_PKGS  := redis-server redis-sentinel redis-tools
 # chromium runs the stats page's browser test (headless); prometheus brings promtool, which checks and
-# unit-tests contrib/alerts.
-TEST_PKGS := chromium prometheus
+# unit-tests contrib/alerts; iproute2 and nftables build the network-namespace lab of the partition tests
+# (package netlab; they need root, and skip with a message without it).
+TEST_PKGS := chromium prometheus iproute2 nftables
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps test-deps bench-deps redis-suite-src redis-suite demo test lint unit fuzz bench bench-failover screenshots clean
+.PHONY: all build deps test-deps bench-deps redis-suite-src redis-suite demo test lint unit fuzz bench bench-failover bench-partitions screenshots clean
 
 all: build
 
@@ -29,7 +30,7 @@ deps:
 # test-deps adds what only the tests need: chromium for the browser test of the stats page, promtool, and
 # Redis's own test suite (bench/redissuite's TestSuiteThroughProxy).
 test-deps: deps redis-suite-src
-	@{ command -v chromium && command -v promtool; } >/dev/null || { echo "installing $(TEST_PKGS) with apt-get"; \
+	@{ command -v chromium && command -v promtool && command -v ip && command -v nft; } >/dev/null || { echo "installing $(TEST_PKGS) with apt-get"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(TEST_PKGS); }
 
 # redis-suite-src puts the source of the installed redis-server (Debian's source package: its tests/ and
@@ -95,6 +96,14 @@ bench: bench-deps build
 # bench-failover runs the failover scenarios through sentinel-proxy and HAProxy side by side.
 bench-failover: bench-deps build
 	$(GO) run ./bench/failover -proxy $(BIN) -runs 5
+
+# bench-partitions runs the network-partition scenarios through sentinel-proxy and HAProxy side by side, each
+# run on a fresh lab of network namespaces (package netlab): needs root, iproute2 and nftables. Raw logs in
+# bench/out/. ARGS adds flags: -short shortens the cuts; -scenarios picks some (split,sentinels,isolate,
+# replicas,flap or 1-5); -runs N.
+bench-partitions: bench-deps build
+	@{ command -v ip && command -v nft; } >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq iproute2 nftables; }
+	$(GO) run ./bench/partitions -proxy $(BIN) -runs 1 $(ARGS)
 
 bench-deps: deps
 	@command -v haproxy >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq haproxy; }
