@@ -37,11 +37,17 @@ type result struct {
 	isProxy          bool // sentinel-proxy: the fence columns apply
 
 	notes []string // what went wrong without spoiling the measurement
+
+	// The raw material, for the in-repo test's assertions.
+	acks, lostAcks []redistest.Ack
+	cut            time.Time
+	final          string // the final master's address
 }
 
 // measure fills in what the writers saw, against the final master.
 func measure(r *result, b *bed, res *redistest.LoadResult, lost []redistest.Ack, cut time.Time) {
 	r.acked, r.lost, r.errors = len(res.Acks), len(lost), res.Errors
+	r.acks, r.lostAcks, r.cut = res.Acks, lost, cut
 	r.ackedBy, r.lostBy = map[string]int{}, map[string]int{}
 	for _, a := range res.Acks {
 		r.ackedBy[b.hostOf(a.Node)]++

@@ -127,7 +127,7 @@ func (rn *runner) runOnce(sc scenario, p path, run int) (result, error) {
 		return r, fmt.Errorf("read back the acknowledged writes: %w", err)
 	}
 	measure(&r, b, res, lost, cut)
-	r.finalMaster = b.hostOf(final)
+	r.finalMaster, r.final = b.hostOf(final), final
 	r.switches, r.tilts = switches(events.Events()), tilts(events.Events())
 	if r.tilts > 0 {
 		r.notes = append(r.notes, "a Sentinel entered TILT mode (its timer stalled for over 2 s: a starved CPU or a slow disk); "+

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/netlab"
+	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+)
+
+// TestPartitionsThroughSentinelProxy runs each partition scenario once, with short cuts, through
+// sentinel-proxy on a lab of network namespaces, and checks what must hold whatever the timing: the
+// fence closes soon after the proxy and the old master are cut off from the majority, and no write it
+// acknowledged after that is lost; without the Sentinels but beside the replicas, writes go on; a proxy
+// with the majority routes only where the majority says; and two nodes never take writes at once.
+// `make bench-partitions` runs the same scenarios at full length, beside HAProxy, and prints the figures.
+// The bounds here are loose enough for a loaded 2-core machine.
+func TestPartitionsThroughSentinelProxy(t *testing.T) {
+	if err := netlab.Supported(); err != nil {
+		t.Skipf("no network namespaces here: %v (CI runs this as root)", err)
+	}
+	proxy := sentinelProxyPath(buildProxy(t))
+	rn := &runner{
+		out:     t.TempDir(),
+		timings: timings{hold: 8 * time.Second, flapFor: 12 * time.Second, flapEvery: 2 * time.Second},
+		warmup:  time.Second, downAfter: 2 * time.Second, failoverTimeout: 10 * time.Second, settle: 2 * time.Minute,
+	}
+	if dir := os.Getenv("SENTINEL_PROXY_TEST_LOGS"); dir != "" {
+		rn.out = filepath.Join(dir, "partitions")
+	}
+	checks := map[string]func(t *testing.T, r result){
+		"split": func(t *testing.T, r result) {
+			// The issue's target is 5 s with down-after 2 s; measured ~3 s. Loose here for a loaded machine.
+			if !r.haveFenced || r.firstFenced > 8*time.Second {
+				t.Errorf("the fence did not close within 8 s of the cut (fenced %v at %s)", r.haveFenced, r.firstFenced)
+			}
+			lostAfter(t, r, r.cut.Add(r.firstFenced+250*time.Millisecond), "the fence closed")
+			neverTwoMasters(t, r)
+		},
+		"sentinels": func(t *testing.T, r result) {
+			if r.switches != 0 || r.lost != 0 || r.fenced != 0 {
+				t.Errorf("cut from the Sentinels only: %d failovers, %d lost, %d fences; want none", r.switches, r.lost, r.fenced)
+			}
+			if r.gap > time.Second {
+				t.Errorf("the fence cost availability: writes stopped for %s (at +%s)", r.gap, r.gapAt)
+			}
+		},
+		"isolate": func(t *testing.T, r result) {
+			if r.switches == 0 {
+				t.Errorf("no failover")
+			}
+			lostAfter(t, r, switchedAt(t, r), "the switch")
+			neverTwoMasters(t, r)
+		},
+		"replicas": func(t *testing.T, r result) {
+			if r.switches == 0 {
+				t.Errorf("no failover")
+			}
+			lostAfter(t, r, switchedAt(t, r), "the switch")
+			neverTwoMasters(t, r)
+		},
+		"flap": neverTwoMasters,
+	}
+	for _, sc := range scenarios() {
+		t.Run(sc.name, func(t *testing.T) {
+			r, err := rn.runOnce(sc, proxy, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log(line(r))
+			for _, n := range r.notes {
+				t.Log("note:", n)
+			}
+			if r.tilts > 0 {
+				t.Skipf("a Sentinel entered TILT mode: the machine stalled, the run shows nothing of the partition")
+			}
+			if r.acked < 1000 {
+				t.Fatalf("only %d writes acknowledged: the load did not run", r.acked)
+			}
+			checks[sc.name](t, r)
+		})
+	}
+}
+
+// sentinelProxyPath is the sentinel-proxy path of the benchmark, with bin.
+func sentinelProxyPath(bin string) path {
+	for _, p := range paths(bin, "haproxy") {
+		if p.isProxy {
+			return p
+		}
+	}
+	panic("no sentinel-proxy path")
+}
+
+// lostAfter fails the test for every lost write acknowledged after since.
+func lostAfter(t *testing.T, r result, since time.Time, what string) {
+	t.Helper()
+	n := 0
+	for _, a := range r.lostAcks {
+		if a.At.After(since) {
+			if n == 0 {
+				t.Errorf("write %s acknowledged by %s at +%s, after %s (+%s), was lost", a.Key, a.Node,
+					a.At.Sub(r.cut).Round(time.Millisecond), what, since.Sub(r.cut).Round(time.Millisecond))
+			}
+			n++
+		}
+	}
+	if n > 1 {
+		t.Errorf("%d writes acknowledged after %s were lost", n, what)
+	}
+}
+
+// switchedAt is when the final master acknowledged its first write after the cut.
+func switchedAt(t *testing.T, r result) time.Time {
+	t.Helper()
+	for _, a := range r.acks {
+		if a.Node == r.final && a.At.After(r.cut) {
+			return a.At
+		}
+	}
+	t.Fatalf("the final master %s acknowledged no write after the cut", r.final)
+	return time.Time{}
+}
+
+// neverTwoMasters checks that the node acknowledging writes changes only with a failover: once a node
+// took writes from another, that other takes none again unless Sentinel moved the master back.
+func neverTwoMasters(t *testing.T, r result) {
+	t.Helper()
+	var changes []redistest.Ack
+	for i := 1; i < len(r.acks); i++ {
+		if r.acks[i].Node != r.acks[i-1].Node {
+			changes = append(changes, r.acks[i])
+		}
+	}
+	if len(changes) > r.switches {
+		for _, c := range changes {
+			t.Logf("writes acknowledged by %s from +%s", c.Node, c.At.Sub(r.cut).Round(time.Millisecond))
+		}
+		t.Errorf("the acknowledging node changed %d times with %d failovers: two nodes took writes in turn", len(changes), r.switches)
+	}
+}
+
+// buildProxy builds sentinel-proxy into a temporary directory, as the repository's binary tests do.
+func buildProxy(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sentinel-proxy")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/sentinel-proxy/sentinel-proxy").CombinedOutput(); err != nil {
+		t.Fatalf("build sentinel-proxy: %v\n%s", err, out)
+	}
+	return bin
+}
