@@ -67,7 +67,7 @@ func (s *State) replicaContact(g *Group, master string, epoch int64, now time.Ti
 		}
 		silent := time.Duration(link.Lag)*time.Second + age
 		if silent > s.Fence.ReplicaTimeout {
-			return false, fmt.Sprintf("replica %s has not acknowledged %s for %s", r, master, silent.Round(100*time.Millisecond)),
+			return false, fmt.Sprintf("replica %s has not acknowledged %s for %s", r, master, silent.Round(10*time.Millisecond)),
 				fmt.Sprintf("replica %s no longer acknowledges %s", r, master)
 		}
 	}

@@ -48,6 +48,9 @@ type Router struct {
 	gaps map[string]*gap
 	// fencedSince remembers when each fenced group's fence closed, for master_unfenced's fenced_ms.
 	fencedSince map[string]time.Time
+	// majorityLost holds the groups whose Sentinel majority was lost (logged), so that regaining it is
+	// logged only after a loss, not when the first views arrive at start-up.
+	majorityLost map[string]bool
 }
 
 // HistoryLen is how many switches per group History keeps.
@@ -113,13 +116,14 @@ func NewRouter(groups []string, rise, fall int, maxReplicaLag time.Duration, log
 	st := NewState(groups, rise, fall)
 	st.MaxReplicaLagSeconds = int(maxReplicaLag / time.Second)
 	r := &Router{
-		gaps:        map[string]*gap{},
-		fencedSince: map[string]time.Time{},
-		history:     map[string][]Switch{},
-		groups:      append([]string(nil), groups...),
-		state:       st,
-		inputs:      make(chan Input, 1024),
-		log:         log,
+		gaps:         map[string]*gap{},
+		fencedSince:  map[string]time.Time{},
+		majorityLost: map[string]bool{},
+		history:      map[string][]Switch{},
+		groups:       append([]string(nil), groups...),
+		state:        st,
+		inputs:       make(chan Input, 1024),
+		log:          log,
 	}
 	r.snap.Store(Decide(r.state, r.groups, time.Now()))
 	return r
@@ -328,6 +332,7 @@ func (r *Router) logFence(prev, next *Snapshot, cause Input, sessionsClosed map[
 			continue
 		}
 		if pg.Majority && !ng.Majority {
+			r.majorityLost[ng.Name] = true
 			ev := r.log.Warn().Str("event", "sentinel_majority_lost").Str("group", ng.Name).
 				Int("sentinels_answering", ng.SentinelsAnswering).Int("sentinels_known", ng.SentinelsKnown)
 			if ng.FenceReason != "" {
@@ -335,7 +340,8 @@ func (r *Router) logFence(prev, next *Snapshot, cause Input, sessionsClosed map[
 			}
 			ev.Msg("a majority of the Sentinels no longer answers: the master keeps its route only while its replicas follow it")
 		}
-		if !pg.Majority && ng.Majority && ng.SentinelsKnown > 0 {
+		if !pg.Majority && ng.Majority && r.majorityLost[ng.Name] {
+			delete(r.majorityLost, ng.Name)
 			r.log.Info().Str("event", "sentinel_majority_regained").Str("group", ng.Name).
 				Int("sentinels_answering", ng.SentinelsAnswering).Int("sentinels_known", ng.SentinelsKnown).
 				Msg("a majority of the Sentinels answers again")

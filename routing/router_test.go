@@ -94,3 +94,63 @@ func TestRouterLogsTiltOncePerSentinel(t *testing.T) {
 		t.Errorf("want 2 sentinel_tilt lines, got %d", n)
 	}
 }
+
+// TestRouterLogsTheFence follows a proxy that loses the Sentinel majority, keeps the master while its
+// replicas follow, fences it when they stop, and opens again when the majority answers: each step is one
+// line, the fence is counted once, and the first views at start-up are no "regained" majority.
+func TestRouterLogsTheFence(t *testing.T) {
+	logs := &redistest.SyncBuffer{}
+	r := NewRouter([]string{"g"}, 2, 3, 0, zerolog.New(logs))
+	r.Now = func() time.Time { return fenceNow }
+	var fences int
+	var mu sync.Mutex
+	r.OnFence = func(string) { mu.Lock(); fences++; mu.Unlock() }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	wait := func(what string, cond func(g *GroupSnapshot) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond(r.Snapshot().Group("g")) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v\n%s", what, r.Snapshot().Group("g"), logs.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	r.Submit(ctx, ConfigInput{Groups: []string{"g"}, Rise: 2, Fall: 3, Sentinels: []string{s1, s2, s3},
+		Fence: FenceSettings{Enabled: true, ReplicaTimeout: 3 * time.Second}})
+	for _, in := range []Input{view(s1, nodeA, 1, nodeB), view(s2, nodeA, 1, nodeB), view(s3, nodeA, 1, nodeB),
+		probeReplica(nodeB, "up"), masterLinks(nodeA, 0, nodeB+"=0")} {
+		r.Submit(ctx, in)
+	}
+	wait("routed", func(g *GroupSnapshot) bool { return g.Master == nodeA && g.Majority })
+	for _, in := range []Input{unreachable(s2), unreachable(s3)} {
+		r.Submit(ctx, in)
+	}
+	wait("armed", func(g *GroupSnapshot) bool { return !g.Majority && g.Master == nodeA })
+	r.Submit(ctx, masterLinks(nodeA, 0, nodeB+"=5"))
+	wait("fenced", func(g *GroupSnapshot) bool { return g.Fenced })
+	r.Submit(ctx, masterLinks(nodeA, 0, nodeB+"=6")) // still fenced: no second line
+	r.Submit(ctx, view(s2, nodeA, 1, nodeB))
+	wait("unfenced", func(g *GroupSnapshot) bool { return !g.Fenced && g.Master == nodeA })
+
+	out := logs.String()
+	for event, n := range map[string]int{"sentinel_majority_lost": 1, "master_fenced": 1, "master_unfenced": 1,
+		"sentinel_majority_regained": 1} {
+		if got := strings.Count(out, `"event":"`+event+`"`); got != n {
+			t.Errorf("%d %s lines, want %d:\n%s", got, event, n, out)
+		}
+	}
+	if !strings.Contains(out, `"reason":"1 of 3 Sentinels answer; replica `+nodeB+` has not acknowledged `+nodeA+` for 5s"`) ||
+		!strings.Contains(out, `"reason":"2 of 3 Sentinels answer"`) {
+		t.Errorf("the fence's reasons:\n%s", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fences != 1 {
+		t.Errorf("OnFence called %d times, want 1", fences)
+	}
+}
