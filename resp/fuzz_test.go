@@ -1,0 +1,47 @@
+package resp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+// FuzzScanner feeds arbitrary bytes to the Scanner, whole and cut into chunks at every size, and to
+// ReadValue. None may panic; the Scanner must find the same value ends and the same error however the
+// stream is cut (a reply stream cut at every byte); and where ReadValue reads a value, the Scanner must
+// end one at the same offset. It is the one fuzz target of everything that parses RESP (probes,
+// Sentinel connections, test helpers).
+func FuzzScanner(f *testing.F) {
+	for _, seed := range []string{
+		"+OK\r\n", "-ERR x\r\n", ":1\r\n", "$3\r\nfoo\r\n", "$-1\r\n", "*2\r\n$1\r\na\r\n*0\r\n", "*-1\r\n",
+		"_\r\n", ",3.14\r\n", "#t\r\n", "(1\r\n", "%1\r\n+a\r\n:1\r\n", "~1\r\n+a\r\n", ">2\r\n+message\r\n+x\r\n",
+		"=7\r\ntxt:abc\r\n", "!3\r\nERR\r\n", "|1\r\n+a\r\n+b\r\n:1\r\n", "*1\r\n|1\r\n+a\r\n+b\r\n:1\r\n",
+		"$12\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n", "*3000000000\r\n", "$99999999999\r\n", "+OK\n", "?\r\n", "$?\r\n",
+		"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	lim := Limits{MaxBulk: 1 << 16, MaxElements: 1 << 10, MaxDepth: 8, MaxLine: 256}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		whole, wholeErr := scanAll(&Scanner{Limits: lim}, in, 0)
+		for size := 1; size <= len(in) && size <= 16; size++ {
+			ends, err := scanAll(&Scanner{Limits: lim}, in, size)
+			if !reflect.DeepEqual(ends, whole) || (err == nil) != (wholeErr == nil) {
+				t.Fatalf("chunks of %d: ends %v err %v; whole: ends %v err %v", size, ends, err, whole, wholeErr)
+			}
+		}
+		if wholeErr != nil && !errors.Is(wholeErr, ErrProtocol) && !errors.Is(wholeErr, ErrTooLarge) {
+			t.Fatalf("an error that is neither ErrProtocol nor ErrTooLarge: %v", wholeErr)
+		}
+		src := bytes.NewReader(in)
+		br := bufio.NewReaderSize(src, 16)
+		if _, err := ReadValue(br, lim); err == nil {
+			consumed := len(in) - src.Len() - br.Buffered()
+			if len(whole) == 0 || whole[0] != consumed {
+				t.Fatalf("ReadValue read a value of %d bytes; the Scanner's ends: %v (err %v)", consumed, whole, wholeErr)
+			}
+		}
+	})
+}
