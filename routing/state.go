@@ -154,10 +154,15 @@ type Node struct {
 func NewState(groups []string, rise, fall int) *State {
 	s := &State{Rise: rise, Fall: fall, Groups: map[string]*Group{}, Nodes: map[string]*Node{}}
 	for _, g := range groups {
-		s.Groups[g] = &Group{Name: g, Views: map[string]sentinel.View{}, LastEvent: map[string]sentinel.Event{},
-			EventsReceived: map[string]uint64{}}
+		s.Groups[g] = newGroup(g)
 	}
 	return s
+}
+
+// newGroup starts an empty record of the named group.
+func newGroup(name string) *Group {
+	return &Group{Name: name, Views: map[string]sentinel.View{}, LastEvent: map[string]sentinel.Event{},
+		EventsReceived: map[string]uint64{}}
 }
 
 // Effects are what the owner must do after an Apply besides publishing a new snapshot.
@@ -290,8 +295,7 @@ func (s *State) reconfigure(in ConfigInput) {
 	for _, name := range in.Groups {
 		keep[name] = true
 		if s.Groups[name] == nil {
-			s.Groups[name] = &Group{Name: name, Views: map[string]sentinel.View{}, LastEvent: map[string]sentinel.Event{},
-				EventsReceived: map[string]uint64{}}
+			s.Groups[name] = newGroup(name)
 		}
 	}
 	for name := range s.Groups {
