@@ -230,11 +230,8 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 		gs.NoMasterReason = "Sentinels disagree on the master"
 	case named == "":
 		gs.NoMasterReason = "no Sentinel reachable and no master known"
-		for _, v := range sortedViews(g) {
-			if v.Err != nil {
-				gs.NoMasterReason = "no Sentinel names a master; " + v.Err.Error()
-				break
-			}
+		if failed := g.sortedViews(func(v sentinel.View) bool { return v.Err != nil }); len(failed) > 0 {
+			gs.NoMasterReason = "no Sentinel names a master; " + failed[0].Err.Error()
 		}
 	case masterNode == nil || !masterNode.Health.Known:
 		// Its role was never verified, so nothing routes to it; sessions from before a reload stay.
@@ -423,15 +420,6 @@ func leaving(before, after []string) []string {
 			keep[b] = true
 		}
 	}
-	return out
-}
-
-func sortedViews(g *Group) []sentinel.View {
-	out := make([]sentinel.View, 0, len(g.Views))
-	for _, v := range g.Views {
-		out = append(out, v)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Sentinel < out[j].Sentinel })
 	return out
 }
 

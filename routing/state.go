@@ -440,21 +440,19 @@ func (g *Group) updateNamed(fx *Effects, at time.Time) {
 
 // usableViews are the views a decision may rest on: answered, and not from a Sentinel in TILT.
 func (g *Group) usableViews() []sentinel.View {
-	var out []sentinel.View
-	for _, v := range g.Views {
-		if v.Err == nil && !v.Tilt && v.MasterAddr != "" {
-			out = append(out, v)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Sentinel < out[j].Sentinel })
-	return out
+	return g.sortedViews(func(v sentinel.View) bool { return v.Err == nil && !v.Tilt && v.MasterAddr != "" })
 }
 
 // lastKnownViews are the views to fall back on when no Sentinel answers: the last thing each said.
 func (g *Group) lastKnownViews() []sentinel.View {
+	return g.sortedViews(func(v sentinel.View) bool { return !v.Tilt && v.MasterAddr != "" })
+}
+
+// sortedViews returns the views keep accepts, in the order of their Sentinels' addresses.
+func (g *Group) sortedViews(keep func(sentinel.View) bool) []sentinel.View {
 	var out []sentinel.View
 	for _, v := range g.Views {
-		if !v.Tilt && v.MasterAddr != "" {
+		if keep(v) {
 			out = append(out, v)
 		}
 	}
