@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,7 +164,7 @@ func (r *Router) Run(ctx context.Context) {
 		next := Decide(r.state, r.groups, now)
 		r.logHealth(fx.HealthChanged, next)
 		r.logStalls(fx.StallChanged)
-		if t := nodeAddrs(next); !equalStrings(t, targets) {
+		if t := nodeAddrs(next); !slices.Equal(t, targets) {
 			targets = t
 			if r.SetTargets != nil {
 				r.SetTargets(t)
@@ -279,9 +280,9 @@ func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input, sessionsClos
 					Msg("healthy replicas back: the replica port leaves the master")
 			}
 		}
-		if !equalStrings(pg.DualMasters, ng.DualMasters) && len(ng.DualMasters) > 0 {
+		if !slices.Equal(pg.DualMasters, ng.DualMasters) && len(ng.DualMasters) > 0 {
 			for _, d := range ng.DualMasters {
-				if r.OnDualMaster != nil && !contains(pg.DualMasters, d) {
+				if r.OnDualMaster != nil && !slices.Contains(pg.DualMasters, d) {
 					r.OnDualMaster(ng.Name, d)
 				}
 				// Replication ids and offsets tell the operator which node has which history: the claimant's
@@ -490,30 +491,9 @@ func routesEqual(a, b *Snapshot) bool {
 	}
 	for i := range a.Groups {
 		ag, bg := &a.Groups[i], &b.Groups[i]
-		if ag.Master != bg.Master || ag.NoMasterReason != bg.NoMasterReason || !equalStrings(ag.Replicas, bg.Replicas) ||
-			ag.DrainMaster != bg.DrainMaster || !equalStrings(ag.DrainReplicas, bg.DrainReplicas) ||
-			ag.KeptMaster != bg.KeptMaster || !equalStrings(ag.KeptReplicas, bg.KeptReplicas) {
-			return false
-		}
-	}
-	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
+		if ag.Master != bg.Master || ag.NoMasterReason != bg.NoMasterReason || !slices.Equal(ag.Replicas, bg.Replicas) ||
+			ag.DrainMaster != bg.DrainMaster || !slices.Equal(ag.DrainReplicas, bg.DrainReplicas) ||
+			ag.KeptMaster != bg.KeptMaster || !slices.Equal(ag.KeptReplicas, bg.KeptReplicas) {
 			return false
 		}
 	}
