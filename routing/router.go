@@ -162,7 +162,7 @@ func (r *Router) Run(ctx context.Context) {
 		}
 		prev := r.snap.Load()
 		next := Decide(r.state, r.groups, now)
-		r.logHealth(fx.HealthChanged, next)
+		r.logHealth(fx.HealthChanged)
 		r.logStalls(fx.StallChanged)
 		if t := nodeAddrs(next); !slices.Equal(t, targets) {
 			targets = t
@@ -204,7 +204,7 @@ func (r *Router) Run(ctx context.Context) {
 	}
 }
 
-func (r *Router) logHealth(changed []string, snap *Snapshot) {
+func (r *Router) logHealth(changed []string) {
 	for _, addr := range changed {
 		n := r.state.Nodes[addr]
 		ev := r.log.Warn().Str("event", "server_down")
@@ -214,7 +214,7 @@ func (r *Router) logHealth(changed []string, snap *Snapshot) {
 			msg = "node is UP"
 		}
 		ev.Str("node", addr).Str("check_status", string(n.Last.Status)).Str("reason", n.Last.Reason()).
-			Float64("check_duration_ms", float64(n.Last.Duration.Microseconds())/1000)
+			Float64("check_duration_ms", ms(n.Last.Duration))
 		if n.Last.Err != nil {
 			ev.Str("error", n.Last.Err.Error())
 		}
@@ -377,18 +377,7 @@ func (r *Router) logFence(prev, next *Snapshot, cause Input, sessionsClosed map[
 // logTilt logs a Sentinel entering or leaving TILT, learned from its +tilt/-tilt event or from a
 // reconcile (INFO sentinel), once per Sentinel whatever the number of groups.
 func (r *Router) logTilt(prev, next *Snapshot) {
-	was := map[string]bool{}
-	for _, g := range prev.Groups {
-		for _, sn := range g.Sentinels {
-			was[sn.Addr] = was[sn.Addr] || sn.Tilt
-		}
-	}
-	now := map[string]bool{}
-	for _, g := range next.Groups {
-		for _, sn := range g.Sentinels {
-			now[sn.Addr] = now[sn.Addr] || sn.Tilt
-		}
-	}
+	was, now := tiltedSentinels(prev), tiltedSentinels(next)
 	for addr, tilt := range now {
 		if tilt == was[addr] {
 			continue
@@ -401,6 +390,17 @@ func (r *Router) logTilt(prev, next *Snapshot) {
 				Msg("Sentinel left TILT mode: its word counts again")
 		}
 	}
+}
+
+// tiltedSentinels maps each Sentinel of the snapshot to whether any group's row shows it in TILT.
+func tiltedSentinels(s *Snapshot) map[string]bool {
+	tilt := map[string]bool{}
+	for _, g := range s.Groups {
+		for _, sn := range g.Sentinels {
+			tilt[sn.Addr] = tilt[sn.Addr] || sn.Tilt
+		}
+	}
+	return tilt
 }
 
 // logMasterChange logs a change of the master route. A switch usually passes through a moment with
