@@ -481,6 +481,7 @@ func leaving(before, after []string) []string {
 	return out
 }
 
+// dash stands in for a name not known yet, in reasons.
 func dash(s string) string {
 	if s == "" {
 		return "-"
