@@ -2,8 +2,8 @@ package routing
 
 import (
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -133,26 +133,56 @@ func Decide(s *State, order []string, now time.Time) *Snapshot {
 	return snap
 }
 
+// decideGroup decides one group: what the Sentinels say of each node, the master route (which the fence,
+// then an operator's block, may take away), each node's verdict and the replica pool judged against that
+// route, and the Sentinel rows.
 func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
-	gs := GroupSnapshot{Name: g.Name}
-	named, epoch, answered := g.named()
-	gs.SentinelsAnswer = answered
-	if !answered {
-		// No Sentinel can be asked: keep the last named master, still subject to its own probe
-		// saying role:master and no other node claiming the role (checked below).
-		named, epoch = g.LastNamed, g.LastNamedEpoch
+	gs := GroupSnapshot{Name: g.Name, Detected: g.Detected}
+	if f := g.Failover; f != nil {
+		cp := *f
+		gs.Failover = &cp
 	}
-	gs.Named, gs.NamedEpoch = named, epoch
-
+	named, epoch, answered := g.named()
 	views := g.usableViews()
 	if !answered {
+		// No Sentinel can be asked: keep the last named master, still subject to its own probe
+		// saying role:master and no other node claiming the role (see masterRoute).
+		named, epoch = g.LastNamed, g.LastNamedEpoch
 		views = g.lastKnownViews()
 	}
-	sentinelRole := map[string]string{}
-	sentinelFlags := map[string]string{}
-	replicaDown := map[string]bool{}
+	gs.Named, gs.NamedEpoch, gs.SentinelsAnswer = named, epoch, answered
+
+	listed := listedBySentinels(views, named, epoch)
+	addrs := nodesToShow(g, listed)
+	claimants := s.masterClaimants(addrs)
+	gs.DualMasters = dualMasters(g.Failover, named, claimants)
+
+	gs.Master, gs.KeptMaster, gs.NoMasterReason = s.masterRoute(g, named, answered, claimants)
+	s.fence(g, &gs, now)
+	adminBlocked := s.adminBlock(&gs)
+
+	gs.Nodes, gs.Replicas, gs.KeptReplicas, gs.DrainReplicas = s.nodeVerdicts(g, &gs, adminBlocked, addrs, listed, now)
+	if len(gs.Replicas) == 0 && gs.Master != "" {
+		gs.Replicas = []string{gs.Master}
+		gs.ReplicaFallback = true
+	}
+
+	gs.Sentinels = sentinelRows(g)
+	return gs
+}
+
+// listing is what the Sentinels' views of the named master's config epoch say of each node.
+type listing struct {
+	role  map[string]string // "master" or "replica"
+	flags map[string]string // as a view gives them; a view that flags a replica down wins
+	down  map[string]bool   // replicas a view flags down
+}
+
+// listedBySentinels reads the role of each node from the views of the named master's config epoch.
+func listedBySentinels(views []sentinel.View, named string, epoch int64) listing {
+	l := listing{role: map[string]string{}, flags: map[string]string{}, down: map[string]bool{}}
 	if named != "" {
-		sentinelRole[named] = "master"
+		l.role[named] = "master"
 	}
 	for _, v := range views {
 		if v.ConfigEpoch != epoch {
@@ -162,23 +192,26 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 			if r.Addr == named {
 				continue
 			}
-			sentinelRole[r.Addr] = "replica"
+			l.role[r.Addr] = "replica"
 			if r.Down() {
-				replicaDown[r.Addr] = true
-				sentinelFlags[r.Addr] = r.Flags
-			} else if _, ok := sentinelFlags[r.Addr]; !ok {
-				sentinelFlags[r.Addr] = r.Flags
+				l.down[r.Addr] = true
+				l.flags[r.Addr] = r.Flags
+			} else if _, ok := l.flags[r.Addr]; !ok {
+				l.flags[r.Addr] = r.Flags
 			}
 		}
 		if v.MasterAddr == named {
-			sentinelFlags[named] = v.MasterFlags
+			l.flags[named] = v.MasterFlags
 		}
 	}
+	return l
+}
 
-	// Every node worth showing: listed by a Sentinel, or probed (an old master stays probed until the
-	// Sentinels forget it, which is how a dual master is caught).
+// nodesToShow returns every node worth showing, sorted: listed by a Sentinel, or probed (an old master
+// stays probed until the Sentinels forget it, which is how a dual master is caught).
+func nodesToShow(g *Group, listed listing) []string {
 	addrs := map[string]bool{}
-	for a := range sentinelRole {
+	for a := range listed.role {
 		addrs[a] = true
 	}
 	for _, v := range g.Views {
@@ -189,122 +222,120 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 			addrs[r.Addr] = true
 		}
 	}
-	sorted := make([]string, 0, len(addrs))
-	for a := range addrs {
-		sorted = append(sorted, a)
-	}
-	sort.Strings(sorted)
+	return slices.Sorted(maps.Keys(addrs))
+}
 
-	// Claimants are judged on the latest probe only: a node that stopped answering claims nothing.
+// masterClaimants returns the nodes that are UP and say role:master. Claimants are judged on the latest
+// probe only: a node that stopped answering claims nothing.
+func (s *State) masterClaimants(addrs []string) []string {
 	var claimants []string
-	for _, a := range sorted {
+	for _, a := range addrs {
 		if n := s.Nodes[a]; n != nil && n.Health.Up && n.Last.OK() && n.Last.Replication.IsMaster() {
 			claimants = append(claimants, a)
 		}
 	}
+	return claimants
+}
+
+// dualMasters returns the claimants of role:master besides the named master; with none named, all of
+// them when more than one claims.
+func dualMasters(f *Failover, named string, claimants []string) []string {
+	var dual []string
 	for _, a := range claimants {
-		if g.Failover != nil && a == g.Failover.Promoting && g.Failover.Promoted {
+		if f != nil && a == f.Promoting && f.Promoted {
 			continue // the replica being promoted: its role:master is expected
 		}
 		if named != "" && a != named || named == "" && len(claimants) > 1 {
-			gs.DualMasters = append(gs.DualMasters, a)
+			dual = append(dual, a)
 		}
 	}
+	return dual
+}
 
-	gs.Detected = g.Detected
-	if f := g.Failover; f != nil {
-		cp := *f
-		gs.Failover = &cp
-	}
+// masterRoute decides where the master port routes, before the fence and an operator have their say:
+// the named master once its own probe verifies it, or the promoted replica once a failover cut the old
+// master off. With no master it says why, and names the master that keeps its established sessions.
+func (s *State) masterRoute(g *Group, named string, answered bool, claimants []string) (master, kept, reason string) {
 	switch masterNode := s.Nodes[named]; {
 	case g.Failover != nil && g.Failover.Cut && g.Failover.OldMaster == named:
 		// The leader has started promoting a replica: the old master gets no more writes, since they
 		// would not reach the new master. The promoted replica takes them as soon as it says so itself.
 		f := g.Failover
 		if p := s.Nodes[f.Promoting]; f.Promoted && p != nil && p.Last.OK() && p.Last.Replication.IsMaster() {
-			gs.Master = f.Promoting
+			master = f.Promoting
 		} else {
-			gs.NoMasterReason = fmt.Sprintf("failover in progress: Sentinel %s is promoting %s", f.Leader, dash(f.Promoting))
+			reason = fmt.Sprintf("failover in progress: Sentinel %s is promoting %s", f.Leader, dash(f.Promoting))
 		}
 	case named == "" && answered:
-		gs.NoMasterReason = "Sentinels disagree on the master"
+		reason = "Sentinels disagree on the master"
 	case named == "":
-		gs.NoMasterReason = "no Sentinel reachable and no master known"
-		for _, v := range sortedViews(g) {
-			if v.Err != nil {
-				gs.NoMasterReason = "no Sentinel names a master; " + v.Err.Error()
-				break
-			}
+		reason = "no Sentinel reachable and no master known"
+		if failed := g.sortedViews(func(v sentinel.View) bool { return v.Err != nil }); len(failed) > 0 {
+			reason = "no Sentinel names a master; " + failed[0].Err.Error()
 		}
 	case masterNode == nil || !masterNode.Health.Known:
 		// Its role was never verified, so nothing routes to it; sessions from before a reload stay.
-		gs.KeptMaster = named
-		gs.NoMasterReason = fmt.Sprintf("master %s not probed yet", named)
+		kept = named
+		reason = fmt.Sprintf("master %s not probed yet", named)
 		if masterNode != nil && masterNode.Stall != "" {
-			gs.NoMasterReason = fmt.Sprintf("master %s has not passed a probe yet: it is %s", named, StallText(masterNode.Stall))
+			reason = fmt.Sprintf("master %s has not passed a probe yet: it is %s", named, StallText(masterNode.Stall))
 		}
 	case !masterNode.Health.Up && masterNode.Last.OK():
-		gs.KeptMaster = named
-		gs.NoMasterReason = fmt.Sprintf("master %s is DOWN, coming back: %d of %d checks passed", named,
+		kept = named
+		reason = fmt.Sprintf("master %s is DOWN, coming back: %d of %d checks passed", named,
 			masterNode.Health.Streak(), s.Rise)
 	case !masterNode.Health.Up:
 		// New clients are held, then refused; established sessions stay until Sentinel moves the master.
-		gs.KeptMaster = named
-		gs.NoMasterReason = fmt.Sprintf("master %s is DOWN (%s)", named, masterNode.Last.Reason())
+		kept = named
+		reason = fmt.Sprintf("master %s is DOWN (%s)", named, masterNode.Last.Reason())
 		if masterNode.Stall != "" {
-			gs.NoMasterReason = fmt.Sprintf("master %s is DOWN, and now %s", named, StallText(masterNode.Stall))
+			reason = fmt.Sprintf("master %s is DOWN, and now %s", named, StallText(masterNode.Stall))
 		}
 	case !masterNode.LastOK.Replication.IsMaster():
-		gs.NoMasterReason = fmt.Sprintf("Sentinel names %s but it reports role:%s", named, masterNode.LastOK.Replication.Role)
+		reason = fmt.Sprintf("Sentinel names %s but it reports role:%s", named, masterNode.LastOK.Replication.Role)
 	case !answered && len(claimants) > 1:
-		gs.NoMasterReason = fmt.Sprintf("no Sentinel reachable and %d nodes claim role:master", len(claimants))
+		reason = fmt.Sprintf("no Sentinel reachable and %d nodes claim role:master", len(claimants))
 	default:
-		gs.Master = named
+		master = named
 	}
-	s.fence(g, &gs, now)
+	return master, kept, reason
+}
+
+// adminBlock takes the routed master off the route when an operator put it in DRAIN or MAINT, and
+// returns it ("" when it did not).
+func (s *State) adminBlock(gs *GroupSnapshot) (blocked string) {
 	// An operator's DRAIN or MAINT outranks everything else: the master port then refuses or holds new
 	// clients, as the page warns before the operator confirms.
-	adminBlocked := ""
 	if m := s.Nodes[gs.Master]; gs.Master != "" && m != nil && m.Admin != "" && m.Admin != AdminReady {
-		adminBlocked = gs.Master
+		blocked = gs.Master
 		gs.NoMasterReason = fmt.Sprintf("master %s is in %s (set by an operator)", gs.Master, m.Admin)
 		if m.Admin == AdminDrain {
 			gs.DrainMaster = gs.Master
 		}
 		gs.Master = ""
 	}
+	return blocked
+}
 
-	for _, a := range sorted {
+// nodeVerdicts judges each node against the group's master route (route.Master, route.Named,
+// route.Fenced, and the master adminBlocked took off it) and sorts the replicas into the replica port's
+// lists: the pool, those out of it by their probes alone that keep their sessions, and those an operator
+// drains.
+func (s *State) nodeVerdicts(g *Group, route *GroupSnapshot, adminBlocked string, addrs []string, listed listing,
+	now time.Time) (nodes []NodeSnapshot, pool, kept, drained []string) {
+	for _, a := range addrs {
 		n := s.Nodes[a]
-		ns := NodeSnapshot{Addr: a, SentinelRole: sentinelRole[a], SentinelFlags: sentinelFlags[a]}
-		ns.Admin, ns.LagSeconds, ns.LagBytes = AdminReady, -1, -1
-		if n != nil {
-			ns.Health, ns.Last, ns.LastOK, ns.LastChange = n.Health, n.Last, n.LastOK, n.LastChange
-			ns.Checks, ns.CheckFailures, ns.Downs, ns.DownTotal = n.Checks, n.CheckFailures, n.Downs, n.DownTotal
-			ns.Stall, ns.StallSince, ns.StalledChecks, ns.Stalls = n.Stall, n.StallSince, n.StalledChecks, n.Stalls
-			if !n.DownSince.IsZero() && now.After(n.DownSince) {
-				ns.DownTotal += now.Sub(n.DownSince)
-			}
-			if n.Admin != "" {
-				ns.Admin = n.Admin
-			}
-		}
-		if m := s.Nodes[gs.Master]; m != nil && m.LastOK.OK() && a != gs.Master {
-			if link, ok := m.LastOK.Replication.Replica(a); ok {
-				ns.LagSeconds = link.Lag
-				ns.LagBytes = max(m.LastOK.Replication.MasterReplOffset-link.Offset, 0)
-			}
-		}
-		ns.InMasterPool = a == gs.Master
+		ns := s.nodeSnapshot(a, listed, route.Master, now)
+		ns.InMasterPool = a == route.Master
 		// A replica out of the pool because of its probes alone keeps its sessions, as the master does;
 		// one that Sentinel flags down, or an operator put in MAINT, loses them.
-		listedReplica := sentinelRole[a] == "replica" && !replicaDown[a] && ns.Admin != AdminMaint
+		listedReplica := listed.role[a] == "replica" && !listed.down[a] && ns.Admin != AdminMaint
 		switch {
 		case ns.InMasterPool:
 			ns.Verdict = "master"
 		case a == adminBlocked:
 			ns.Verdict = strings.ToLower(string(ns.Admin))
-		case gs.Fenced && a == named:
+		case route.Fenced && a == route.Named:
 			ns.Verdict = "fenced"
 		case g.Failover != nil && a == g.Failover.Promoting:
 			ns.Verdict = "promoting"
@@ -318,54 +349,78 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 		case !n.Health.Up:
 			ns.Verdict = "down"
 			if listedReplica {
-				gs.KeptReplicas = append(gs.KeptReplicas, a)
+				kept = append(kept, a)
 			}
-		case n.LastOK.Replication.IsMaster() && a != named:
+		case n.LastOK.Replication.IsMaster() && a != route.Named:
 			ns.Verdict = "dual-master"
-		case a == named:
+		case a == route.Named:
 			ns.Verdict = "not-verified"
-		case sentinelRole[a] != "replica":
+		case listed.role[a] != "replica":
 			ns.Verdict = "unknown-to-sentinel"
-		case replicaDown[a]:
+		case listed.down[a]:
 			ns.Verdict = "sentinel-down"
 		case n.Stall != "":
 			// It cannot answer new clients now, but its sessions wait for it as direct clients would.
 			ns.Verdict = string(n.Stall)
 			if listedReplica {
-				gs.KeptReplicas = append(gs.KeptReplicas, a)
+				kept = append(kept, a)
 			}
 		case !n.LastOK.Replication.IsSyncedReplica():
 			ns.Verdict = "not-synced"
-		case s.MaxReplicaLagSeconds > 0 && lagging(s, gs.Master, a, s.MaxReplicaLagSeconds):
+		case s.MaxReplicaLagSeconds > 0 && lagging(s, route.Master, a, s.MaxReplicaLagSeconds):
 			ns.Verdict = "lagging"
 		case ns.Admin == AdminDrain:
 			ns.Verdict = "drain"
-			gs.DrainReplicas = append(gs.DrainReplicas, a)
+			drained = append(drained, a)
 		case ns.Admin == AdminMaint:
 			ns.Verdict = "maint"
 		default:
 			ns.Verdict = "replica"
 			ns.InReplicaPool = true
-			gs.Replicas = append(gs.Replicas, a)
+			pool = append(pool, a)
 		}
-		gs.Nodes = append(gs.Nodes, ns)
+		nodes = append(nodes, ns)
 	}
-	if len(gs.Replicas) == 0 && gs.Master != "" {
-		gs.Replicas = []string{gs.Master}
-		gs.ReplicaFallback = true
-	}
+	return nodes, pool, kept, drained
+}
 
-	sentinels := make([]string, 0, len(g.Views))
+// nodeSnapshot is what is known of a node before its verdict: how the Sentinels list it, its probes and
+// counters, and its lag as the routed master reports it.
+func (s *State) nodeSnapshot(a string, listed listing, master string, now time.Time) NodeSnapshot {
+	ns := NodeSnapshot{Addr: a, SentinelRole: listed.role[a], SentinelFlags: listed.flags[a]}
+	ns.Admin, ns.LagSeconds, ns.LagBytes = AdminReady, -1, -1
+	if n := s.Nodes[a]; n != nil {
+		ns.Health, ns.Last, ns.LastOK, ns.LastChange = n.Health, n.Last, n.LastOK, n.LastChange
+		ns.Checks, ns.CheckFailures, ns.Downs, ns.DownTotal = n.Checks, n.CheckFailures, n.Downs, n.DownTotal
+		ns.Stall, ns.StallSince, ns.StalledChecks, ns.Stalls = n.Stall, n.StallSince, n.StalledChecks, n.Stalls
+		if !n.DownSince.IsZero() && now.After(n.DownSince) {
+			ns.DownTotal += now.Sub(n.DownSince)
+		}
+		if n.Admin != "" {
+			ns.Admin = n.Admin
+		}
+	}
+	if m := s.Nodes[master]; m != nil && m.LastOK.OK() && a != master {
+		if link, ok := m.LastOK.Replication.Replica(a); ok {
+			ns.LagSeconds = link.Lag
+			ns.LagBytes = max(m.LastOK.Replication.MasterReplOffset-link.Offset, 0)
+		}
+	}
+	return ns
+}
+
+// sentinelRows describes each Sentinel that gave a view of the group or published an event for it, in
+// address order.
+func sentinelRows(g *Group) []SentinelSnapshot {
+	addrs := map[string]bool{}
 	for a := range g.Views {
-		sentinels = append(sentinels, a)
+		addrs[a] = true
 	}
 	for a := range g.LastEvent {
-		if _, ok := g.Views[a]; !ok {
-			sentinels = append(sentinels, a)
-		}
+		addrs[a] = true
 	}
-	sort.Strings(sentinels)
-	for _, a := range sentinels {
+	var rows []SentinelSnapshot
+	for _, a := range slices.Sorted(maps.Keys(addrs)) {
 		v := g.Views[a]
 		ss := SentinelSnapshot{Addr: a, Reachable: v.Err == nil && !v.At.IsZero(), Tilt: v.Tilt,
 			MasterAddr: v.MasterAddr, ConfigEpoch: v.ConfigEpoch}
@@ -376,9 +431,9 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 		if ev, ok := g.LastEvent[a]; ok {
 			ss.LastEvent, ss.LastEventAt = ev.Channel+" "+ev.Payload, ev.At
 		}
-		gs.Sentinels = append(gs.Sentinels, ss)
+		rows = append(rows, ss)
 	}
-	return gs
+	return rows
 }
 
 // Departed lists the backends that left each pool from prev to next: their sessions must be closed.
@@ -426,15 +481,7 @@ func leaving(before, after []string) []string {
 	return out
 }
 
-func sortedViews(g *Group) []sentinel.View {
-	out := make([]sentinel.View, 0, len(g.Views))
-	for _, v := range g.Views {
-		out = append(out, v)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Sentinel < out[j].Sentinel })
-	return out
-}
-
+// dash stands in for a name not known yet, in reasons.
 func dash(s string) string {
 	if s == "" {
 		return "-"

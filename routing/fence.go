@@ -2,6 +2,7 @@ package routing
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -36,12 +37,7 @@ func (s *State) knownSentinels(g *Group) []string {
 			known[p] = true
 		}
 	}
-	out := make([]string, 0, len(known))
-	for a := range known {
-		out = append(out, a)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(known))
 }
 
 // replicaContact says whether the master shows, by its latest passed check, that every replica the

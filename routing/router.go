@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,9 +162,9 @@ func (r *Router) Run(ctx context.Context) {
 		}
 		prev := r.snap.Load()
 		next := Decide(r.state, r.groups, now)
-		r.logHealth(fx.HealthChanged, next)
+		r.logHealth(fx.HealthChanged)
 		r.logStalls(fx.StallChanged)
-		if t := nodeAddrs(next); !equalStrings(t, targets) {
+		if t := nodeAddrs(next); !slices.Equal(t, targets) {
 			targets = t
 			if r.SetTargets != nil {
 				r.SetTargets(t)
@@ -203,7 +204,7 @@ func (r *Router) Run(ctx context.Context) {
 	}
 }
 
-func (r *Router) logHealth(changed []string, snap *Snapshot) {
+func (r *Router) logHealth(changed []string) {
 	for _, addr := range changed {
 		n := r.state.Nodes[addr]
 		ev := r.log.Warn().Str("event", "server_down")
@@ -213,7 +214,7 @@ func (r *Router) logHealth(changed []string, snap *Snapshot) {
 			msg = "node is UP"
 		}
 		ev.Str("node", addr).Str("check_status", string(n.Last.Status)).Str("reason", n.Last.Reason()).
-			Float64("check_duration_ms", float64(n.Last.Duration.Microseconds())/1000)
+			Float64("check_duration_ms", ms(n.Last.Duration))
 		if n.Last.Err != nil {
 			ev.Str("error", n.Last.Err.Error())
 		}
@@ -279,9 +280,9 @@ func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input, sessionsClos
 					Msg("healthy replicas back: the replica port leaves the master")
 			}
 		}
-		if !equalStrings(pg.DualMasters, ng.DualMasters) && len(ng.DualMasters) > 0 {
+		if !slices.Equal(pg.DualMasters, ng.DualMasters) && len(ng.DualMasters) > 0 {
 			for _, d := range ng.DualMasters {
-				if r.OnDualMaster != nil && !contains(pg.DualMasters, d) {
+				if r.OnDualMaster != nil && !slices.Contains(pg.DualMasters, d) {
 					r.OnDualMaster(ng.Name, d)
 				}
 				// Replication ids and offsets tell the operator which node has which history: the claimant's
@@ -376,18 +377,7 @@ func (r *Router) logFence(prev, next *Snapshot, cause Input, sessionsClosed map[
 // logTilt logs a Sentinel entering or leaving TILT, learned from its +tilt/-tilt event or from a
 // reconcile (INFO sentinel), once per Sentinel whatever the number of groups.
 func (r *Router) logTilt(prev, next *Snapshot) {
-	was := map[string]bool{}
-	for _, g := range prev.Groups {
-		for _, sn := range g.Sentinels {
-			was[sn.Addr] = was[sn.Addr] || sn.Tilt
-		}
-	}
-	now := map[string]bool{}
-	for _, g := range next.Groups {
-		for _, sn := range g.Sentinels {
-			now[sn.Addr] = now[sn.Addr] || sn.Tilt
-		}
-	}
+	was, now := tiltedSentinels(prev), tiltedSentinels(next)
 	for addr, tilt := range now {
 		if tilt == was[addr] {
 			continue
@@ -400,6 +390,17 @@ func (r *Router) logTilt(prev, next *Snapshot) {
 				Msg("Sentinel left TILT mode: its word counts again")
 		}
 	}
+}
+
+// tiltedSentinels maps each Sentinel of the snapshot to whether any group's row shows it in TILT.
+func tiltedSentinels(s *Snapshot) map[string]bool {
+	tilt := map[string]bool{}
+	for _, g := range s.Groups {
+		for _, sn := range g.Sentinels {
+			tilt[sn.Addr] = tilt[sn.Addr] || sn.Tilt
+		}
+	}
+	return tilt
 }
 
 // logMasterChange logs a change of the master route. A switch usually passes through a moment with
@@ -490,30 +491,9 @@ func routesEqual(a, b *Snapshot) bool {
 	}
 	for i := range a.Groups {
 		ag, bg := &a.Groups[i], &b.Groups[i]
-		if ag.Master != bg.Master || ag.NoMasterReason != bg.NoMasterReason || !equalStrings(ag.Replicas, bg.Replicas) ||
-			ag.DrainMaster != bg.DrainMaster || !equalStrings(ag.DrainReplicas, bg.DrainReplicas) ||
-			ag.KeptMaster != bg.KeptMaster || !equalStrings(ag.KeptReplicas, bg.KeptReplicas) {
-			return false
-		}
-	}
-	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
+		if ag.Master != bg.Master || ag.NoMasterReason != bg.NoMasterReason || !slices.Equal(ag.Replicas, bg.Replicas) ||
+			ag.DrainMaster != bg.DrainMaster || !slices.Equal(ag.DrainReplicas, bg.DrainReplicas) ||
+			ag.KeptMaster != bg.KeptMaster || !slices.Equal(ag.KeptReplicas, bg.KeptReplicas) {
 			return false
 		}
 	}

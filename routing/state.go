@@ -154,10 +154,15 @@ type Node struct {
 func NewState(groups []string, rise, fall int) *State {
 	s := &State{Rise: rise, Fall: fall, Groups: map[string]*Group{}, Nodes: map[string]*Node{}}
 	for _, g := range groups {
-		s.Groups[g] = &Group{Name: g, Views: map[string]sentinel.View{}, LastEvent: map[string]sentinel.Event{},
-			EventsReceived: map[string]uint64{}}
+		s.Groups[g] = newGroup(g)
 	}
 	return s
+}
+
+// newGroup starts an empty record of the named group.
+func newGroup(name string) *Group {
+	return &Group{Name: name, Views: map[string]sentinel.View{}, LastEvent: map[string]sentinel.Event{},
+		EventsReceived: map[string]uint64{}}
 }
 
 // Effects are what the owner must do after an Apply besides publishing a new snapshot.
@@ -290,8 +295,7 @@ func (s *State) reconfigure(in ConfigInput) {
 	for _, name := range in.Groups {
 		keep[name] = true
 		if s.Groups[name] == nil {
-			s.Groups[name] = &Group{Name: name, Views: map[string]sentinel.View{}, LastEvent: map[string]sentinel.Event{},
-				EventsReceived: map[string]uint64{}}
+			s.Groups[name] = newGroup(name)
 		}
 	}
 	for name := range s.Groups {
@@ -436,21 +440,19 @@ func (g *Group) updateNamed(fx *Effects, at time.Time) {
 
 // usableViews are the views a decision may rest on: answered, and not from a Sentinel in TILT.
 func (g *Group) usableViews() []sentinel.View {
-	var out []sentinel.View
-	for _, v := range g.Views {
-		if v.Err == nil && !v.Tilt && v.MasterAddr != "" {
-			out = append(out, v)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Sentinel < out[j].Sentinel })
-	return out
+	return g.sortedViews(func(v sentinel.View) bool { return v.Err == nil && !v.Tilt && v.MasterAddr != "" })
 }
 
 // lastKnownViews are the views to fall back on when no Sentinel answers: the last thing each said.
 func (g *Group) lastKnownViews() []sentinel.View {
+	return g.sortedViews(func(v sentinel.View) bool { return !v.Tilt && v.MasterAddr != "" })
+}
+
+// sortedViews returns the views keep accepts, in the order of their Sentinels' addresses.
+func (g *Group) sortedViews(keep func(sentinel.View) bool) []sentinel.View {
 	var out []sentinel.View
 	for _, v := range g.Views {
-		if !v.Tilt && v.MasterAddr != "" {
+		if keep(v) {
 			out = append(out, v)
 		}
 	}
