@@ -17,7 +17,8 @@ type Limits struct {
 	MaxElements int64
 	// MaxDepth is how deeply aggregates may nest.
 	MaxDepth int
-	// MaxLine is the longest line accepted: a header, a simple string, an error, a number.
+	// MaxLine is the longest line accepted, not counting its CRLF: a header, a simple string, an error,
+	// a number.
 	MaxLine int
 }
 

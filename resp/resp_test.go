@@ -101,11 +101,31 @@ func TestScannerLimits(t *testing.T) {
 		{"*1\r\n*1\r\n:1\r\n", nil},
 		{"*1\r\n*1\r\n*1\r\n", ErrTooLarge},
 		{"+0123456789012\r\n", nil},
+		{"+012345678901234\r\n", nil}, // 16 bytes and its CRLF: MaxLine does not count the CRLF
+		{"+0123456789012345\r\n", ErrTooLarge},
+		{"+0123456789012345", ErrTooLarge}, // not ended yet, but already too long
+		{"+012345678901234\r", nil},        // the CR may be the line's own
 		{"+01234567890123456789\r\n", ErrTooLarge},
 	} {
 		_, err := scanAll(&Scanner{Limits: lim}, []byte(tt.in), 0)
 		if !errors.Is(err, tt.err) || (tt.err == nil && err != nil) {
 			t.Errorf("%q: %v, want %v", tt.in, err, tt.err)
+		}
+	}
+}
+
+// TestLineLimitAgrees: the Scanner and ReadValue accept the same lines, however the stream is cut (the
+// Scanner once refused a line of MaxLine bytes that ReadValue read).
+func TestLineLimitAgrees(t *testing.T) {
+	lim := Limits{MaxLine: 16}
+	for n := 14; n <= 18; n++ {
+		in := "+" + strings.Repeat("x", n-1) + "\r\n"
+		_, rerr := ReadValue(bufio.NewReaderSize(strings.NewReader(in), 16), lim)
+		for _, size := range []int{0, 1, n, n + 1} {
+			_, serr := scanAll(&Scanner{Limits: lim}, []byte(in), size)
+			if (rerr == nil) != (serr == nil) || (n <= 16) != (serr == nil) {
+				t.Errorf("a line of %d bytes (chunks of %d): ReadValue %v, Scanner %v", n, size, rerr, serr)
+			}
 		}
 	}
 }

@@ -100,7 +100,14 @@ func (s *Scanner) line(b []byte) (int, bool, error) {
 	}
 	i := bytes.IndexByte(b[start:], '\n')
 	if i < 0 {
-		if err := s.grow(len(b)); err != nil {
+		if len(b) > start {
+			s.lastCR = b[len(b)-1] == '\r'
+		}
+		cr := 0
+		if s.lastCR {
+			cr = 1 // it may be the line's CR, which MaxLine does not count
+		}
+		if err := s.grow(len(b), cr); err != nil {
 			return len(b), false, err
 		}
 		if sized(s.kind) {
@@ -109,13 +116,10 @@ func (s *Scanner) line(b []byte) (int, bool, error) {
 				return len(b), false, fmt.Errorf("%w: bad length %q", ErrProtocol, clip(s.header))
 			}
 		}
-		if len(b) > start {
-			s.lastCR = b[len(b)-1] == '\r'
-		}
 		return len(b), false, nil
 	}
 	end := start + i + 1 // just past the LF
-	if err := s.grow(end); err != nil {
+	if err := s.grow(end, 2); err != nil {
 		return end, false, err
 	}
 	crlf := s.lastCR
@@ -143,10 +147,12 @@ func (s *Scanner) line(b []byte) (int, bool, error) {
 // maxLengthLine is the longest a line holding a length can be: 19 digits and a CR.
 const maxLengthLine = 20
 
-// grow counts k more bytes of the current line against MaxLine.
-func (s *Scanner) grow(k int) error {
+// grow counts k more bytes of the current line and checks it against MaxLine, which bounds a line
+// without its CRLF, as ReadValue does: crlf is how many of the bytes counted so far are (or may be) the
+// line's end.
+func (s *Scanner) grow(k, crlf int) error {
 	s.lineN += k
-	if s.lineN > s.Limits.maxLine() {
+	if s.lineN-crlf > s.Limits.maxLine() {
 		return fmt.Errorf("%w: a line longer than %d bytes", ErrTooLarge, s.Limits.maxLine())
 	}
 	return nil
