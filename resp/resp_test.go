@@ -71,6 +71,10 @@ func TestScannerFramesValues(t *testing.T) {
 		{"huge bulk", "$99999999999\r\n", nil, 0, ErrTooLarge},
 		{"huge array", "*3000000000\r\n", nil, 0, ErrTooLarge},
 		{"length of 20 digits", "$12345678901234567890\r\n", nil, 0, ErrProtocol},
+		{"length of 19 digits beyond int64", "*9999999999999999999\r\n", nil, 0, ErrProtocol},
+		{"bulk length just beyond int64", "$9223372036854775808\r\n", nil, 0, ErrProtocol},
+		{"map whose doubled count wraps", "%7000000000000000000\r\n", nil, 0, ErrTooLarge},
+		{"attribute whose doubled count wraps", "|7000000000000000000\r\n", nil, 0, ErrTooLarge},
 	}
 	for _, tt := range tests {
 		for _, size := range []int{0, 1, 2, 3, 7} {
@@ -169,6 +173,12 @@ func TestReadValue(t *testing.T) {
 	}
 	if _, err := ReadValue(bufio.NewReader(strings.NewReader("$2000000\r\n")), ProbeLimits); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("over ProbeLimits: %v", err)
+	}
+	// Counts and lengths that overflow int64 (a map's pairs once doubled): errors, not a panic or a null.
+	for _, in := range []string{"%7000000000000000000\r\n", "|7000000000000000000\r\n", "*9999999999999999999\r\n", "$9223372036854775808\r\n"} {
+		if v, err := read(in); err == nil {
+			t.Errorf("%q: %+v, want an error", in, v)
+		}
 	}
 	if _, err := read("$3\r\nfoobar"); !errors.Is(err, ErrProtocol) {
 		t.Errorf("bulk without CRLF: %v", err)

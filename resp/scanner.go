@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 )
 
 var (
@@ -191,11 +192,8 @@ func (s *Scanner) headerDone(kind byte, text []byte) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if kind == '%' || kind == '|' {
-			n *= 2 // a map's or an attribute's pairs
-		}
-		if n > s.Limits.maxElements() {
-			return false, fmt.Errorf("%w: an aggregate of %d elements (at most %d)", ErrTooLarge, n, s.Limits.maxElements())
+		if n, err = s.Limits.elements(kind, n); err != nil {
+			return false, err
 		}
 		if n <= 0 { // empty, or *-1: the RESP2 null array
 			if kind == '|' {
@@ -249,7 +247,8 @@ func sized(c byte) bool {
 	return false
 }
 
-// length parses a length: a decimal of at most 19 digits, or -1 where a null is allowed.
+// length parses a length: a decimal that fits an int64, or -1 where a null is allowed. (A 19-digit
+// number beyond int64 once wrapped to a negative length and was read as a null.)
 func length(text []byte, nullOK bool) (int64, error) {
 	if nullOK && len(text) == 2 && text[0] == '-' && text[1] == '1' {
 		return -1, nil
@@ -259,7 +258,7 @@ func length(text []byte, nullOK bool) (int64, error) {
 	}
 	var n int64
 	for _, c := range text {
-		if c < '0' || c > '9' {
+		if c < '0' || c > '9' || n > (math.MaxInt64-int64(c-'0'))/10 {
 			return 0, fmt.Errorf("%w: bad length %q", ErrProtocol, clip(text))
 		}
 		n = n*10 + int64(c-'0')
