@@ -26,6 +26,7 @@ func TestReadReply(t *testing.T) {
 		{"$99999999999\r\n", "", "over the limit"},
 		{"$1048577\r\n", "", "over the limit"}, // 1 MiB and a byte: more than INFO replication ever is
 		{"*1\r\n+OK\r\n", "", "unexpected reply type"},
+		{"%7000000000000000000\r\n", "", "over the limit"}, // a RESP3 map header once made the probe panic
 		{"\r\n", "", "empty line"},
 		{"+" + strings.Repeat("x", 70<<10) + "\r\n", "", "over the limit"},
 		{"$10\r\nshort", "", "EOF"},
