@@ -87,9 +87,8 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./check -run '^$$' -fuzz FuzzParseReplication -fuzztime $(FUZZTIME)
-	$(GO) test ./check -run '^$$' -fuzz FuzzReadReply -fuzztime $(FUZZTIME)
 	$(GO) test ./sentinel -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME)
-	$(GO) test ./sentinel -run '^$$' -fuzz FuzzGuardConnScan -fuzztime $(FUZZTIME)
+	$(GO) test ./resp -run '^$$' -fuzz FuzzScanner -fuzztime $(FUZZTIME)
 
 # bench compares direct Redis, sentinel-proxy and HAProxy (seed config): throughput, latency, memory.
 bench: bench-deps build

@@ -9,6 +9,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/resp"
 )
 
 // Status is the outcome of one probe, named as HAProxy's check_status so its users read it at once.
@@ -122,9 +124,9 @@ func (p *Prober) probe(ctx context.Context, addr string) (Status, Replication, e
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	rd, wr := bufio.NewReaderSize(conn, 4096), bufio.NewWriter(conn)
+	rd := bufio.NewReaderSize(conn, 4096)
 	ask := func(step string, args ...string) (string, error) {
-		if err := writeCommand(wr, args...); err != nil {
+		if _, err := conn.Write(resp.AppendCommand(nil, args...)); err != nil {
 			return "", fmt.Errorf("%s: send: %w", step, err)
 		}
 		reply, err := readReply(rd)
@@ -183,4 +185,12 @@ func isTimeout(err error) bool {
 	var netErr net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
 		(errors.As(err, &netErr) && netErr.Timeout())
+}
+
+// truncate shortens a reply quoted in an error.
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 )
 
+// TestReadReply: the kinds of reply a probe accepts, and what the rest become. How RESP is read is
+// resp's (and its fuzz target's); this is what the probe makes of it.
 func TestReadReply(t *testing.T) {
 	tests := []struct {
 		in      string
@@ -19,12 +21,14 @@ func TestReadReply(t *testing.T) {
 		{"$0\r\n\r\n", "", ""},
 		{"-WRONGPASS invalid username-password pair\r\n", "", "WRONGPASS"},
 		{"$-1\r\n", "", "nil reply"},
-		{"$5\r\nhelloXX", "", "not terminated"},
-		{"$abc\r\n", "", "bad bulk length"},
-		{"$99999999999\r\n", "", "too large"},
+		{"$5\r\nhelloXX", "", "not ended by CRLF"},
+		{"$abc\r\n", "", "bad length"},
+		{"$99999999999\r\n", "", "over the limit"},
+		{"$1048577\r\n", "", "over the limit"}, // 1 MiB and a byte: more than INFO replication ever is
 		{"*1\r\n+OK\r\n", "", "unexpected reply type"},
+		{"%7000000000000000000\r\n", "", "over the limit"}, // a RESP3 map header once made the probe panic
 		{"\r\n", "", "empty line"},
-		{"+" + strings.Repeat("x", 70<<10) + "\r\n", "", "too large"},
+		{"+" + strings.Repeat("x", 70<<10) + "\r\n", "", "over the limit"},
 		{"$10\r\nshort", "", "EOF"},
 	}
 	for _, tt := range tests {
@@ -41,19 +45,7 @@ func TestReadReply(t *testing.T) {
 	}
 	var re RedisError
 	_, err := readReply(bufio.NewReader(strings.NewReader("-NOAUTH x\r\n")))
-	if !errors.As(err, &re) {
-		t.Errorf("error reply should be a RedisError, got %T", err)
+	if !errors.As(err, &re) || string(re) != "NOAUTH x" {
+		t.Errorf("error reply should be a RedisError, got %T %v", err, err)
 	}
-}
-
-func FuzzReadReply(f *testing.F) {
-	for _, s := range []string{"+OK\r\n", "$5\r\nhello\r\n", "-ERR x\r\n", ":1\r\n", "$-1\r\n", "*2\r\n"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		got, err := readReply(bufio.NewReader(strings.NewReader(string(in))))
-		if err == nil && len(got) > len(in) {
-			t.Fatalf("reply %d bytes from %d bytes of input", len(got), len(in))
-		}
-	})
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"net"
-	"strings"
 	"sync"
 	"time"
 )
@@ -33,22 +32,22 @@ func RecordEvents(ctx context.Context, sentinels []string) (*EventLog, error) {
 		}
 		context.AfterFunc(ctx, func() { conn.Close() })
 		rd := bufio.NewReader(conn)
-		if _, err := conn.Write([]byte("*2\r\n$10\r\nPSUBSCRIBE\r\n$1\r\n*\r\n")); err != nil {
+		if err := send(conn, "PSUBSCRIBE", "*"); err != nil {
 			return nil, err
 		}
-		if _, err := readFlat(rd); err != nil { // the subscription confirmation
+		if _, err := readReply(rd); err != nil { // the subscription confirmation
 			return nil, err
 		}
 		go func() {
 			for {
-				msg, err := readFlat(rd)
+				msg, err := readReply(rd)
 				if err != nil {
 					return // ctx ended, or the Sentinel went away
 				}
-				parts := strings.SplitN(msg, "\n", 4) // pmessage, pattern, channel, payload
-				if len(parts) == 4 && parts[0] == "pmessage" {
+				parts := msg.Elems // pmessage, pattern, channel, payload
+				if len(parts) == 4 && parts[0].Str == "pmessage" {
 					l.mu.Lock()
-					l.events = append(l.events, SentinelEvent{Sentinel: addr, Channel: parts[2], Payload: parts[3], At: time.Now()})
+					l.events = append(l.events, SentinelEvent{Sentinel: addr, Channel: parts[2].Str, Payload: parts[3].Str, At: time.Now()})
 					l.mu.Unlock()
 				}
 			}

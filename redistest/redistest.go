@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/resp"
 )
 
 // Options describe a topology. Zero values pick test-friendly defaults.
@@ -416,52 +417,45 @@ func roundTrip(conn net.Conn, rd *bufio.Reader, args ...string) (string, error) 
 
 // send writes args as one RESP command.
 func send(conn net.Conn, args ...string) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	_, err := conn.Write([]byte(b.String()))
+	_, err := conn.Write(resp.AppendCommand(nil, args...))
 	return err
 }
 
+// readFlat reads one reply and flattens it as the package's Do returns it (resp.Value.Text): strings
+// and numbers as themselves, a null as "", an array one element per line. An error reply, also one
+// inside an array, comes back as an error with its text.
 func readFlat(rd *bufio.Reader) (string, error) {
-	line, err := rd.ReadString('\n')
+	v, err := readReply(rd)
 	if err != nil {
 		return "", err
 	}
-	line = strings.TrimRight(line, "\r\n")
-	if line == "" {
-		return "", errors.New("empty reply line")
+	return v.Text(), nil
+}
+
+// readReply reads one whole reply, within resp's default limits, and returns the first error reply in
+// it as an error.
+func readReply(rd *bufio.Reader) (resp.Value, error) {
+	v, err := resp.ReadValue(rd, resp.Limits{})
+	if err != nil {
+		return resp.Value{}, err
 	}
-	switch line[0] {
-	case '+', ':':
-		return line[1:], nil
-	case '-':
-		return "", errors.New(line[1:])
-	case '$':
-		n, _ := strconv.Atoi(line[1:])
-		if n < 0 {
-			return "", nil
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(rd, buf); err != nil {
-			return "", err
-		}
-		return string(buf[:n]), nil
-	case '*':
-		n, _ := strconv.Atoi(line[1:])
-		var parts []string
-		for i := 0; i < n; i++ {
-			s, err := readFlat(rd)
-			if err != nil {
-				return "", err
-			}
-			parts = append(parts, s)
-		}
-		return strings.Join(parts, "\n"), nil
+	if err := firstError(v); err != nil {
+		return resp.Value{}, err
 	}
-	return "", fmt.Errorf("unexpected reply %q", line)
+	return v, nil
+}
+
+// firstError returns the first error reply in v, depth first: a reply is an error if any part of it is.
+func firstError(v resp.Value) error {
+	if err := v.Err(); err != nil {
+		return err
+	}
+	for _, e := range v.Elems {
+		if err := firstError(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WaitPing waits until the process answers PING.

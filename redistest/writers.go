@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/resp"
 )
 
 // WriteLoad runs clients that each write unique keys as fast as they are acknowledged, through addr (a
@@ -76,6 +78,7 @@ func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Durati
 	var conn net.Conn
 	var rd *bufio.Reader
 	var stop func() bool
+	var req []byte
 	closeConn := func() {
 		if conn != nil {
 			stop()
@@ -107,8 +110,9 @@ func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Durati
 		key := fmt.Sprintf("%s:%d", name, seq)
 		_ = conn.SetDeadline(time.Now().Add(timeout))
 		// SET and CONFIG GET port in one round trip: the node that answers the second acknowledged the first.
-		req := fmt.Sprintf("*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\n1\r\n*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nport\r\n", len(key), key)
-		if _, err := conn.Write([]byte(req)); err != nil {
+		req = resp.AppendCommand(req[:0], "SET", key, "1")
+		req = resp.AppendCommand(req, "CONFIG", "GET", "port")
+		if _, err := conn.Write(req); err != nil {
 			errs++
 			closeConn()
 			continue
@@ -214,20 +218,16 @@ func doLines(addr, password string, args ...string) ([]string, error) {
 	if err := send(conn, args...); err != nil {
 		return nil, err
 	}
-	head, err := rd.ReadString('\n')
+	v, err := readReply(rd)
 	if err != nil {
 		return nil, err
 	}
-	if !strings.HasPrefix(head, "*") {
-		return nil, fmt.Errorf("not an array: %q", head)
+	if v.Kind != '*' {
+		return nil, fmt.Errorf("not an array: %q", v.Text())
 	}
-	var n int
-	fmt.Sscanf(head[1:], "%d", &n)
-	out := make([]string, n)
-	for i := range out {
-		if out[i], err = readFlat(rd); err != nil {
-			return nil, err
-		}
+	out := make([]string, len(v.Elems))
+	for i, e := range v.Elems {
+		out[i] = e.Text()
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -20,6 +21,7 @@ func FuzzScanner(f *testing.F) {
 		"=7\r\ntxt:abc\r\n", "!3\r\nERR\r\n", "|1\r\n+a\r\n+b\r\n:1\r\n", "*1\r\n|1\r\n+a\r\n+b\r\n:1\r\n",
 		"$12\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n", "*3000000000\r\n", "$99999999999\r\n", "+OK\n", "?\r\n", "$?\r\n",
 		"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n",
+		"+" + strings.Repeat("a", 255) + "\r\n", "+" + strings.Repeat("a", 256) + "\r\n", // MaxLine below
 	} {
 		f.Add([]byte(seed))
 	}

@@ -8,6 +8,8 @@
 // wants it (probes, tests). The Append functions write commands and replies.
 package resp
 
+import "fmt"
+
 // Limits bound what a reader accepts. A zero field means the package default for it.
 type Limits struct {
 	// MaxBulk is the longest bulk string (or verbatim string, or bulk error) accepted, in bytes.
@@ -17,7 +19,8 @@ type Limits struct {
 	MaxElements int64
 	// MaxDepth is how deeply aggregates may nest.
 	MaxDepth int
-	// MaxLine is the longest line accepted: a header, a simple string, an error, a number.
+	// MaxLine is the longest line accepted, not counting its CRLF: a header, a simple string, an error,
+	// a number.
 	MaxLine int
 }
 
@@ -69,4 +72,20 @@ func (l Limits) maxLine() int {
 		return DefaultMaxLine
 	}
 	return l.MaxLine
+}
+
+// elements returns how many elements an aggregate header announcing n holds (a map's or an
+// attribute's pairs count twice), or ErrTooLarge beyond MaxElements. It compares before doubling: a
+// doubled count of 7000000000000000000 pairs wraps to a negative number, which once read as empty.
+func (l Limits) elements(kind byte, n int64) (int64, error) {
+	if kind == '%' || kind == '|' {
+		if n > l.maxElements()/2 {
+			return 0, fmt.Errorf("%w: an aggregate of %d pairs (at most %d elements)", ErrTooLarge, n, l.maxElements())
+		}
+		n *= 2
+	}
+	if n > l.maxElements() {
+		return 0, fmt.Errorf("%w: an aggregate of %d elements (at most %d)", ErrTooLarge, n, l.maxElements())
+	}
+	return n, nil
 }

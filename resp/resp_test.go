@@ -71,6 +71,10 @@ func TestScannerFramesValues(t *testing.T) {
 		{"huge bulk", "$99999999999\r\n", nil, 0, ErrTooLarge},
 		{"huge array", "*3000000000\r\n", nil, 0, ErrTooLarge},
 		{"length of 20 digits", "$12345678901234567890\r\n", nil, 0, ErrProtocol},
+		{"length of 19 digits beyond int64", "*9999999999999999999\r\n", nil, 0, ErrProtocol},
+		{"bulk length just beyond int64", "$9223372036854775808\r\n", nil, 0, ErrProtocol},
+		{"map whose doubled count wraps", "%7000000000000000000\r\n", nil, 0, ErrTooLarge},
+		{"attribute whose doubled count wraps", "|7000000000000000000\r\n", nil, 0, ErrTooLarge},
 	}
 	for _, tt := range tests {
 		for _, size := range []int{0, 1, 2, 3, 7} {
@@ -101,11 +105,31 @@ func TestScannerLimits(t *testing.T) {
 		{"*1\r\n*1\r\n:1\r\n", nil},
 		{"*1\r\n*1\r\n*1\r\n", ErrTooLarge},
 		{"+0123456789012\r\n", nil},
+		{"+012345678901234\r\n", nil}, // 16 bytes and its CRLF: MaxLine does not count the CRLF
+		{"+0123456789012345\r\n", ErrTooLarge},
+		{"+0123456789012345", ErrTooLarge}, // not ended yet, but already too long
+		{"+012345678901234\r", nil},        // the CR may be the line's own
 		{"+01234567890123456789\r\n", ErrTooLarge},
 	} {
 		_, err := scanAll(&Scanner{Limits: lim}, []byte(tt.in), 0)
 		if !errors.Is(err, tt.err) || (tt.err == nil && err != nil) {
 			t.Errorf("%q: %v, want %v", tt.in, err, tt.err)
+		}
+	}
+}
+
+// TestLineLimitAgrees: the Scanner and ReadValue accept the same lines, however the stream is cut (the
+// Scanner once refused a line of MaxLine bytes that ReadValue read).
+func TestLineLimitAgrees(t *testing.T) {
+	lim := Limits{MaxLine: 16}
+	for n := 14; n <= 18; n++ {
+		in := "+" + strings.Repeat("x", n-1) + "\r\n"
+		_, rerr := ReadValue(bufio.NewReaderSize(strings.NewReader(in), 16), lim)
+		for _, size := range []int{0, 1, n, n + 1} {
+			_, serr := scanAll(&Scanner{Limits: lim}, []byte(in), size)
+			if (rerr == nil) != (serr == nil) || (n <= 16) != (serr == nil) {
+				t.Errorf("a line of %d bytes (chunks of %d): ReadValue %v, Scanner %v", n, size, rerr, serr)
+			}
 		}
 	}
 }
@@ -149,6 +173,12 @@ func TestReadValue(t *testing.T) {
 	}
 	if _, err := ReadValue(bufio.NewReader(strings.NewReader("$2000000\r\n")), ProbeLimits); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("over ProbeLimits: %v", err)
+	}
+	// Counts and lengths that overflow int64 (a map's pairs once doubled): errors, not a panic or a null.
+	for _, in := range []string{"%7000000000000000000\r\n", "|7000000000000000000\r\n", "*9999999999999999999\r\n", "$9223372036854775808\r\n"} {
+		if v, err := read(in); err == nil {
+			t.Errorf("%q: %+v, want an error", in, v)
+		}
 	}
 	if _, err := read("$3\r\nfoobar"); !errors.Is(err, ErrProtocol) {
 		t.Errorf("bulk without CRLF: %v", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 )
 
 var (
@@ -100,7 +101,14 @@ func (s *Scanner) line(b []byte) (int, bool, error) {
 	}
 	i := bytes.IndexByte(b[start:], '\n')
 	if i < 0 {
-		if err := s.grow(len(b)); err != nil {
+		if len(b) > start {
+			s.lastCR = b[len(b)-1] == '\r'
+		}
+		cr := 0
+		if s.lastCR {
+			cr = 1 // it may be the line's CR, which MaxLine does not count
+		}
+		if err := s.grow(len(b), cr); err != nil {
 			return len(b), false, err
 		}
 		if sized(s.kind) {
@@ -109,13 +117,10 @@ func (s *Scanner) line(b []byte) (int, bool, error) {
 				return len(b), false, fmt.Errorf("%w: bad length %q", ErrProtocol, clip(s.header))
 			}
 		}
-		if len(b) > start {
-			s.lastCR = b[len(b)-1] == '\r'
-		}
 		return len(b), false, nil
 	}
 	end := start + i + 1 // just past the LF
-	if err := s.grow(end); err != nil {
+	if err := s.grow(end, 2); err != nil {
 		return end, false, err
 	}
 	crlf := s.lastCR
@@ -143,10 +148,12 @@ func (s *Scanner) line(b []byte) (int, bool, error) {
 // maxLengthLine is the longest a line holding a length can be: 19 digits and a CR.
 const maxLengthLine = 20
 
-// grow counts k more bytes of the current line against MaxLine.
-func (s *Scanner) grow(k int) error {
+// grow counts k more bytes of the current line and checks it against MaxLine, which bounds a line
+// without its CRLF, as ReadValue does: crlf is how many of the bytes counted so far are (or may be) the
+// line's end.
+func (s *Scanner) grow(k, crlf int) error {
 	s.lineN += k
-	if s.lineN > s.Limits.maxLine() {
+	if s.lineN-crlf > s.Limits.maxLine() {
 		return fmt.Errorf("%w: a line longer than %d bytes", ErrTooLarge, s.Limits.maxLine())
 	}
 	return nil
@@ -185,11 +192,8 @@ func (s *Scanner) headerDone(kind byte, text []byte) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if kind == '%' || kind == '|' {
-			n *= 2 // a map's or an attribute's pairs
-		}
-		if n > s.Limits.maxElements() {
-			return false, fmt.Errorf("%w: an aggregate of %d elements (at most %d)", ErrTooLarge, n, s.Limits.maxElements())
+		if n, err = s.Limits.elements(kind, n); err != nil {
+			return false, err
 		}
 		if n <= 0 { // empty, or *-1: the RESP2 null array
 			if kind == '|' {
@@ -243,7 +247,8 @@ func sized(c byte) bool {
 	return false
 }
 
-// length parses a length: a decimal of at most 19 digits, or -1 where a null is allowed.
+// length parses a length: a decimal that fits an int64, or -1 where a null is allowed. (A 19-digit
+// number beyond int64 once wrapped to a negative length and was read as a null.)
 func length(text []byte, nullOK bool) (int64, error) {
 	if nullOK && len(text) == 2 && text[0] == '-' && text[1] == '1' {
 		return -1, nil
@@ -253,7 +258,7 @@ func length(text []byte, nullOK bool) (int64, error) {
 	}
 	var n int64
 	for _, c := range text {
-		if c < '0' || c > '9' {
+		if c < '0' || c > '9' || n > (math.MaxInt64-int64(c-'0'))/10 {
 			return 0, fmt.Errorf("%w: bad length %q", ErrProtocol, clip(text))
 		}
 		n = n*10 + int64(c-'0')

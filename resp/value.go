@@ -130,11 +130,8 @@ func readValue(r *bufio.Reader, lim Limits, depth int) (v Value, attr bool, err 
 			v.Null = true
 			return v, false, nil
 		}
-		if v.Kind == '%' || v.Kind == '|' {
-			n *= 2
-		}
-		if n > lim.maxElements() {
-			return Value{}, false, fmt.Errorf("%w: an aggregate of %d elements (at most %d)", ErrTooLarge, n, lim.maxElements())
+		if n, err = lim.elements(v.Kind, n); err != nil {
+			return Value{}, false, err
 		}
 		if depth >= lim.maxDepth() {
 			return Value{}, false, fmt.Errorf("%w: aggregates nested deeper than %d", ErrTooLarge, lim.maxDepth())

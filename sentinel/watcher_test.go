@@ -196,21 +196,3 @@ func TestGuardConnScan(t *testing.T) {
 		t.Errorf("an endless line passed the guard")
 	}
 }
-
-func FuzzGuardConnScan(f *testing.F) {
-	f.Add([]byte("*3\r\n$7\r\nmessage\r\n$4\r\nchan\r\n$3\r\nabc\r\n"))
-	f.Add([]byte("$-1\r\n+OK\r\n:12\r\n-ERR x\r\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		g := &guardConn{}
-		for len(b) > 0 { // in uneven pieces, as reads come
-			k := min(len(b), 1+int(b[0])%7)
-			if g.scan(b[:k]) != nil {
-				return
-			}
-			b = b[k:]
-		}
-		if g.skip < 0 || len(g.line) > maxLineLen {
-			t.Fatalf("state out of bounds: skip %d line %d", g.skip, len(g.line))
-		}
-	})
-}
