@@ -10,15 +10,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+	"github.com/sentinel-proxy/sentinel-proxy/server"
 	"github.com/sentinel-proxy/sentinel-proxy/stats"
 )
 
@@ -89,20 +90,23 @@ func quoteAll(ss []string) string {
 
 func startProxy(t *testing.T, cfg *config.Config) *runningProxy {
 	t.Helper()
-	return startProxyWith(t, cfg, runOptions{})
+	return startProxyWith(t, cfg, server.Options{})
 }
 
 // startProxyWith runs the proxy in-process; the test's cleanup stops it as SIGTERM would, unless the
 // test did (p.stop) and read p.done itself.
-func startProxyWith(t *testing.T, cfg *config.Config, opts runOptions) *runningProxy {
+func startProxyWith(t *testing.T, cfg *config.Config, opts server.Options) *runningProxy {
 	t.Helper()
 	logs := &redistest.SyncBuffer{}
-	log := zerolog.New(logs).Level(zerolog.DebugLevel).Hook(timestampHook{})
+	log := server.NewLogger(config.Log{Level: "debug"}, logs)
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan map[string]string, 1)
 	done := make(chan error, 1)
 	opts.Started = func(a map[string]string) { addrs <- a }
-	go func() { done <- run(ctx, cfg, log, opts) }()
+	if opts.Version == "" {
+		opts.Version = "dev " + runtime.Version() // as a build without a VCS stamp names itself
+	}
+	go func() { done <- server.Run(ctx, cfg, log, opts) }()
 	var a map[string]string
 	select {
 	case a = <-addrs:
@@ -500,7 +504,7 @@ func TestCheckCommand(t *testing.T) {
 	topo := newTopology(t, 2)
 	cfg := testConfig(t, topo, topo.Name)
 	var out bytes.Buffer
-	if err := runCheck(context.Background(), cfg, &out); err != nil {
+	if err := server.Check(context.Background(), cfg, &out); err != nil {
 		t.Fatalf("check on a healthy topology failed: %v\n%s", err, out.String())
 	}
 	text := out.String()
@@ -517,7 +521,7 @@ func TestCheckCommand(t *testing.T) {
 	topo.Nodes[2].Kill()
 	topo.Sentinels[2].Kill()
 	out.Reset()
-	err := runCheck(context.Background(), cfg, &out)
+	err := server.Check(context.Background(), cfg, &out)
 	if err == nil || exitCode(err) != 1 {
 		t.Fatalf("check with a dead replica and Sentinel must exit 1, got %v\n%s", err, out.String())
 	}

@@ -37,7 +37,7 @@ type Group struct {
 	Replica *proxy.Listener
 }
 
-// Control is what admin actions act through. run wires it to the router and the listeners.
+// Control is what admin actions act through. Package server implements it on the router and the listeners.
 type Control interface {
 	// SetAdminState sets a node's admin state and returns once the routing decision that follows has
 	// been applied (for MAINT: its sessions closed).

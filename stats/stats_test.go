@@ -78,12 +78,44 @@ func newFixture(t *testing.T, admin bool) *fixture {
 	groups := []Group{{Name: "mymaster", Master: master, Replica: replica}}
 	metrics := NewMetrics()
 	router.OnSwitch = metrics.ObserveSwitch
-	s := &Server{User: "haproxy", Password: "password", Admin: admin, Control: NewControl(ctx, router, func() []Group { return groups }),
+	s := &Server{User: "haproxy", Password: "password", Admin: admin, Control: routerControl{router, groups},
 		Snapshot: router.Snapshot, History: router.History, Metrics: metrics, Groups: groups,
 		Version: "test", Log: log, Started: time.Now()}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, router: router, logs: logs}
+}
+
+// routerControl carries admin actions to the fixture's router and listeners, as the proxy's own Control
+// (package server) does: a new state through the router, waiting for the decision that follows.
+type routerControl struct {
+	router *routing.Router
+	groups []Group
+}
+
+func (c routerControl) SetAdminState(ctx context.Context, node string, st routing.AdminState) error {
+	done := make(chan struct{})
+	c.router.Submit(ctx, routing.AdminInput{Node: node, State: st, Done: done})
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if st == routing.AdminMaint {
+		c.KillSessions(node)
+	}
+	return nil
+}
+
+func (c routerControl) KillSessions(node string) int {
+	n := 0
+	for _, g := range c.groups {
+		n += g.Master.CloseSessionsTo(node)
+		if g.Replica != nil {
+			n += g.Replica.CloseSessionsTo(node)
+		}
+	}
+	return n
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
