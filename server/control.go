@@ -16,10 +16,10 @@ var _ stats.Control = (*control)(nil)
 type control struct {
 	ctx    context.Context
 	router *routing.Router
-	groups func() []stats.Group
+	groups func() []stats.GroupPorts
 }
 
-func newControl(ctx context.Context, router *routing.Router, groups func() []stats.Group) *control {
+func newControl(ctx context.Context, router *routing.Router, groups func() []stats.GroupPorts) *control {
 	return &control{ctx: ctx, router: router, groups: groups}
 }
 

@@ -153,7 +153,7 @@ func (rt *proxyRuntime) reloadStats(old, cfg *config.Config, newLn net.Listener,
 	if rt.statsSrv != nil {
 		rt.statsSrv.Update(stats.Settings{User: cfg.Stats.User, Password: cfg.Stats.Password,
 			PasswordHash: cfg.Stats.PasswordHash, Admin: cfg.Stats.Admin,
-			Groups: rt.statsGroups()})
+			Groups: rt.statsPorts()})
 	}
 	if old.Stats.Listen == cfg.Stats.Listen {
 		return

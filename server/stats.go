@@ -18,8 +18,8 @@ func (rt *proxyRuntime) startStats(cfg *config.Config, ln net.Listener, reload f
 	if rt.statsSrv == nil {
 		rt.statsSrv = &stats.Server{User: cfg.Stats.User, Password: cfg.Stats.Password,
 			PasswordHash: cfg.Stats.PasswordHash, Admin: cfg.Stats.Admin,
-			Control: newControl(rt.ctx, rt.router, rt.statsGroups), Snapshot: rt.router.Snapshot,
-			History: rt.router.History, Metrics: rt.metrics, Groups: rt.statsGroups(), Version: rt.version,
+			Control: newControl(rt.ctx, rt.router, rt.statsPorts), Snapshot: rt.router.Snapshot,
+			History: rt.router.History, Metrics: rt.metrics, Groups: rt.statsPorts(), Version: rt.version,
 			Log: rt.log, Started: time.Now()}
 		if reload != nil {
 			rt.statsSrv.Reload = func() error { return rt.reload(reload, "POST /-/reload") }
@@ -35,13 +35,13 @@ func (rt *proxyRuntime) startStats(cfg *config.Config, ln net.Listener, reload f
 	})
 }
 
-// statsGroups is what the stats page shows and acts on: the groups in force and their listeners.
-func (rt *proxyRuntime) statsGroups() []stats.Group {
+// statsPorts is what the stats page shows and acts on: the groups in force and their listeners.
+func (rt *proxyRuntime) statsPorts() []stats.GroupPorts {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	out := make([]stats.Group, len(rt.ports))
+	out := make([]stats.GroupPorts, len(rt.ports))
 	for i, g := range rt.ports {
-		out[i] = stats.Group{Name: g.name, Master: g.master, Replica: g.replica}
+		out[i] = stats.GroupPorts{Name: g.name, Master: g.master, Replica: g.replica}
 	}
 	return out
 }

@@ -75,7 +75,7 @@ func newFixture(t *testing.T, admin bool) *fixture {
 	master.SetRoute(proxy.Route{Backends: []string{masterAddr}})
 	replica := &proxy.Listener{Name: "mymaster/replica"}
 	replica.SetRoute(proxy.Route{Backends: []string{replicaAddr}})
-	groups := []Group{{Name: "mymaster", Master: master, Replica: replica}}
+	groups := []GroupPorts{{Name: "mymaster", Master: master, Replica: replica}}
 	metrics := NewMetrics()
 	router.OnSwitch = metrics.ObserveSwitch
 	s := &Server{User: "haproxy", Password: "password", Admin: admin, Control: routerControl{router, groups},
@@ -90,7 +90,7 @@ func newFixture(t *testing.T, admin bool) *fixture {
 // (package server) does: a new state through the router, waiting for the decision that follows.
 type routerControl struct {
 	router *routing.Router
-	groups []Group
+	groups []GroupPorts
 }
 
 func (c routerControl) SetAdminState(ctx context.Context, node string, st routing.AdminState) error {
@@ -533,7 +533,7 @@ func TestBcryptPasswordAndFailedLogins(t *testing.T) {
 	}
 	snap := routing.Decide(routing.NewState([]string{"g"}, 1, 1), []string{"g"}, time.Now())
 	s := &Server{User: "ops", PasswordHash: string(hash), Snapshot: func() *routing.Snapshot { return snap },
-		Groups: []Group{{Name: "g", Master: &proxy.Listener{Name: "g/master"}}}, Log: zerolog.New(logs), Started: time.Now()}
+		Groups: []GroupPorts{{Name: "g", Master: &proxy.Listener{Name: "g/master"}}}, Log: zerolog.New(logs), Started: time.Now()}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	for i := 0; i < 3; i++ { // the second and third hit the cache of the accepted password
