@@ -78,9 +78,9 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-# unit runs the tests that need no Redis processes.
+# unit runs the tests that need no Redis processes (the root package: the command line and the imports).
 unit:
-	$(GO) test -race -count=1 ./config ./routing ./proxy ./stats
+	$(GO) test -race -count=1 . ./config ./routing ./proxy ./stats
 
 # fuzz runs each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
@@ -111,7 +111,7 @@ bench-deps: deps
 
 # screenshots refreshes docs/img/stats-*.png from the browser test on a real topology.
 screenshots: test-deps
-	SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run TestStatsPageInBrowser .
+	SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run TestStatsPageInBrowser ./test/e2e
 
 clean:
 	rm -rf bin

@@ -1,6 +1,7 @@
 // Command sentinel-proxy puts a plain Redis address in front of a Redis Sentinel deployment: clients of
 // the master port always reach the verified master, clients of the replica port a healthy replica.
-// This file only turns the command line into a configuration and hands it over.
+// This package is the command line only: it turns flags into a configuration and hands it to package
+// server, which assembles and runs the proxy; ctlcmd.go holds the commands that talk to a running proxy.
 package main
 
 import (
@@ -12,11 +13,10 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/sentinel-proxy/sentinel-proxy/config"
+	"github.com/sentinel-proxy/sentinel-proxy/server"
 )
 
 // version and commit are set at build time with -ldflags "-X main.version=v1.2.3 -X main.commit=<sha>";
@@ -38,11 +38,22 @@ func main() {
 	}
 }
 
+// exitCode is the process's status for err: the one a cli.Exit error names, or 1. A configuration that
+// does not load exits 2 (loadConfig); everything server returns exits 1.
 func exitCode(err error) int {
 	if ec, ok := err.(cli.ExitCoder); ok {
 		return ec.ExitCode()
 	}
 	return 1
+}
+
+// loadConfig turns a bad file into exit code 2, before anything listens.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, cli.Exit(err.Error(), 2)
+	}
+	return cfg, nil
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
@@ -68,21 +79,19 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					if err != nil {
 						return err
 					}
-					log := newLogger(cfg.Log, stderr)
+					log := server.NewLogger(cfg.Log, stderr)
 					if os.Getenv("GOGC") == "" {
 						// Forwarding allocates nothing once a session runs, so the collector only works when
 						// connections come and go; a low target keeps the heap, and so memory per idle
 						// connection, close to what is live. GOGC in the environment overrides it.
 						debug.SetGCPercent(25)
 					}
-					// go-redis reports pool trouble through its own package-level logger, straight to
-					// stderr; route it into structured debug lines. sentinel_lost already says what matters.
-					redis.SetLogger(goRedisLogger{log})
+					server.LogGoRedisTo(log)
 					hup := make(chan os.Signal, 1)
 					signal.Notify(hup, syscall.SIGHUP)
 					defer signal.Stop(hup)
 					path := c.String("config")
-					return run(c.Context, cfg, log, runOptions{ReloadSignal: hup,
+					return server.Run(c.Context, cfg, log, server.Options{Version: versionString(), ReloadSignal: hup,
 						Reload: func() (*config.Config, error) { return config.Load(path) }})
 				},
 			},
@@ -102,7 +111,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 						_, err := fmt.Fprintf(stdout, "%s: configuration OK\n", c.String("config"))
 						return err
 					}
-					return runCheck(c.Context, cfg, stdout)
+					return server.Check(c.Context, cfg, stdout)
 				},
 			},
 			healthCommand(stdout),
@@ -146,11 +155,4 @@ func versionString() string {
 		v += " " + info.GoVersion
 	}
 	return v
-}
-
-// goRedisLogger adapts go-redis's logger to zerolog at debug level.
-type goRedisLogger struct{ log zerolog.Logger }
-
-func (l goRedisLogger) Printf(_ context.Context, format string, v ...interface{}) {
-	l.log.Debug().Str("component", "go-redis").Msgf(format, v...)
 }

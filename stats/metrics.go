@@ -79,7 +79,7 @@ func (m *Metrics) register(s *Server) {
 	m.registry.MustRegister(&snapshotCollector{s: s})
 }
 
-func (m *Metrics) initGroups(groups []Group) {
+func (m *Metrics) initGroups(groups []GroupPorts) {
 	for _, g := range groups {
 		m.failovers.WithLabelValues(g.Name)
 		m.closedOnSwitch.WithLabelValues(g.Name)

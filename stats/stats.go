@@ -30,14 +30,15 @@ import (
 //go:embed templates/*.html
 var templates embed.FS
 
-// Group ties a master group's name to its listeners. Replica may be nil.
-type Group struct {
+// GroupPorts are the listeners of one master group, for the page to show and admin actions to act on.
+// Replica may be nil.
+type GroupPorts struct {
 	Name    string
 	Master  *proxy.Listener
 	Replica *proxy.Listener
 }
 
-// Control is what admin actions act through. run wires it to the router and the listeners.
+// Control is what admin actions act through. Package server implements it on the router and the listeners.
 type Control interface {
 	// SetAdminState sets a node's admin state and returns once the routing decision that follows has
 	// been applied (for MAINT: its sessions closed).
@@ -55,7 +56,7 @@ type Server struct {
 	Control        Control
 	Snapshot       func() *routing.Snapshot
 	History        func(group string) []routing.Switch
-	Groups         []Group
+	Groups         []GroupPorts
 	Metrics        *Metrics
 	Version        string
 	Log            zerolog.Logger
@@ -84,7 +85,7 @@ type Settings struct {
 	User, Password string
 	PasswordHash   string // bcrypt; when set, Password is not used
 	Admin          bool
-	Groups         []Group
+	Groups         []GroupPorts
 }
 
 // cur returns the settings in force: Update's, or the fields the server was made with (stored once by

@@ -75,15 +75,47 @@ func newFixture(t *testing.T, admin bool) *fixture {
 	master.SetRoute(proxy.Route{Backends: []string{masterAddr}})
 	replica := &proxy.Listener{Name: "mymaster/replica"}
 	replica.SetRoute(proxy.Route{Backends: []string{replicaAddr}})
-	groups := []Group{{Name: "mymaster", Master: master, Replica: replica}}
+	groups := []GroupPorts{{Name: "mymaster", Master: master, Replica: replica}}
 	metrics := NewMetrics()
 	router.OnSwitch = metrics.ObserveSwitch
-	s := &Server{User: "haproxy", Password: "password", Admin: admin, Control: NewControl(ctx, router, func() []Group { return groups }),
+	s := &Server{User: "haproxy", Password: "password", Admin: admin, Control: routerControl{router, groups},
 		Snapshot: router.Snapshot, History: router.History, Metrics: metrics, Groups: groups,
 		Version: "test", Log: log, Started: time.Now()}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, router: router, logs: logs}
+}
+
+// routerControl carries admin actions to the fixture's router and listeners, as the proxy's own Control
+// (package server) does: a new state through the router, waiting for the decision that follows.
+type routerControl struct {
+	router *routing.Router
+	groups []GroupPorts
+}
+
+func (c routerControl) SetAdminState(ctx context.Context, node string, st routing.AdminState) error {
+	done := make(chan struct{})
+	c.router.Submit(ctx, routing.AdminInput{Node: node, State: st, Done: done})
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if st == routing.AdminMaint {
+		c.KillSessions(node)
+	}
+	return nil
+}
+
+func (c routerControl) KillSessions(node string) int {
+	n := 0
+	for _, g := range c.groups {
+		n += g.Master.CloseSessionsTo(node)
+		if g.Replica != nil {
+			n += g.Replica.CloseSessionsTo(node)
+		}
+	}
+	return n
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -501,7 +533,7 @@ func TestBcryptPasswordAndFailedLogins(t *testing.T) {
 	}
 	snap := routing.Decide(routing.NewState([]string{"g"}, 1, 1), []string{"g"}, time.Now())
 	s := &Server{User: "ops", PasswordHash: string(hash), Snapshot: func() *routing.Snapshot { return snap },
-		Groups: []Group{{Name: "g", Master: &proxy.Listener{Name: "g/master"}}}, Log: zerolog.New(logs), Started: time.Now()}
+		Groups: []GroupPorts{{Name: "g", Master: &proxy.Listener{Name: "g/master"}}}, Log: zerolog.New(logs), Started: time.Now()}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	for i := 0; i < 3; i++ { // the second and third hit the cache of the accepted password

@@ -209,7 +209,7 @@ func (s *Server) build(r *http.Request) Page {
 	return p
 }
 
-func (s *Server) buildGroup(g Group, gs *routing.GroupSnapshot, rise, fall int, now time.Time) GroupView {
+func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall int, now time.Time) GroupView {
 	gv := GroupView{Name: g.Name, Master: gs.Master, NoMasterReason: gs.NoMasterReason, Named: gs.Named,
 		Epoch: gs.NamedEpoch, ReplicaFallback: gs.ReplicaFallback, DualMasters: gs.DualMasters,
 		SentinelsKnown: gs.SentinelsKnown, SentinelsAnswering: gs.SentinelsAnswering, SentinelMajority: gs.Majority,

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+	"github.com/sentinel-proxy/sentinel-proxy/server"
 )
 
 // The minimal ACL rules docs/security.md gives: the probe user on data nodes, the proxy's user on Sentinels.
@@ -74,7 +75,7 @@ admin = true
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startProxyWith(t, cfg, runOptions{Reload: func() (*config.Config, error) { return config.Load(path) }})
+	p := startProxyWith(t, cfg, server.Options{Reload: func() (*config.Config, error) { return config.Load(path) }})
 	master := topo.Nodes[0].Addr
 	node := secrets["node (default user)"]
 	if err := redistest.Eventually(10*time.Second, func() error {
@@ -137,7 +138,7 @@ admin = true
 	var check bytes.Buffer
 	if err := redistest.Eventually(30*time.Second, func() error {
 		check.Reset()
-		return runCheck(context.Background(), cfg, &check)
+		return server.Check(context.Background(), cfg, &check)
 	}); err != nil {
 		t.Errorf("check with ACL users: %v\n%s", err, check.String())
 	}
@@ -161,7 +162,7 @@ func TestACLUserMissingAPermission(t *testing.T) {
 	cfg := testConfig(t, topo, topo.Name)
 	cfg.Redis.Username, cfg.Redis.Password = "noinfo", "noinfo-pw"
 	var out bytes.Buffer
-	err := runCheck(context.Background(), cfg, &out)
+	err := server.Check(context.Background(), cfg, &out)
 	if err == nil || exitCode(err) != 1 {
 		t.Fatalf("check must fail: %v\n%s", err, out.String())
 	}
@@ -172,7 +173,7 @@ func TestACLUserMissingAPermission(t *testing.T) {
 	}
 	cfg.Redis.Username, cfg.Redis.Password = "", "node-pw"
 	cfg.Sentinel.Username, cfg.Sentinel.Password = "noreplicas", "noreplicas-pw"
-	err = runCheck(context.Background(), cfg, &out)
+	err = server.Check(context.Background(), cfg, &out)
 	if err == nil || exitCode(err) != 1 {
 		t.Fatalf("check must fail: %v\n%s", err, out.String())
 	}

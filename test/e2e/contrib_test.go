@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"os"
@@ -68,10 +68,11 @@ func balanced(s string) bool {
 // of prometheus.rules.test.yml, which fire each alert on sample series) and against docs/metrics.md;
 // the LogQL rules against docs/logging.md. Both files must cover the same situations.
 func TestAlertRules(t *testing.T) {
-	metricsDoc, _ := os.ReadFile(filepath.Join("docs", "metrics.md"))
-	loggingDoc, _ := os.ReadFile(filepath.Join("docs", "logging.md"))
-	prom := loadRules(t, filepath.Join("contrib", "alerts", "prometheus.rules.yml"))
-	loki := loadRules(t, filepath.Join("contrib", "alerts", "loki.rules.yml"))
+	root := repoRoot(t)
+	metricsDoc, _ := os.ReadFile(filepath.Join(root, "docs", "metrics.md"))
+	loggingDoc, _ := os.ReadFile(filepath.Join(root, "docs", "logging.md"))
+	prom := loadRules(t, filepath.Join(root, "contrib", "alerts", "prometheus.rules.yml"))
+	loki := loadRules(t, filepath.Join(root, "contrib", "alerts", "loki.rules.yml"))
 
 	metricRef := regexp.MustCompile(`sentinel_proxy_([a-z_]+)`)
 	eventRef := regexp.MustCompile(`event=~?"([a-z_|]+)"`)
@@ -127,7 +128,7 @@ func TestAlertRules(t *testing.T) {
 		}
 		t.Skip("promtool not installed (apt-get install prometheus): syntax and rule unit tests skipped")
 	}
-	dir := filepath.Join("contrib", "alerts")
+	dir := filepath.Join(root, "contrib", "alerts")
 	for _, args := range [][]string{{"check", "rules", "prometheus.rules.yml"}, {"test", "rules", "prometheus.rules.test.yml"}} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = dir
@@ -139,7 +140,7 @@ func TestAlertRules(t *testing.T) {
 
 // TestDeployManifestsParse keeps contrib/k8s valid YAML with the probes the docs promise.
 func TestDeployManifestsParse(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("contrib", "k8s", "sentinel-proxy.yaml"))
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "contrib", "k8s", "sentinel-proxy.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

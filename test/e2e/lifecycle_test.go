@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+	"github.com/sentinel-proxy/sentinel-proxy/server"
 )
 
 func statsRequest(t *testing.T, method, addr, path, user, password string) (int, string) {
@@ -54,7 +55,7 @@ func TestReloadKeepsValidSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startProxyWith(t, cfg, runOptions{Reload: func() (*config.Config, error) { return config.Load(path) }})
+	p := startProxyWith(t, cfg, server.Options{Reload: func() (*config.Config, error) { return config.Load(path) }})
 	master, replicaB := topo.Nodes[0].Addr, topo.Nodes[1].Addr
 	waitRoutedTo(t, p.master, master, 10*time.Second)
 	ms := sessionsOn(t, p.master, 2, master)[master]

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"os"
@@ -11,13 +11,14 @@ import (
 // TestEveryLogEventIsDocumented keeps docs/logging.md a complete catalog: alert rules are written
 // against it, so an undocumented event is a broken interface.
 func TestEveryLogEventIsDocumented(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("docs", "logging.md"))
+	root := repoRoot(t)
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "logging.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	emitted := regexp.MustCompile(`Str\("event", "([a-z_]+)"\)`)
 	found := 0
-	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return err
 		}
@@ -25,6 +26,7 @@ func TestEveryLogEventIsDocumented(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		path, _ = filepath.Rel(root, path) // as the repository names it
 		for _, m := range emitted.FindAllStringSubmatch(string(src), -1) {
 			found++
 			if !strings.Contains(string(doc), "| `"+m[1]+"` |") {

@@ -1,7 +1,8 @@
-package main
+package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/urfave/cli/v2"
 
 	"github.com/sentinel-proxy/sentinel-proxy/check"
 	"github.com/sentinel-proxy/sentinel-proxy/config"
@@ -19,13 +19,11 @@ import (
 	"github.com/sentinel-proxy/sentinel-proxy/sentinel"
 )
 
-// runCheck asks every Sentinel once and probes every node they name once, then prints what the proxy
-// would do. It returns an exit error when anything would stop the proxy from routing correctly.
-func runCheck(ctx context.Context, cfg *config.Config, out io.Writer) error {
-	names := make([]string, len(cfg.Masters))
-	for i, m := range cfg.Masters {
-		names[i] = m.Name
-	}
+// Check is the `check` command: it asks every Sentinel once and probes every node they name once, then
+// prints to out what the proxy would do. It returns an error when anything would stop the proxy from
+// routing correctly (the report says what; the command exits 1).
+func Check(ctx context.Context, cfg *config.Config, out io.Writer) error {
+	names := masterNames(cfg)
 	timeout := cfg.Check.Timeout.Duration
 	state := routing.NewState(names, 1, 1)
 
@@ -73,7 +71,7 @@ func runCheck(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		for _, p := range problems {
 			fmt.Fprintln(out, "  -", p)
 		}
-		return cli.Exit("check failed", 1)
+		return errors.New("check failed")
 	}
 	fmt.Fprintln(out, "\nOK: every group has a verified master; every node and Sentinel is healthy")
 	return nil

@@ -1,23 +1,26 @@
-package stats
+package server
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/sentinel-proxy/sentinel-proxy/routing"
+	"github.com/sentinel-proxy/sentinel-proxy/stats"
 )
 
-// NewControl returns the Control that carries admin actions to router and to the listeners groups
-// returns (the groups in force: a reload changes them). ctx is the proxy's: an action waits for the
-// router no longer than the proxy runs.
-func NewControl(ctx context.Context, router *routing.Router, groups func() []Group) Control {
-	return &control{ctx: ctx, router: router, groups: groups}
-}
+var _ stats.Control = (*control)(nil)
 
+// control carries the stats page's admin actions to the router and to the listeners groups returns (the
+// groups in force: a reload changes them). ctx is the proxy's: an action waits for the router no longer
+// than the proxy runs.
 type control struct {
 	ctx    context.Context
 	router *routing.Router
-	groups func() []Group
+	groups func() []stats.GroupPorts
+}
+
+func newControl(ctx context.Context, router *routing.Router, groups func() []stats.GroupPorts) *control {
+	return &control{ctx: ctx, router: router, groups: groups}
 }
 
 func (c *control) SetAdminState(ctx context.Context, node string, st routing.AdminState) error {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+	"github.com/sentinel-proxy/sentinel-proxy/server"
 )
 
 // tlsPort returns the TLS port of the node that answers through addr.
@@ -42,7 +43,7 @@ func TestTLSOnEveryHop(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, doc)
 	}
-	p := startProxyWith(t, cfg, runOptions{})
+	p := startProxyWith(t, cfg, server.Options{})
 	client := pki.ClientConfig()
 	master := topo.Nodes[0].Addr
 	routedTo := func(addr, node string) {
@@ -102,7 +103,7 @@ func TestTLSOnEveryHop(t *testing.T) {
 	}
 	if err := redistest.Eventually(30*time.Second, func() error {
 		var out bytes.Buffer
-		if err := runCheck(context.Background(), cfg, &out); err != nil {
+		if err := server.Check(context.Background(), cfg, &out); err != nil {
 			return fmt.Errorf("%v\n%s", err, out.String())
 		}
 		return nil

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -10,15 +10,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+	"github.com/sentinel-proxy/sentinel-proxy/server"
 	"github.com/sentinel-proxy/sentinel-proxy/stats"
 )
 
@@ -31,6 +32,36 @@ type runningProxy struct {
 	stop                   context.CancelFunc // what SIGTERM does
 	finished               chan struct{}      // closed when run has returned, with runErr
 	runErr                 error
+}
+
+// repoRoot is the repository's top directory, where go.mod is: the tests that read the repository's
+// files (docs, contrib, the source) or build the binary start there, not in test/e2e.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// exitCode is the status a command exits with for err, as main gives it: the one err carries (a
+// process's exit status, a cli.Exit error), or 1.
+func exitCode(err error) int {
+	var ec interface{ ExitCode() int }
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return 1
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
@@ -89,20 +120,23 @@ func quoteAll(ss []string) string {
 
 func startProxy(t *testing.T, cfg *config.Config) *runningProxy {
 	t.Helper()
-	return startProxyWith(t, cfg, runOptions{})
+	return startProxyWith(t, cfg, server.Options{})
 }
 
 // startProxyWith runs the proxy in-process; the test's cleanup stops it as SIGTERM would, unless the
 // test did (p.stop) and read p.done itself.
-func startProxyWith(t *testing.T, cfg *config.Config, opts runOptions) *runningProxy {
+func startProxyWith(t *testing.T, cfg *config.Config, opts server.Options) *runningProxy {
 	t.Helper()
 	logs := &redistest.SyncBuffer{}
-	log := zerolog.New(logs).Level(zerolog.DebugLevel).Hook(timestampHook{})
+	log := server.NewLogger(config.Log{Level: "debug"}, logs)
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan map[string]string, 1)
 	done := make(chan error, 1)
 	opts.Started = func(a map[string]string) { addrs <- a }
-	go func() { done <- run(ctx, cfg, log, opts) }()
+	if opts.Version == "" {
+		opts.Version = "dev " + runtime.Version() // as a build without a VCS stamp names itself
+	}
+	go func() { done <- server.Run(ctx, cfg, log, opts) }()
 	var a map[string]string
 	select {
 	case a = <-addrs:
@@ -449,58 +483,11 @@ func TestNoVerifiedMasterGetsRESPError(t *testing.T) {
 	}
 }
 
-func TestConfigErrorsExitBeforeListening(t *testing.T) {
-	dir := t.TempDir()
-	listen := freeAddr(t)
-	path := filepath.Join(dir, "bad.toml")
-	doc := fmt.Sprintf(`
-[sentinel]
-addrs = ["nohostport"]
-[check]
-rise = 0
-intervall = "1s"
-[[masters]]
-name = "m"
-master_listen = %q
-`, listen)
-	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr bytes.Buffer
-	err := newApp(&stdout, &stderr).Run([]string{"sentinel-proxy", "run", "-c", path})
-	if err == nil || exitCode(err) != 2 {
-		t.Fatalf("want exit code 2, got %v", err)
-	}
-	for _, want := range []string{"sentinel.addrs[0]", "check.rise", "check.intervall: unknown key"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q: %v", want, err)
-		}
-	}
-	ln, lerr := net.Listen("tcp", listen)
-	if lerr != nil {
-		t.Fatalf("the port was opened despite the bad config: %v", lerr)
-	}
-	ln.Close()
-
-	if err := newApp(&stdout, &stderr).Run([]string{"sentinel-proxy", "check", "--config-only", "-c", path}); err == nil || exitCode(err) != 2 {
-		t.Errorf("check --config-only on a bad file: want exit 2, got %v", err)
-	}
-	stdout.Reset()
-	if err := newApp(&stdout, &stderr).Run([]string{"sentinel-proxy", "check", "--config-only", "-c", "config.example.toml"}); err != nil ||
-		!strings.Contains(stdout.String(), "configuration OK") {
-		t.Errorf("check --config-only on the example: %q %v", stdout.String(), err)
-	}
-	t.Setenv("SENTINEL_PROXY_CONFIG", path)
-	if err := newApp(&stdout, &stderr).Run([]string{"sentinel-proxy", "check"}); err == nil || exitCode(err) != 2 {
-		t.Fatalf("SENTINEL_PROXY_CONFIG not used: %v", err)
-	}
-}
-
 func TestCheckCommand(t *testing.T) {
 	topo := newTopology(t, 2)
 	cfg := testConfig(t, topo, topo.Name)
 	var out bytes.Buffer
-	if err := runCheck(context.Background(), cfg, &out); err != nil {
+	if err := server.Check(context.Background(), cfg, &out); err != nil {
 		t.Fatalf("check on a healthy topology failed: %v\n%s", err, out.String())
 	}
 	text := out.String()
@@ -517,7 +504,7 @@ func TestCheckCommand(t *testing.T) {
 	topo.Nodes[2].Kill()
 	topo.Sentinels[2].Kill()
 	out.Reset()
-	err := runCheck(context.Background(), cfg, &out)
+	err := server.Check(context.Background(), cfg, &out)
 	if err == nil || exitCode(err) != 1 {
 		t.Fatalf("check with a dead replica and Sentinel must exit 1, got %v\n%s", err, out.String())
 	}
@@ -525,16 +512,6 @@ func TestCheckCommand(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("check output lacks %q:\n%s", want, out.String())
 		}
-	}
-}
-
-func TestVersionCommand(t *testing.T) {
-	var out bytes.Buffer
-	if err := newApp(&out, &out).Run([]string{"sentinel-proxy", "version"}); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(out.String(), "sentinel-proxy dev") || !strings.Contains(out.String(), "go1.") {
-		t.Fatalf("version printed %q", out.String())
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -21,7 +21,9 @@ import (
 func buildBinary(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "sentinel-proxy")
-	if out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, ".").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, ".")
+	build.Dir = repoRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	return bin
@@ -60,7 +62,7 @@ func TestBinarySignalsAndControlCommands(t *testing.T) {
 	if err := cmd.Run(); err != nil || !strings.HasPrefix(version.String(), "sentinel-proxy dev") || !strings.Contains(version.String(), " go1.") {
 		t.Errorf("version: %q %v", version.String(), err)
 	}
-	if _, err := os.Stat(".git"); err == nil {
+	if _, err := os.Stat(filepath.Join(repoRoot(t), ".git")); err == nil {
 		if _, err := exec.LookPath("git"); err == nil && !strings.Contains(version.String(), "(commit ") {
 			t.Errorf("built in a git checkout, version must name the commit: %q", version.String())
 		}
@@ -79,9 +81,12 @@ func TestBinarySignalsAndControlCommands(t *testing.T) {
 	b := startBinary(t, exec.Command(bin, "run", "-c", path))
 	proc, logs, exited := b.proc, b.logs, b.exited
 	base := "http://" + cfg.Stats.Listen
+	// The control commands run as an operator runs them: the same binary, its output and errors in out.
 	ctl := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		err := newApp(&out, &out).Run(append([]string{"sentinel-proxy"}, args...))
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
 		return out.String(), err
 	}
 	if err := redistest.Eventually(10*time.Second, func() error {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/sentinel-proxy/sentinel-proxy/check"
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+	"github.com/sentinel-proxy/sentinel-proxy/server"
 )
 
 // stallLength is how long the slow node stalls: several times what the test config's probes need to
@@ -134,7 +135,7 @@ func stallThroughPort(t *testing.T, p *runningProxy, cfg *config.Config, port, n
 
 	// `sentinel-proxy check` tells the stall from a failure.
 	var report strings.Builder
-	_ = runCheck(context.Background(), cfg, &report)
+	_ = server.Check(context.Background(), cfg, &report)
 	if want := strings.ToUpper(string(st.seen)); !strings.Contains(report.String(), want) || !strings.Contains(report.String(), "(alive)") {
 		t.Errorf("check during the stall does not say %s (alive):\n%s", want, report.String())
 	}

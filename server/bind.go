@@ -1,0 +1,102 @@
+package server
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/sentinel-proxy/sentinel-proxy/config"
+	"github.com/sentinel-proxy/sentinel-proxy/proxy"
+)
+
+// ports is one [[masters]] block at run time: its configured addresses, the sockets bound to them and
+// the listeners that serve them.
+type ports struct {
+	name                 string
+	master, replica      *proxy.Listener
+	masterLn, replicaLn  net.Listener
+	masterAt, replicaAt  string // the configured listen addresses
+	masterKey, replicaKy string // config keys, for errors
+	tls                  config.ListenTLS
+}
+
+// bindAll binds every address of cfg that current does not already listen on (all of them at start),
+// and returns the ports of cfg's groups with their listeners: current ones kept, new ones created. The
+// stats listener is returned when cfg's stats address is new. Nothing is bound when any address fails:
+// every failure is returned at once.
+func (rt *proxyRuntime) bindAll(cfg *config.Config, current []*ports, currentStats net.Listener) ([]*ports, net.Listener, error) {
+	byName := map[string]*ports{}
+	for _, g := range current {
+		byName[g.name] = g
+	}
+	var errs *multierror.Error
+	var fresh []net.Listener
+	bind := func(key, addr string) net.Listener {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("%s: %w", key, err))
+			return nil
+		}
+		fresh = append(fresh, ln)
+		return ln
+	}
+	var out []*ports
+	for i, m := range cfg.Masters {
+		old := byName[m.Name]
+		g := &ports{}
+		if old != nil {
+			*g = *old
+		}
+		g.name, g.masterAt, g.replicaAt = m.Name, m.MasterListen, m.ReplicaListen
+		if old == nil {
+			g.tls = m.TLS // a running listener keeps its TLS settings until a restart
+		}
+		g.masterKey, g.replicaKy = fmt.Sprintf("masters[%d].master_listen", i), fmt.Sprintf("masters[%d].replica_listen", i)
+		if old == nil || old.masterAt != m.MasterListen {
+			g.masterLn = bind(g.masterKey, m.MasterListen)
+		}
+		if m.ReplicaListen != "" && (old == nil || old.replicaAt != m.ReplicaListen) {
+			g.replicaLn = bind(g.replicaKy, m.ReplicaListen)
+		}
+		out = append(out, g)
+	}
+	var statsLn net.Listener
+	if cfg.Stats.Listen != "" && (currentStats == nil || rt.cfg.Stats.Listen != cfg.Stats.Listen) {
+		statsLn = bind("stats.listen", cfg.Stats.Listen)
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		for _, ln := range fresh {
+			ln.Close()
+		}
+		return nil, nil, err
+	}
+	return out, statsLn, nil
+}
+
+func (rt *proxyRuntime) newListener(cfg *config.Config, g *ports, name string) *proxy.Listener {
+	l := &proxy.Listener{Name: name, MaxConns: cfg.Proxy.MaxConns,
+		ConnectTimeout: cfg.Proxy.ConnectTimeout.Duration, IdleTimeout: cfg.Proxy.IdleTimeout.Duration,
+		HoldTimeout: cfg.Proxy.FailoverHold.Duration, Engine: rt.engine, Log: rt.log,
+		OnBackendFailure: func(addr string) { rt.monitor.ProbeNow(addr) }, DialContext: nodeDialer(cfg)}
+	if g.tls.Enabled() {
+		l.TLS, _ = g.tls.ServerConfig(name) // validated when the configuration was loaded
+	}
+	if l.TLS != nil || l.DialContext != nil {
+		// TLS runs in Go's crypto/tls, on net.Conns: the epoll engine moves raw bytes between
+		// descriptors and cannot carry it.
+		l.Engine = proxy.Portable
+	}
+	l.SetRoute(proxy.Route{Refusal: "starting up: master not verified yet"})
+	return l
+}
+
+// serve starts l on ln; a listener that fails ends the proxy (Run reads serveErrs).
+func (rt *proxyRuntime) serve(l *proxy.Listener, ln net.Listener) {
+	rt.log.Info().Str("event", "listener_started").Str("listener", l.Name).Str("addr", ln.Addr().String()).Msg("listening")
+	rt.spawn(func() {
+		if err := l.Serve(rt.ctx, ln); err != nil {
+			rt.serveErrs <- err
+		}
+	})
+}

@@ -1,0 +1,47 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/config"
+	"github.com/sentinel-proxy/sentinel-proxy/stats"
+)
+
+// startStats serves the stats page on ln. The stats.Server is made once, on the first address; a reload
+// that moves the page serves the same one on the new address. reload, if not nil, is what POST /-/reload
+// re-reads.
+func (rt *proxyRuntime) startStats(cfg *config.Config, ln net.Listener, reload func() (*config.Config, error)) {
+	if rt.statsSrv == nil {
+		rt.statsSrv = &stats.Server{User: cfg.Stats.User, Password: cfg.Stats.Password,
+			PasswordHash: cfg.Stats.PasswordHash, Admin: cfg.Stats.Admin,
+			Control: newControl(rt.ctx, rt.router, rt.statsPorts), Snapshot: rt.router.Snapshot,
+			History: rt.router.History, Metrics: rt.metrics, Groups: rt.statsPorts(), Version: rt.version,
+			Log: rt.log, Started: time.Now()}
+		if reload != nil {
+			rt.statsSrv.Reload = func() error { return rt.reload(reload, "POST /-/reload") }
+		}
+	}
+	srv := stats.NewHTTPServer(rt.statsSrv.Handler())
+	rt.http, rt.statsLn = srv, ln
+	rt.log.Info().Str("event", "listener_started").Str("listener", "stats").Str("addr", ln.Addr().String()).Msg("listening")
+	rt.spawn(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			rt.serveErrs <- fmt.Errorf("stats: %w", err)
+		}
+	})
+}
+
+// statsPorts is what the stats page shows and acts on: the groups in force and their listeners.
+func (rt *proxyRuntime) statsPorts() []stats.GroupPorts {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	out := make([]stats.GroupPorts, len(rt.ports))
+	for i, g := range rt.ports {
+		out[i] = stats.GroupPorts{Name: g.name, Master: g.master, Replica: g.replica}
+	}
+	return out
+}
