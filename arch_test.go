@@ -12,13 +12,16 @@ import (
 func TestImportsFlowOneWay(t *testing.T) {
 	const mod = "github.com/sentinel-proxy/sentinel-proxy"
 	allowed := map[string][]string{
-		"config":    nil,
-		"check":     nil,
-		"proxy":     nil,
-		"sentinel":  nil,
-		"redistest": nil,
-		"routing":   {"check", "sentinel"},
-		"stats":     {"check", "proxy", "routing", "sentinel"},
+		"config":          nil,
+		"check":           nil,
+		"resp":            nil,
+		"proxy":           {"resp"},
+		"proxy/eventloop": nil,
+		"proxy/pipe":      {"proxy", "proxy/eventloop", "resp"},
+		"sentinel":        nil,
+		"redistest":       nil,
+		"routing":         {"check", "sentinel"},
+		"stats":           {"check", "proxy", "resp", "routing", "sentinel"},
 	}
 	for pkg, ok := range allowed {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,8 @@ import (
 	"github.com/sentinel-proxy/sentinel-proxy/check"
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/proxy"
+	"github.com/sentinel-proxy/sentinel-proxy/proxy/eventloop"
+	"github.com/sentinel-proxy/sentinel-proxy/proxy/pipe"
 	"github.com/sentinel-proxy/sentinel-proxy/routing"
 	"github.com/sentinel-proxy/sentinel-proxy/sentinel"
 	"github.com/sentinel-proxy/sentinel-proxy/stats"
@@ -75,11 +78,11 @@ type group struct {
 	tls                  config.ListenTLS
 }
 
-// proxyRuntime is a running proxy: the data plane (listeners, engine, sessions), which outlives a
+// proxyRuntime is a running proxy: the data plane (listeners, handler, sessions), which outlives a
 // reload, and the control plane (router, probes, Sentinel watchers, stats), which a reload reconfigures.
 type proxyRuntime struct {
 	log       zerolog.Logger
-	engine    proxy.Engine
+	handler   proxy.Handler   // serves the admitted clients: the byte forwarder on event loops, or portable
 	ctx       context.Context // lives until the sessions are closed, past a graceful drain
 	router    *routing.Router
 	monitor   *check.Monitor
@@ -106,23 +109,15 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts runOp
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
 
-	engine := proxy.Portable
-	if cfg.Proxy.Forwarder != "portable" {
-		fast, err := proxy.NewEngine(proxy.EngineOptions{
-			Loops:           cfg.Proxy.EventLoops,
-			BatchScheduling: cfg.Proxy.EventLoopScheduling == "batch",
-		})
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("forwarder: %v", err), 1)
-		}
-		if cfg.Proxy.Forwarder == "epoll" && fast.Name() != "epoll" {
-			return cli.Exit("proxy.forwarder = \"epoll\" is not available on this system; use \"auto\" or \"portable\"", 1)
-		}
-		engine = fast
+	handler, loops, err := dataPath(cfg)
+	if err != nil {
+		return err
 	}
-	defer engine.Close() // after every listener has stopped (deferred first, runs last)
+	if loops != nil {
+		defer loops.Close() // after every listener has stopped (deferred first, runs last)
+	}
 
-	rt := &proxyRuntime{log: log, engine: engine, ctx: serveCtx, cfg: cfg, serveErrs: make(chan error, 16)}
+	rt := &proxyRuntime{log: log, handler: handler, ctx: serveCtx, cfg: cfg, serveErrs: make(chan error, 16)}
 	groups, statsLn, err := rt.bindAll(cfg, nil, nil)
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("cannot listen: %v", err), 1)
@@ -180,7 +175,7 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts runOp
 		opts.Started(addrs)
 	}
 	log.Info().Str("event", "proxy_started").Str("version", versionString()).Int("pid", os.Getpid()).
-		Str("forwarder", engine.Name()).Strs("sentinels", cfg.Sentinel.Addrs).Msg("sentinel-proxy started")
+		Str("forwarder", handler.Name()).Strs("sentinels", cfg.Sentinel.Addrs).Msg("sentinel-proxy started")
 
 	for {
 		select {
@@ -207,6 +202,21 @@ func routerConfig(cfg *config.Config, dropSentinels []string, done chan struct{}
 		MaxReplicaLagSeconds: int(cfg.Check.MaxReplicaLag.Duration / time.Second), Sentinels: cfg.Sentinel.Addrs,
 		Fence:         routing.FenceSettings{Enabled: cfg.Fence.Enabled, ReplicaTimeout: cfg.Fence.ReplicaTimeout.Duration},
 		DropSentinels: dropSentinels, Done: done}
+}
+
+// dataPath chooses how sessions are served ([proxy].forwarder): on event loops (epoll, Linux; the
+// default) or by two goroutines each (portable). The loops, when there are, must be closed after every
+// listener has stopped.
+func dataPath(cfg *config.Config) (proxy.Handler, *eventloop.Loops, error) {
+	if cfg.Proxy.Forwarder == "portable" || (cfg.Proxy.Forwarder == "auto" && runtime.GOOS != "linux") {
+		return pipe.Portable, nil, nil
+	}
+	loops, err := eventloop.New(eventloop.Options{Loops: cfg.Proxy.EventLoops,
+		BatchScheduling: cfg.Proxy.EventLoopScheduling == "batch"})
+	if err != nil {
+		return nil, nil, cli.Exit(fmt.Sprintf("forwarder: %v", err), 1)
+	}
+	return pipe.NewEpoll(loops), loops, nil
 }
 
 func groupNames(cfg *config.Config) []string {
@@ -265,15 +275,15 @@ func (rt *proxyRuntime) serve(l *proxy.Listener, ln net.Listener) {
 func (rt *proxyRuntime) newListener(cfg *config.Config, g *group, name string) *proxy.Listener {
 	l := &proxy.Listener{Name: name, MaxConns: cfg.Proxy.MaxConns,
 		ConnectTimeout: cfg.Proxy.ConnectTimeout.Duration, IdleTimeout: cfg.Proxy.IdleTimeout.Duration,
-		HoldTimeout: cfg.Proxy.FailoverHold.Duration, Engine: rt.engine, Log: rt.log,
+		HoldTimeout: cfg.Proxy.FailoverHold.Duration, Handler: rt.handler, Log: rt.log,
 		OnBackendFailure: func(addr string) { rt.monitor.ProbeNow(addr) }, DialContext: nodeDialer(cfg)}
 	if g.tls.Enabled() {
 		l.TLS, _ = g.tls.ServerConfig(name) // validated when the configuration was loaded
 	}
 	if l.TLS != nil || l.DialContext != nil {
-		// TLS runs in Go's crypto/tls, on net.Conns: the epoll engine moves raw bytes between
+		// TLS runs in Go's crypto/tls, on net.Conns: event loops moves raw bytes between
 		// descriptors and cannot carry it.
-		l.Engine = proxy.Portable
+		l.Handler = pipe.Portable
 	}
 	l.SetRoute(proxy.Route{Refusal: "starting up: master not verified yet"})
 	return l
@@ -446,11 +456,11 @@ func (rt *proxyRuntime) applyRoutes(prev, next *routing.Snapshot) map[string]int
 		}
 		oldMaster, oldReplicas := routing.Departed(pg, ng)
 		for _, addr := range oldMaster {
-			closed[g.name] += g.master.CloseSessionsTo(addr)
+			closed[g.name] += g.master.RetireBackend(addr)
 		}
 		if g.replica != nil {
 			for _, addr := range oldReplicas {
-				if n := g.replica.CloseSessionsTo(addr); n > 0 {
+				if n := g.replica.RetireBackend(addr); n > 0 {
 					rt.log.Info().Str("event", "sessions_closed").Str("group", g.name).Str("listener", g.replica.Name).
 						Str("backend", addr).Int("sessions_closed", n).Msg("closed the sessions of a node that left the replica pool")
 				}
