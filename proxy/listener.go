@@ -34,17 +34,17 @@ type Listener struct {
 	// OnBackendFailure, if set, is called with each backend of a route none of which could be dialled,
 	// so the owner can check it at once. It must not block.
 	OnBackendFailure func(addr string)
-	// DialContext connects to backends in the portable engine. If nil, a net.Dialer is used. A TLS
-	// dialer here makes the backend leg TLS (the epoll engine cannot carry TLS: use the portable one).
+	// DialContext connects to backends for handlers that use net.Conns (Client.Dial). If nil, a
+	// net.Dialer is used. A TLS dialer here makes the backend leg TLS (event loops cannot carry TLS: such
+	// a listener needs a handler that uses goroutines).
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// TLS, if set, terminates TLS from clients: each is handshaken (within HandshakeTimeout, 10s if
-	// zero) before it is admitted. It needs the portable engine.
+	// zero) before it is admitted. It needs a handler that uses goroutines.
 	TLS              *tls.Config
 	HandshakeTimeout time.Duration
-	// Engine moves the bytes. If nil, the portable engine (two goroutines per session) is used;
-	// NewEngine returns the fastest one for the system (epoll on Linux).
-	Engine Engine
-	Log    zerolog.Logger
+	// Handler serves the admitted clients (package proxy/pipe forwards bytes). Required.
+	Handler Handler
+	Log     zerolog.Logger
 
 	route     atomic.Pointer[Route]
 	routeMu   sync.Mutex
@@ -147,9 +147,26 @@ func (l *Listener) Route() Route {
 	return Route{Refusal: "no route yet"}
 }
 
-// CloseSessionsTo closes every session to backend at once and returns how many it closed. It is safe
-// to call from any goroutine.
-func (l *Listener) CloseSessionsTo(backend string) int { return l.sessions.closeBackend(backend) }
+// CloseSessionsTo closes every session to backend at once and returns how many it closed: an
+// operator's kill. It is safe to call from any goroutine.
+func (l *Listener) CloseSessionsTo(backend string) int {
+	victims := l.sessions.sessionsTo(backend)
+	for _, s := range victims {
+		s.Close()
+	}
+	return len(victims)
+}
+
+// RetireBackend tells every session to backend that it left its pool (Session.Retire): a byte pipe
+// closes, a session that can move to the new route moves. It returns how many sessions it told. It is
+// safe to call from any goroutine.
+func (l *Listener) RetireBackend(backend string) int {
+	sessions := l.sessions.sessionsTo(backend)
+	for _, s := range sessions {
+		s.Retire()
+	}
+	return len(sessions)
+}
 
 // Stats returns the listener's counters.
 func (l *Listener) Stats() Stats {
@@ -188,6 +205,9 @@ func (l *Listener) accepting() []net.Listener {
 // old). When ctx ends or Close is called, every session is closed and Serve waits for them to finish;
 // Unbind only stops accepting on ln, and the sessions go on.
 func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
+	if l.Handler == nil {
+		return fmt.Errorf("listener %s: no Handler", l.Name)
+	}
 	l.spareMu.Lock()
 	l.topUpSpares()
 	l.spareMu.Unlock()
@@ -356,7 +376,7 @@ func isTemporaryAccept(err error) bool {
 }
 
 // serveClient admits one client: the connection limit, then a route (held while there is none), then
-// the engine, which owns it from there. release must be called exactly once per admitted client.
+// the handler, which owns it from there. release must be called exactly once per admitted client.
 func (l *Listener) serveClient(ctx context.Context, client net.Conn) {
 	if tc, ok := client.(*tls.Conn); ok {
 		timeout := l.HandshakeTimeout
@@ -392,68 +412,53 @@ func (l *Listener) serveClient(ctx context.Context, client net.Conn) {
 		return
 	}
 	l.atLimit.Store(false)
-	l.dispatch(ctx, &admission{client: client, deadline: time.Now().Add(l.HoldTimeout)})
-}
-
-// admission is a client on its way to a backend: held, connecting, or retrying after a failed connect.
-type admission struct {
-	client   net.Conn
-	deadline time.Time // end of the hold budget
-	tried    *Route    // the route whose backends just failed, if any
+	l.dispatch(&Client{Conn: client, l: l, adm: &admission{ctx: ctx, deadline: time.Now().Add(l.HoldTimeout)}})
 }
 
 // dispatch waits for a usable route (holding the client while there is none) and hands the client to
-// the engine, or refuses it when the hold budget is spent.
-func (l *Listener) dispatch(ctx context.Context, a *admission) {
+// the handler, or refuses it when the hold budget is spent.
+func (l *Listener) dispatch(c *Client) {
+	a := c.adm
 	route := l.waitRoute(l.closedChan(), a.deadline, a.tried)
 	if route == nil || len(route.Backends) == 0 {
-		l.refused.Add(1)
 		refusal := "no route yet"
 		if route != nil {
 			refusal = route.Refusal
 		}
-		refuse(a.client, refusal)
-		l.release()
+		c.Refuse(refusal)
 		return
 	}
 	if route == a.tried {
 		// The hold ran out with the same failed route: one last try, then refuse.
 		a.deadline = time.Time{}
 	}
-	l.engine().forward(ctx, l, a, route)
+	a.route = route
+	l.Handler.Serve(c)
 }
 
-// connectFailed is called by an engine when none of route's backends could be reached. The client is
-// held and retried on the next route within its hold budget: a master that just died is replaced in
-// milliseconds, and the client need not see it.
-func (l *Listener) connectFailed(ctx context.Context, a *admission, route *Route, err error) {
+// connectFailed is Client.ConnectFailed: none of the route's backends could be reached. The client is
+// held and retried on the next route within its hold budget, or refused.
+func (l *Listener) connectFailed(c *Client, err error) {
 	l.connErrs.Add(1)
+	a := c.adm
 	if l.OnBackendFailure != nil {
-		for _, b := range route.Backends {
+		for _, b := range a.route.Backends {
 			l.OnBackendFailure(b)
 		}
 	}
 	if !time.Now().Before(a.deadline) {
 		l.logConnectFailure(err)
-		refuse(a.client, err.Error())
-		l.release()
+		c.Refuse(err.Error())
 		return
 	}
-	a.tried = route
-	l.dispatch(ctx, a)
+	a.tried = a.route
+	l.dispatch(c)
 }
 
 // release ends an admitted client's life in the listener's counters.
 func (l *Listener) release() {
 	l.current.Add(-1)
 	l.wg.Done()
-}
-
-func (l *Listener) engine() Engine {
-	if l.Engine == nil {
-		return portable{}
-	}
-	return l.Engine
 }
 
 // logConnectFailure logs at most one line a second: a dead backend under load must not flood the log.
@@ -479,7 +484,7 @@ func refuse(c net.Conn, reason string) {
 // is drained first. The caller closes c.
 func answer(c net.Conn, reason string, linger time.Duration) {
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.Write(refusalLine(reason))
+	_, _ = c.Write(RefusalLine(reason))
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 		_ = tc.SetReadDeadline(time.Now().Add(linger))

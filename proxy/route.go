@@ -1,6 +1,10 @@
-// Package proxy accepts client connections and forwards them to the backend its current Route names.
-// It knows nothing of Sentinel: it is given a Route (an atomic pointer, swapped by SetRoute) and asked
-// to close the sessions to a backend. It imports nothing else of sentinel-proxy.
+// Package proxy admits client connections and hands them to a Handler that serves them (the byte
+// forwarder in proxy/pipe; a RESP session). It owns what every kind of session shares: the listening
+// sockets, the connection limit, TLS termination, holding clients while there is no route and refusing
+// them with a RESP error, round-robin over a Route's backends, the registry of live sessions by backend,
+// and the counters. It knows nothing of Sentinel: it is given a Route (SetRoute) and told when a backend
+// leaves its pool (RetireBackend) or when an operator kills its sessions (CloseSessionsTo). It imports
+// nothing of sentinel-proxy but the resp package.
 package proxy
 
 // Route says where a listener sends new clients.
@@ -9,17 +13,4 @@ type Route struct {
 	Backends []string
 	// Refusal says why there is no backend; clients receive it as a RESP error line.
 	Refusal string
-}
-
-// refusalLine renders a RESP error reply that any Redis client shows to its user instead of hanging.
-func refusalLine(reason string) []byte {
-	clean := make([]byte, 0, len(reason))
-	for i := 0; i < len(reason); i++ {
-		c := reason[i]
-		if c == '\r' || c == '\n' {
-			c = ' '
-		}
-		clean = append(clean, c)
-	}
-	return append(append([]byte("-ERR sentinel-proxy: "), clean...), '\r', '\n')
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/proxy"
+	"github.com/sentinel-proxy/sentinel-proxy/proxy/pipe"
 )
 
 // ports is one [[masters]] block at run time: its configured addresses, the sockets bound to them and
@@ -77,15 +78,15 @@ func (rt *proxyRuntime) bindAll(cfg *config.Config, current []*ports, currentSta
 func (rt *proxyRuntime) newListener(cfg *config.Config, g *ports, name string) *proxy.Listener {
 	l := &proxy.Listener{Name: name, MaxConns: cfg.Proxy.MaxConns,
 		ConnectTimeout: cfg.Proxy.ConnectTimeout.Duration, IdleTimeout: cfg.Proxy.IdleTimeout.Duration,
-		HoldTimeout: cfg.Proxy.FailoverHold.Duration, Engine: rt.engine, Log: rt.log,
+		HoldTimeout: cfg.Proxy.FailoverHold.Duration, Handler: rt.handler, Log: rt.log,
 		OnBackendFailure: func(addr string) { rt.monitor.ProbeNow(addr) }, DialContext: nodeDialer(cfg)}
 	if g.tls.Enabled() {
 		l.TLS, _ = g.tls.ServerConfig(name) // validated when the configuration was loaded
 	}
 	if l.TLS != nil || l.DialContext != nil {
-		// TLS runs in Go's crypto/tls, on net.Conns: the epoll engine moves raw bytes between
+		// TLS runs in Go's crypto/tls, on net.Conns: event loops move raw bytes between
 		// descriptors and cannot carry it.
-		l.Engine = proxy.Portable
+		l.Handler = pipe.Portable
 	}
 	l.SetRoute(proxy.Route{Refusal: "starting up: master not verified yet"})
 	return l

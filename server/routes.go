@@ -33,11 +33,11 @@ func (rt *proxyRuntime) applyRoutes(prev, next *routing.Snapshot) map[string]int
 		}
 		oldMaster, oldReplicas := routing.Departed(pg, ng)
 		for _, addr := range oldMaster {
-			closed[g.name] += g.master.CloseSessionsTo(addr)
+			closed[g.name] += g.master.RetireBackend(addr)
 		}
 		if g.replica != nil {
 			for _, addr := range oldReplicas {
-				if n := g.replica.CloseSessionsTo(addr); n > 0 {
+				if n := g.replica.RetireBackend(addr); n > 0 {
 					rt.log.Info().Str("event", "sessions_closed").Str("group", g.name).Str("listener", g.replica.Name).
 						Str("backend", addr).Int("sessions_closed", n).Msg("closed the sessions of a node that left the replica pool")
 				}

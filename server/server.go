@@ -11,11 +11,11 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -24,6 +24,8 @@ import (
 	"github.com/sentinel-proxy/sentinel-proxy/check"
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/proxy"
+	"github.com/sentinel-proxy/sentinel-proxy/proxy/eventloop"
+	"github.com/sentinel-proxy/sentinel-proxy/proxy/pipe"
 	"github.com/sentinel-proxy/sentinel-proxy/routing"
 	"github.com/sentinel-proxy/sentinel-proxy/sentinel"
 	"github.com/sentinel-proxy/sentinel-proxy/stats"
@@ -41,12 +43,12 @@ type Options struct {
 	Started func(addrs map[string]string)
 }
 
-// proxyRuntime is a running proxy: the data plane (listeners, engine, sessions), which outlives a
+// proxyRuntime is a running proxy: the data plane (listeners, handler, sessions), which outlives a
 // reload, and the control plane (router, probes, Sentinel watchers, stats), which a reload reconfigures.
 type proxyRuntime struct {
 	log       zerolog.Logger
 	version   string
-	engine    proxy.Engine
+	handler   proxy.Handler   // serves the admitted clients: the byte forwarder on event loops, or portable
 	ctx       context.Context // lives until the sessions are closed, past a graceful drain
 	router    *routing.Router
 	monitor   *check.Monitor
@@ -73,13 +75,15 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
 
-	engine, err := newEngine(cfg)
+	handler, loops, err := dataPath(cfg)
 	if err != nil {
 		return err
 	}
-	defer engine.Close() // after every listener has stopped (deferred first, runs last)
+	if loops != nil {
+		defer loops.Close() // after every listener has stopped (deferred first, runs last)
+	}
 
-	rt := &proxyRuntime{log: log, version: opts.Version, engine: engine, ctx: serveCtx, cfg: cfg, serveErrs: make(chan error, 16)}
+	rt := &proxyRuntime{log: log, version: opts.Version, handler: handler, ctx: serveCtx, cfg: cfg, serveErrs: make(chan error, 16)}
 	all, statsLn, err := rt.bindAll(cfg, nil, nil)
 	if err != nil {
 		return fmt.Errorf("cannot listen: %w", err)
@@ -113,7 +117,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		opts.Started(addrs)
 	}
 	log.Info().Str("event", "proxy_started").Str("version", opts.Version).Int("pid", os.Getpid()).
-		Str("forwarder", engine.Name()).Strs("sentinels", cfg.Sentinel.Addrs).Msg("sentinel-proxy started")
+		Str("forwarder", handler.Name()).Strs("sentinels", cfg.Sentinel.Addrs).Msg("sentinel-proxy started")
 
 	for {
 		select {
@@ -134,22 +138,19 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	}
 }
 
-// newEngine picks the forwarder [proxy].forwarder names.
-func newEngine(cfg *config.Config) (proxy.Engine, error) {
-	if cfg.Proxy.Forwarder == "portable" {
-		return proxy.Portable, nil
+// dataPath chooses how sessions are served ([proxy].forwarder): on event loops (epoll, Linux; the
+// default) or by two goroutines each (portable). The loops, when there are, must be closed after every
+// listener has stopped.
+func dataPath(cfg *config.Config) (proxy.Handler, *eventloop.Loops, error) {
+	if cfg.Proxy.Forwarder == "portable" || (cfg.Proxy.Forwarder == "auto" && runtime.GOOS != "linux") {
+		return pipe.Portable, nil, nil
 	}
-	fast, err := proxy.NewEngine(proxy.EngineOptions{
-		Loops:           cfg.Proxy.EventLoops,
-		BatchScheduling: cfg.Proxy.EventLoopScheduling == "batch",
-	})
+	loops, err := eventloop.New(eventloop.Options{Loops: cfg.Proxy.EventLoops,
+		BatchScheduling: cfg.Proxy.EventLoopScheduling == "batch"})
 	if err != nil {
-		return nil, fmt.Errorf("forwarder: %w", err)
+		return nil, nil, fmt.Errorf("forwarder: %w", err)
 	}
-	if cfg.Proxy.Forwarder == "epoll" && fast.Name() != "epoll" {
-		return nil, errors.New("proxy.forwarder = \"epoll\" is not available on this system; use \"auto\" or \"portable\"")
-	}
-	return fast, nil
+	return pipe.NewEpoll(loops), loops, nil
 }
 
 // buildControlPlane makes the router, the probes and the Sentinel pool, and hooks them to each other,

@@ -1,4 +1,4 @@
-package proxy
+package pipe
 
 import (
 	"bufio"
@@ -17,6 +17,9 @@ import (
 
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
+
+	"github.com/sentinel-proxy/sentinel-proxy/proxy"
+	"github.com/sentinel-proxy/sentinel-proxy/proxy/eventloop"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -87,7 +90,7 @@ func echo(c net.Conn) {
 }
 
 // startListener serves a Listener on a free loopback port and stops it when the test ends.
-func startListener(t *testing.T, eng Engine, l *Listener, route Route) string {
+func startListener(t *testing.T, h proxy.Handler, l *proxy.Listener, route proxy.Route) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -97,7 +100,7 @@ func startListener(t *testing.T, eng Engine, l *Listener, route Route) string {
 		l.Name = "test"
 	}
 	l.Log = zerolog.Nop()
-	l.Engine = eng
+	l.Handler = h
 	l.SetRoute(route)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -133,10 +136,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func testEchoAndLargeTransfer(t *testing.T, eng Engine) {
+func testEchoAndLargeTransfer(t *testing.T, h proxy.Handler) {
 	b := startBackend(t, echo)
-	l := &Listener{}
-	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
+	l := &proxy.Listener{}
+	addr := startListener(t, h, l, proxy.Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	payload := make([]byte, 8<<20)
 	_, _ = rand.Read(payload)
@@ -155,14 +158,14 @@ func testEchoAndLargeTransfer(t *testing.T, eng Engine) {
 	waitFor(t, "session end", func() bool { return l.Stats().Current == 0 })
 }
 
-func testClientHalfCloseStillGetsReply(t *testing.T, eng Engine) {
+func testClientHalfCloseStillGetsReply(t *testing.T, h proxy.Handler) {
 	// The backend reads until EOF, then answers: only a forwarded half-close lets it answer.
 	b := startBackend(t, func(c net.Conn) {
 		defer c.Close()
 		data, _ := io.ReadAll(c)
 		_, _ = c.Write([]byte("got:" + string(data)))
 	})
-	addr := startListener(t, eng, &Listener{}, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, h, &proxy.Listener{}, proxy.Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	_, _ = c.Write([]byte("hello"))
 	_ = c.CloseWrite()
@@ -172,7 +175,7 @@ func testClientHalfCloseStillGetsReply(t *testing.T, eng Engine) {
 	}
 }
 
-func testBackendHalfCloseStillTakesData(t *testing.T, eng Engine) {
+func testBackendHalfCloseStillTakesData(t *testing.T, h proxy.Handler) {
 	received := make(chan string, 1)
 	b := startBackend(t, func(c net.Conn) {
 		defer c.Close()
@@ -181,7 +184,7 @@ func testBackendHalfCloseStillTakesData(t *testing.T, eng Engine) {
 		data, _ := io.ReadAll(c)
 		received <- string(data)
 	})
-	addr := startListener(t, eng, &Listener{}, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, h, &proxy.Listener{}, proxy.Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	buf := make([]byte, 6)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "banner" {
@@ -202,9 +205,9 @@ func testBackendHalfCloseStillTakesData(t *testing.T, eng Engine) {
 	}
 }
 
-func testNoRouteRefusesWithRESPError(t *testing.T, eng Engine) {
-	l := &Listener{}
-	addr := startListener(t, eng, l, Route{Refusal: `no verified master for "mymaster"`})
+func testNoRouteRefusesWithRESPError(t *testing.T, h proxy.Handler) {
+	l := &proxy.Listener{}
+	addr := startListener(t, h, l, proxy.Route{Refusal: `no verified master for "mymaster"`})
 	c := dial(t, addr)
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
@@ -218,13 +221,13 @@ func testNoRouteRefusesWithRESPError(t *testing.T, eng Engine) {
 	}
 }
 
-func testBackendRefusedTellsClientAndTriesNext(t *testing.T, eng Engine) {
+func testBackendRefusedTellsClientAndTriesNext(t *testing.T, h proxy.Handler) {
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadAddr := dead.Addr().String()
 	dead.Close()
 
-	l := &Listener{}
-	addr := startListener(t, eng, l, Route{Backends: []string{deadAddr}})
+	l := &proxy.Listener{}
+	addr := startListener(t, h, l, proxy.Route{Backends: []string{deadAddr}})
 	c := dial(t, addr)
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	if !strings.HasPrefix(line, "-ERR sentinel-proxy: backend "+deadAddr) {
@@ -236,7 +239,7 @@ func testBackendRefusedTellsClientAndTriesNext(t *testing.T, eng Engine) {
 
 	// With a live backend in the pool, a dead one costs a retry, not an error.
 	live := startBackend(t, echo)
-	l.SetRoute(Route{Backends: []string{deadAddr, live.addr()}})
+	l.SetRoute(proxy.Route{Backends: []string{deadAddr, live.addr()}})
 	for i := 0; i < 4; i++ {
 		c := dial(t, addr)
 		_, _ = c.Write([]byte("x"))
@@ -248,15 +251,15 @@ func testBackendRefusedTellsClientAndTriesNext(t *testing.T, eng Engine) {
 	}
 }
 
-func testClientResetEndsSession(t *testing.T, eng Engine) {
+func testClientResetEndsSession(t *testing.T, h proxy.Handler) {
 	backendClosed := make(chan struct{})
 	b := startBackend(t, func(c net.Conn) {
 		defer close(backendClosed)
 		defer c.Close()
 		_, _ = io.Copy(io.Discard, c)
 	})
-	l := &Listener{}
-	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
+	l := &proxy.Listener{}
+	addr := startListener(t, h, l, proxy.Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	_, _ = c.Write([]byte("x"))
 	waitFor(t, "session", func() bool { return l.Stats().Current == 1 })
@@ -270,14 +273,14 @@ func testClientResetEndsSession(t *testing.T, eng Engine) {
 	waitFor(t, "session end", func() bool { return l.Stats().Current == 0 })
 }
 
-func testBackendResetEndsSession(t *testing.T, eng Engine) {
+func testBackendResetEndsSession(t *testing.T, h proxy.Handler) {
 	b := startBackend(t, func(c net.Conn) {
 		buf := make([]byte, 1)
 		_, _ = c.Read(buf)
 		_ = c.(*net.TCPConn).SetLinger(0)
 		c.Close()
 	})
-	addr := startListener(t, eng, &Listener{}, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, h, &proxy.Listener{}, proxy.Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	_, _ = c.Write([]byte("x"))
 	buf := make([]byte, 10)
@@ -286,11 +289,11 @@ func testBackendResetEndsSession(t *testing.T, eng Engine) {
 	}
 }
 
-func testCloseSessionsToBackend(t *testing.T, eng Engine) {
+func testCloseSessionsToBackend(t *testing.T, h proxy.Handler) {
 	b1 := startBackend(t, echo)
 	b2 := startBackend(t, echo)
-	l := &Listener{}
-	addr := startListener(t, eng, l, Route{Backends: []string{b1.addr()}})
+	l := &proxy.Listener{}
+	addr := startListener(t, h, l, proxy.Route{Backends: []string{b1.addr()}})
 	var old []*net.TCPConn
 	for i := 0; i < 5; i++ {
 		c := dial(t, addr)
@@ -301,7 +304,7 @@ func testCloseSessionsToBackend(t *testing.T, eng Engine) {
 		}
 		old = append(old, c)
 	}
-	l.SetRoute(Route{Backends: []string{b2.addr()}})
+	l.SetRoute(proxy.Route{Backends: []string{b2.addr()}})
 	keep := dial(t, addr)
 	_, _ = keep.Write([]byte("y"))
 	buf := make([]byte, 1)
@@ -331,10 +334,10 @@ func isTimeout(err error) bool {
 	return ok && ne.Timeout()
 }
 
-func testIdleTimeout(t *testing.T, eng Engine) {
+func testIdleTimeout(t *testing.T, h proxy.Handler) {
 	b := startBackend(t, echo)
-	l := &Listener{IdleTimeout: 400 * time.Millisecond}
-	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
+	l := &proxy.Listener{IdleTimeout: 400 * time.Millisecond}
+	addr := startListener(t, h, l, proxy.Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	// Traffic every 50ms keeps the session alive well past the timeout.
 	buf := make([]byte, 1)
@@ -355,7 +358,7 @@ func testIdleTimeout(t *testing.T, eng Engine) {
 	}
 }
 
-func testIdleTimeoutCountsEitherDirection(t *testing.T, eng Engine) {
+func testIdleTimeoutCountsEitherDirection(t *testing.T, h proxy.Handler) {
 	// A subscriber only receives: traffic from the backend alone keeps it alive.
 	b := startBackend(t, func(c net.Conn) {
 		defer c.Close()
@@ -366,7 +369,7 @@ func testIdleTimeoutCountsEitherDirection(t *testing.T, eng Engine) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
-	addr := startListener(t, eng, &Listener{IdleTimeout: 400 * time.Millisecond}, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, h, &proxy.Listener{IdleTimeout: 400 * time.Millisecond}, proxy.Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	got, _ := io.ReadAll(c)
 	if string(got) != "mmmmmmmm" {
@@ -374,10 +377,10 @@ func testIdleTimeoutCountsEitherDirection(t *testing.T, eng Engine) {
 	}
 }
 
-func testMaxConns(t *testing.T, eng Engine) {
+func testMaxConns(t *testing.T, h proxy.Handler) {
 	b := startBackend(t, echo)
-	l := &Listener{MaxConns: 2}
-	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
+	l := &proxy.Listener{MaxConns: 2}
+	addr := startListener(t, h, l, proxy.Route{Backends: []string{b.addr()}})
 	buf := make([]byte, 1)
 	for i := 0; i < 2; i++ {
 		c := dial(t, addr)
@@ -393,14 +396,14 @@ func testMaxConns(t *testing.T, eng Engine) {
 	}
 }
 
-func testRoundRobin(t *testing.T, eng Engine) {
+func testRoundRobin(t *testing.T, h proxy.Handler) {
 	var addrs []string
 	for i := 0; i < 3; i++ {
 		name := string(rune('a' + i))
 		b := startBackend(t, func(c net.Conn) { _, _ = c.Write([]byte(name)); c.Close() })
 		addrs = append(addrs, b.addr())
 	}
-	addr := startListener(t, eng, &Listener{}, Route{Backends: addrs})
+	addr := startListener(t, h, &proxy.Listener{}, proxy.Route{Backends: addrs})
 	seen := map[string]int{}
 	for i := 0; i < 9; i++ {
 		c := dial(t, addr)
@@ -413,10 +416,10 @@ func testRoundRobin(t *testing.T, eng Engine) {
 }
 
 // TestNoFDLeak runs many sessions of every kind and checks the process's open files come back.
-func testNoFDLeak(t *testing.T, eng Engine) {
+func testNoFDLeak(t *testing.T, h proxy.Handler) {
 	b := startBackend(t, echo)
-	l := &Listener{}
-	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
+	l := &proxy.Listener{}
+	addr := startListener(t, h, l, proxy.Route{Backends: []string{b.addr()}})
 	before := openFDs(t)
 	for i := 0; i < 200; i++ {
 		c, err := net.Dial("tcp", addr)
@@ -443,15 +446,15 @@ func openFDs(t *testing.T) int {
 	return len(entries)
 }
 
-func testHoldForwardsWhenARouteAppears(t *testing.T, eng Engine) {
+func testHoldForwardsWhenARouteAppears(t *testing.T, h proxy.Handler) {
 	b := startBackend(t, echo)
-	l := &Listener{HoldTimeout: 5 * time.Second}
-	addr := startListener(t, eng, l, Route{Refusal: "failover in progress"})
+	l := &proxy.Listener{HoldTimeout: 5 * time.Second}
+	addr := startListener(t, h, l, proxy.Route{Refusal: "failover in progress"})
 	c := dial(t, addr)
 	// The client writes at once; the bytes wait in the socket until the route exists.
 	_, _ = c.Write([]byte("PING"))
 	waitFor(t, "client held", func() bool { return l.Stats().Held == 1 })
-	l.SetRoute(Route{Backends: []string{b.addr()}})
+	l.SetRoute(proxy.Route{Backends: []string{b.addr()}})
 	buf := make([]byte, 4)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "PING" {
 		t.Fatalf("held client not forwarded: %q %v", buf, err)
@@ -461,9 +464,9 @@ func testHoldForwardsWhenARouteAppears(t *testing.T, eng Engine) {
 	}
 }
 
-func testHoldExpiresWithRefusal(t *testing.T, eng Engine) {
-	l := &Listener{HoldTimeout: 200 * time.Millisecond}
-	addr := startListener(t, eng, l, Route{Refusal: "no verified master"})
+func testHoldExpiresWithRefusal(t *testing.T, h proxy.Handler) {
+	l := &proxy.Listener{HoldTimeout: 200 * time.Millisecond}
+	addr := startListener(t, h, l, proxy.Route{Refusal: "no verified master"})
 	start := time.Now()
 	c := dial(t, addr)
 	line, _ := bufio.NewReader(c).ReadString('\n')
@@ -475,9 +478,9 @@ func testHoldExpiresWithRefusal(t *testing.T, eng Engine) {
 	}
 }
 
-func testHeldClientsCountAgainstMaxConns(t *testing.T, eng Engine) {
-	l := &Listener{HoldTimeout: 5 * time.Second, MaxConns: 1}
-	addr := startListener(t, eng, l, Route{Refusal: "failover"})
+func testHeldClientsCountAgainstMaxConns(t *testing.T, h proxy.Handler) {
+	l := &proxy.Listener{HoldTimeout: 5 * time.Second, MaxConns: 1}
+	addr := startListener(t, h, l, proxy.Route{Refusal: "failover"})
 	dial(t, addr)
 	waitFor(t, "first client held", func() bool { return l.Stats().Held == 1 })
 	c := dial(t, addr)
@@ -487,18 +490,18 @@ func testHeldClientsCountAgainstMaxConns(t *testing.T, eng Engine) {
 	}
 }
 
-func testHoldRetriesWhenTheBackendIsDead(t *testing.T, eng Engine) {
+func testHoldRetriesWhenTheBackendIsDead(t *testing.T, h proxy.Handler) {
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadAddr := dead.Addr().String()
 	dead.Close()
 	live := startBackend(t, echo)
 	var failures atomic.Int64
-	l := &Listener{HoldTimeout: 5 * time.Second, OnBackendFailure: func(string) { failures.Add(1) }}
-	addr := startListener(t, eng, l, Route{Backends: []string{deadAddr}})
+	l := &proxy.Listener{HoldTimeout: 5 * time.Second, OnBackendFailure: func(string) { failures.Add(1) }}
+	addr := startListener(t, h, l, proxy.Route{Backends: []string{deadAddr}})
 	c := dial(t, addr)
 	_, _ = c.Write([]byte("x"))
 	waitFor(t, "the dead backend to be reported", func() bool { return failures.Load() > 0 })
-	l.SetRoute(Route{Backends: []string{live.addr()}})
+	l.SetRoute(proxy.Route{Backends: []string{live.addr()}})
 	buf := make([]byte, 1)
 	if _, err := io.ReadFull(c, buf); err != nil || buf[0] != 'x' {
 		t.Fatalf("held client not forwarded to the new backend: %q %v", buf, err)
@@ -509,7 +512,7 @@ func testHoldRetriesWhenTheBackendIsDead(t *testing.T, eng Engine) {
 func TestConformance(t *testing.T) {
 	cases := []struct {
 		name string
-		fn   func(*testing.T, Engine)
+		fn   func(*testing.T, proxy.Handler)
 	}{
 		{"EchoAndLargeTransfer", testEchoAndLargeTransfer},
 		{"ClientHalfCloseStillGetsReply", testClientHalfCloseStillGetsReply},
@@ -535,16 +538,17 @@ func TestConformance(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
-					eng := Portable
+					h := Portable
 					if kind != "portable" {
-						var err error
-						if eng, err = NewEngine(EngineOptions{Loops: 2, BatchScheduling: kind == "fast-batch"}); err != nil {
+						loops, err := eventloop.New(eventloop.Options{Loops: 2, BatchScheduling: kind == "fast-batch"})
+						if err != nil {
 							t.Fatal(err)
 						}
 						// Registered first, so it runs after the listener has stopped.
-						t.Cleanup(eng.Close)
+						t.Cleanup(loops.Close)
+						h = NewEpoll(loops)
 					}
-					c.fn(t, eng)
+					c.fn(t, h)
 				})
 			}
 		})
@@ -552,7 +556,7 @@ func TestConformance(t *testing.T) {
 }
 
 // testBackpressure: a client that stops reading must stop the backend, not make the proxy buffer.
-func testBackpressure(t *testing.T, eng Engine) {
+func testBackpressure(t *testing.T, h proxy.Handler) {
 	const offered = 256 << 20
 	wrote := make(chan int64, 1)
 	b := startBackend(t, func(c net.Conn) {
@@ -575,8 +579,8 @@ func testBackpressure(t *testing.T, eng Engine) {
 		_ = c.(*net.TCPConn).CloseWrite()
 		_, _ = io.Copy(io.Discard, c)
 	})
-	l := &Listener{}
-	addr := startListener(t, eng, l, Route{Backends: []string{b.addr()}})
+	l := &proxy.Listener{}
+	addr := startListener(t, h, l, proxy.Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	_, _ = c.Write([]byte("x")) // make sure the session is set up
 	var n int64
@@ -601,9 +605,9 @@ func testBackpressure(t *testing.T, eng Engine) {
 }
 
 // testSteadyStateAllocations: forwarding a message allocates nothing once a session runs.
-func testSteadyStateAllocations(t *testing.T, eng Engine) {
+func testSteadyStateAllocations(t *testing.T, h proxy.Handler) {
 	b := startBackend(t, echo)
-	addr := startListener(t, eng, &Listener{}, Route{Backends: []string{b.addr()}})
+	addr := startListener(t, h, &proxy.Listener{}, proxy.Route{Backends: []string{b.addr()}})
 	c := dial(t, addr)
 	msg := []byte("*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n")
 	buf := make([]byte, len(msg))
@@ -619,7 +623,7 @@ func testSteadyStateAllocations(t *testing.T, eng Engine) {
 		roundTrip()
 	}
 	// Not testing.AllocsPerRun: it sets GOMAXPROCS to 1, taking away the P the epoll engine added for
-	// its loop, which then holds the only one while it waits (see NewEngine).
+	// its loop, which then holds the only one while it waits (see eventloop.New).
 	const runs = 2000
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -639,13 +643,14 @@ func testSteadyStateAllocations(t *testing.T, eng Engine) {
 func BenchmarkForward(b *testing.B) {
 	for _, kind := range []string{"portable", "fast"} {
 		b.Run(kind, func(b *testing.B) {
-			eng := Portable
+			h := Portable
 			if kind == "fast" {
-				var err error
-				if eng, err = NewEngine(EngineOptions{Loops: 2}); err != nil {
+				loops, err := eventloop.New(eventloop.Options{Loops: 2})
+				if err != nil {
 					b.Fatal(err)
 				}
-				defer eng.Close()
+				defer loops.Close()
+				h = NewEpoll(loops)
 			}
 			ln, _ := net.Listen("tcp", "127.0.0.1:0")
 			defer ln.Close()
@@ -658,8 +663,8 @@ func BenchmarkForward(b *testing.B) {
 					go echo(c)
 				}
 			}()
-			l := &Listener{Engine: eng, Log: zerolog.Nop()}
-			l.SetRoute(Route{Backends: []string{ln.Addr().String()}})
+			l := &proxy.Listener{Handler: h, Log: zerolog.Nop()}
+			l.SetRoute(proxy.Route{Backends: []string{ln.Addr().String()}})
 			pl, _ := net.Listen("tcp", "127.0.0.1:0")
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})

@@ -1,0 +1,175 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/resp"
+)
+
+// A Handler serves the clients a Listener admits. From Serve on it owns the client: its connection,
+// the backend connection(s) it opens, and when each ends. The byte forwarder (package proxy/pipe) is a
+// Handler; so is a session that reads RESP. Handlers know nothing of Sentinel: they reach backends
+// through the Client, and the listener tells their sessions when a backend leaves its pool (Retire).
+type Handler interface {
+	// Serve takes over an admitted client whose route has backends. It must end the client's life in
+	// the listener exactly once, by one of: Client.ConnectFailed (no backend could be reached; the
+	// listener holds and retries it, or refuses it), Client.Refuse, Client.Release (after a session
+	// that Client.Established refused), or Client.Ended (after a session). Serve may return before.
+	Serve(c *Client)
+	// Name says which handler it is, for logs and the stats page.
+	Name() string
+}
+
+// Session is an established session as the listener sees it, whatever Handler runs it: the listener
+// keeps them by backend, to close them (an operator's kill) or retire them (their backend left its pool).
+type Session interface {
+	// Backend is the address of the node the session uses now.
+	Backend() string
+	// Close ends the session at once. It is called from any goroutine and must not block.
+	Close()
+	// Retire tells the session that its backend left its pool (a failover moved the master, a replica
+	// was demoted or put in maintenance): it must stop using it. A byte pipe can only close; a session
+	// that reads RESP can move its client to the listener's new route. It is called from any goroutine
+	// and must not block.
+	Retire()
+}
+
+// Client is an admitted client on its way to a backend, and then in session: what a Handler needs from
+// the listener that admitted it.
+//
+// A handler keeps its Client for the life of the session: it is small, since what only the way to a
+// backend needs is dropped once the session is established.
+type Client struct {
+	// Conn is the client's connection (its TLS handshake done). A handler that takes the socket out of
+	// Go's poller (an event loop) sets it to nil, and sets it again if it gives the socket back before
+	// ConnectFailed.
+	Conn net.Conn
+	l    *Listener
+	adm  *admission // while on the way to a backend; nil in session
+}
+
+// admission is what a client needs on its way to a backend: held, connecting, retrying.
+type admission struct {
+	ctx      context.Context
+	deadline time.Time // end of the hold budget
+	tried    *Route    // the route whose backends just failed, if any
+	route    *Route
+}
+
+// Context ends when the listener stops serving. Call it before Established.
+func (c *Client) Context() context.Context { return c.adm.ctx }
+
+// Listener is the name of the listener that admitted the client, for logs.
+func (c *Client) Listener() string { return c.l.Name }
+
+// Backends returns the route's backends and where in them to start (before Established): backends are tried in round-robin
+// order, start, start+1, ... (mod len), each once, so one dead replica costs a client a retry rather
+// than an error.
+func (c *Client) Backends() (backends []string, start uint64) {
+	return c.adm.route.Backends, c.l.rr.Add(1)
+}
+
+// ConnectTimeout bounds connecting to a backend (4s if the listener leaves it zero: HAProxy's seed
+// `timeout connect`).
+func (c *Client) ConnectTimeout() time.Duration {
+	if c.l.ConnectTimeout <= 0 {
+		return 4 * time.Second
+	}
+	return c.l.ConnectTimeout
+}
+
+// IdleTimeout is how long a session may go without traffic either way before it is closed; 0 is never.
+func (c *Client) IdleTimeout() time.Duration { return c.l.IdleTimeout }
+
+// Dial connects to the backend addr with the listener's dialer (TLS to the nodes, when set) and its
+// connect timeout, for handlers that use net.Conns.
+func (c *Client) Dial(addr string) (net.Conn, error) {
+	dial := c.l.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	ctx, cancel := context.WithTimeout(c.adm.ctx, c.ConnectTimeout())
+	defer cancel()
+	conn, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+		_ = tc.SetKeepAlive(true)
+	}
+	return conn, nil
+}
+
+// ConnectFailed tells the listener that none of the route's backends could be reached. The client is
+// held and retried on the next route within its hold budget (a master that just died is replaced in
+// milliseconds, and the client need not see it), or refused with err. It blocks while the client is
+// held, and may call the Handler's Serve again: call it on a goroutine that may block, with c.Conn set.
+func (c *Client) ConnectFailed(err error) { c.l.connectFailed(c, err) }
+
+// Established registers s, connected to s.Backend(), with the listener, and returns the counters its
+// bytes go to. ok is false when the listener is closing: the handler then closes the session and calls
+// Release.
+func (c *Client) Established(s Session) (counters Counters, ok bool) {
+	b := c.l.sessions.add(s)
+	if b == nil {
+		return Counters{}, false
+	}
+	c.adm = nil
+	return Counters{l: c.l, b: b}, true
+}
+
+// Ended unregisters a session that ended and releases its client.
+func (c *Client) Ended(s Session) {
+	c.l.sessions.remove(s)
+	c.l.release()
+}
+
+// Release ends the client's life in the listener's counters, for a client that never got a session
+// (Established refused it) or whose handler refused it on its own descriptor (see RefusalLine).
+func (c *Client) Release() { c.l.release() }
+
+// Refuse tells the client why in a RESP error line, closes it, and releases it: counted as refused.
+func (c *Client) Refuse(reason string) {
+	c.l.refused.Add(1)
+	refuse(c.Conn, reason)
+	c.l.release()
+}
+
+// Refused counts a refusal the handler made itself, on a descriptor of its own (see RefusalLine), and
+// releases the client.
+func (c *Client) Refused() {
+	c.l.refused.Add(1)
+	c.l.release()
+}
+
+// OutOfDescriptors is the refusal line for a client that cannot be served for want of descriptors.
+func (c *Client) OutOfDescriptors() []byte {
+	return RefusalLine(fmt.Sprintf("%s is out of file descriptors; try again later", c.l.Name))
+}
+
+// Counters add a session's bytes to its listener's and its backend's totals. The hot path only
+// increments atomics.
+type Counters struct {
+	l *Listener
+	b *backendCounters
+}
+
+// In counts n bytes from the client to the backend.
+func (k Counters) In(n int) {
+	k.l.bytesIn.Add(uint64(n))
+	k.b.bytesIn.Add(uint64(n))
+}
+
+// Out counts n bytes from the backend to the client.
+func (k Counters) Out(n int) {
+	k.l.bytesOut.Add(uint64(n))
+	k.b.bytesOut.Add(uint64(n))
+}
+
+// RefusalLine renders a RESP error reply that any Redis client shows to its user instead of hanging:
+// "-ERR sentinel-proxy: <reason>".
+func RefusalLine(reason string) []byte { return resp.AppendError(nil, "ERR sentinel-proxy: "+reason) }

@@ -1,0 +1,113 @@
+package proxy
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// backendCounters are one backend's session and byte counters, shared by its sessions.
+type backendCounters struct {
+	current  atomic.Int64
+	total    atomic.Uint64
+	bytesIn  atomic.Uint64
+	bytesOut atomic.Uint64
+}
+
+// BackendStats are one backend's counters as seen by one listener.
+type BackendStats struct {
+	Current  int64
+	Total    uint64
+	BytesIn  uint64
+	BytesOut uint64
+}
+
+// registry tracks live sessions by backend, so all sessions to one backend can be closed or retired at
+// once.
+type registry struct {
+	mu       sync.Mutex
+	closed   bool
+	byAddr   map[string]map[Session]struct{}
+	counters map[string]*backendCounters
+}
+
+// add registers s under its backend and returns that backend's counters; nil when the registry is
+// closed (the listener is shutting down).
+func (r *registry) add(s Session) *backendCounters {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	if r.byAddr == nil {
+		r.byAddr = map[string]map[Session]struct{}{}
+		r.counters = map[string]*backendCounters{}
+	}
+	addr := s.Backend()
+	set := r.byAddr[addr]
+	if set == nil {
+		set = map[Session]struct{}{}
+		r.byAddr[addr] = set
+	}
+	set[s] = struct{}{}
+	c := r.counters[addr]
+	if c == nil {
+		c = &backendCounters{}
+		r.counters[addr] = c
+	}
+	c.current.Add(1)
+	c.total.Add(1)
+	return c
+}
+
+func (r *registry) remove(s Session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	addr := s.Backend()
+	if set := r.byAddr[addr]; set != nil {
+		if _, ok := set[s]; ok {
+			delete(set, s)
+			r.counters[addr].current.Add(-1)
+		}
+		if len(set) == 0 {
+			delete(r.byAddr, addr)
+		}
+	}
+}
+
+// sessionsTo collects the sessions of addr under the lock; they are acted on outside it, so a slow
+// close never blocks new sessions.
+func (r *registry) sessionsTo(addr string) []Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Session, 0, len(r.byAddr[addr]))
+	for s := range r.byAddr[addr] {
+		out = append(out, s)
+	}
+	return out
+}
+
+// closeAll closes every session and refuses new ones.
+func (r *registry) closeAll() {
+	r.mu.Lock()
+	r.closed = true
+	var victims []Session
+	for _, set := range r.byAddr {
+		for s := range set {
+			victims = append(victims, s)
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range victims {
+		s.Close()
+	}
+}
+
+func (r *registry) stats() map[string]BackendStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]BackendStats, len(r.counters))
+	for addr, c := range r.counters {
+		out[addr] = BackendStats{Current: c.current.Load(), Total: c.total.Load(), BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load()}
+	}
+	return out
+}
