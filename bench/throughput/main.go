@@ -42,8 +42,16 @@ func main() {
 	conns := flag.Int("conns", 8000, "connections for the memory and active-connection tests")
 	extra := flag.String("proxy-config", "", "extra [proxy] keys for sentinel-proxy, e.g. 'forwarder = \"portable\"'")
 	batch := flag.Bool("batch", true, "also measure a second sentinel-proxy with event_loop_scheduling = \"batch\"")
+	baseline := flag.String("baseline", "", "also measure this sentinel-proxy binary (default config), e.g. a build of the commit before a change")
 	flag.Parse()
-	if err := run(*proxyBin, *haproxyBin, *rounds, *requests, *clients, *conns, *extra, *batch); err != nil {
+	variants := []variant{{name: "sentinel-proxy", bin: *proxyBin, proxy: *extra}}
+	if *batch {
+		variants = append(variants, variant{name: "sentinel-proxy batch", bin: *proxyBin, proxy: *extra + "\n" + batchConfig})
+	}
+	if *baseline != "" {
+		variants = append(variants, variant{name: "sentinel-proxy baseline", bin: *baseline, proxy: *extra})
+	}
+	if err := run(variants, *haproxyBin, *rounds, *requests, *clients, *conns); err != nil {
 		fmt.Fprintln(os.Stderr, "throughput:", err)
 		os.Exit(1)
 	}
@@ -52,7 +60,18 @@ func main() {
 // batchConfig is the [proxy] key of the "sentinel-proxy batch" path.
 const batchConfig = `event_loop_scheduling = "batch"`
 
-func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extra string, batch bool) error {
+// variant is one sentinel-proxy measured: a binary and what its configuration adds.
+type variant struct {
+	name  string
+	bin   string
+	proxy string // [proxy] keys
+}
+
+func (v variant) start(topo *redistest.Topology, dir string) (*harness.Process, error) {
+	return harness.StartSentinelProxyWith(v.bin, topo, dir, harness.ProxyOptions{Extra: v.proxy})
+}
+
+func run(variants []variant, haproxyBin string, rounds, requests, clients, conns int) error {
 	dir, err := os.MkdirTemp("", "bench-throughput-")
 	if err != nil {
 		return err
@@ -65,29 +84,31 @@ func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extr
 	defer topo.Close()
 	master := topo.Nodes[0].Addr
 
-	sp, err := harness.StartSentinelProxy(proxyBin, topo, dir, extra)
-	if err != nil {
-		return err
-	}
-	defer sp.Stop()
-	hp, err := harness.StartHAProxy(haproxyBin, topo, dir)
-	if err != nil {
-		return err
-	}
-	defer hp.Stop()
 	type path struct {
 		name, addr string
 		pid        int // the proxy's, whose CPU time is measured; 0 for direct
 	}
-	paths := []path{{"direct", master, 0}, {"sentinel-proxy", sp.Addr, sp.Pid()}, {"haproxy", hp.Addr, hp.Pid()}}
-	var spb *harness.Process
-	if batch {
-		if spb, err = harness.StartSentinelProxy(proxyBin, topo, dir, extra+"\n"+batchConfig); err != nil {
-			return err
+	paths := []path{{"direct", master, 0}}
+	var procs []*harness.Process
+	defer func() {
+		for _, p := range procs {
+			p.Stop()
 		}
-		defer spb.Stop()
-		paths = append(paths, path{"sentinel-proxy batch", spb.Addr, spb.Pid()})
+	}()
+	for _, v := range variants {
+		p, err := v.start(topo, dir)
+		if err != nil {
+			return fmt.Errorf("%s: %w", v.name, err)
+		}
+		procs = append(procs, p)
+		paths = append(paths, path{v.name, p.Addr, p.Pid()})
 	}
+	hp, err := harness.StartHAProxy(haproxyBin, topo, dir)
+	if err != nil {
+		return err
+	}
+	procs = append(procs, hp)
+	paths = append(paths, path{"haproxy", hp.Addr, hp.Pid()})
 	for _, p := range paths {
 		if err := harness.WaitServedBy(p.addr, password, master, 20*time.Second); err != nil {
 			return fmt.Errorf("%s: %w", p.addr, err)
@@ -150,21 +171,28 @@ func run(proxyBin, haproxyBin string, rounds, requests, clients, conns int, extr
 		}
 	}
 
-	// Memory: fresh processes, so earlier benchmark traffic does not count.
-	for _, p := range []*harness.Process{sp, hp, spb} {
-		if p != nil {
-			p.Stop()
-		}
+	// Memory: fresh processes, so earlier benchmark traffic does not count. The batch variant forwards
+	// as the default one does; it is left out.
+	for _, p := range procs {
+		p.Stop()
 	}
+	procs = nil
 	fmt.Printf("\n| proxy | RSS before | RSS with %d idle proxied connections | per connection | %d active connections: errors |\n", conns, conns)
 	fmt.Println("|---|---|---|---|---|")
-	for _, name := range []string{"sentinel-proxy", "haproxy"} {
-		var p *harness.Process
-		if name == "sentinel-proxy" {
-			p, err = harness.StartSentinelProxy(proxyBin, topo, dir, extra)
-		} else {
-			p, err = harness.StartHAProxy(haproxyBin, topo, dir)
+	type starter struct {
+		name  string
+		start func() (*harness.Process, error)
+	}
+	var starts []starter
+	for _, v := range variants {
+		if !strings.Contains(v.proxy, batchConfig) {
+			starts = append(starts, starter{v.name, func() (*harness.Process, error) { return v.start(topo, dir) }})
 		}
+	}
+	starts = append(starts, starter{"haproxy", func() (*harness.Process, error) { return harness.StartHAProxy(haproxyBin, topo, dir) }})
+	for _, st := range starts {
+		name := st.name
+		p, err := st.start()
 		if err != nil {
 			return err
 		}
