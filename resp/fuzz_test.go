@@ -47,3 +47,28 @@ func FuzzScanner(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCommandScanner feeds arbitrary client input to the CommandScanner whole and cut into chunks of
+// every size up to 16: it must never panic, find the same commands with the same arguments at the same
+// offsets however the stream is cut, and report every error as a ClientError.
+func FuzzCommandScanner(f *testing.F) {
+	for _, seed := range []string{
+		"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", "PING\r\n", "SET \"a b\" 'c'\n", "*0\r\n", "*1\r\n$0\r\n\r\n",
+		"*1\r\n:1\r\n", "*x\r\n", "SET \"a", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n", "\r\n\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		budget := func(name []byte) int { return len(name) * 3 }
+		whole, wholeEnds, wholeErr := scanCommands(&CommandScanner{Budget: budget, MaxBulk: 1 << 16}, string(in), 0)
+		if wholeErr != nil && !IsClientError(wholeErr) {
+			t.Fatalf("an error that is not a ClientError: %v", wholeErr)
+		}
+		for size := 1; size <= len(in) && size <= 16; size++ {
+			cmds, ends, err := scanCommands(&CommandScanner{Budget: budget, MaxBulk: 1 << 16}, string(in), size)
+			if !reflect.DeepEqual(cmds, whole) || !reflect.DeepEqual(ends, wholeEnds) || (err == nil) != (wholeErr == nil) {
+				t.Fatalf("chunks of %d: %q %v %v; whole: %q %v %v", size, cmds, ends, err, whole, wholeEnds, wholeErr)
+			}
+		}
+	})
+}
