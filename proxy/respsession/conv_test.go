@@ -1,0 +1,329 @@
+package respsession
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sentinel-proxy/sentinel-proxy/resp"
+)
+
+// wire records what a conversation sends each way.
+type wire struct{ backend, client strings.Builder }
+
+func (w *wire) toBackend(b []byte) { w.backend.Write(b) }
+func (w *wire) toClient(b []byte)  { w.client.Write(b) }
+
+// take returns what was sent each way since the last take.
+func (w *wire) take() (backend, client string) {
+	backend, client = w.backend.String(), w.client.String()
+	w.backend.Reset()
+	w.client.Reset()
+	return backend, client
+}
+
+// testConv is a conversation attached to a backend, its clock at 0, holding commands for 1 s.
+func testConv(t *testing.T) (*conv, *wire, *int64) {
+	t.Helper()
+	w := &wire{}
+	now := new(int64)
+	c := newConv(w, func() string { return `no verified master for "mymaster" (failover in progress)` },
+		func() int64 { return *now }, 1e9)
+	if out := c.attach(); len(out) != 0 {
+		t.Fatalf("a fresh connection needs no replay: %q", out)
+	}
+	return c, w, now
+}
+
+func cmd(args ...string) string { return string(resp.AppendCommand(nil, args...)) }
+
+// feed gives a conversation bytes from one side, cut into chunks of size (whole for 0).
+func feed(t *testing.T, f func([]byte) error, s string, size int) error {
+	t.Helper()
+	b := []byte(s)
+	for len(b) > 0 {
+		n := len(b)
+		if size > 0 && size < n {
+			n = size
+		}
+		if err := f(append([]byte(nil), b[:n]...)); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func mustFeed(t *testing.T, f func([]byte) error, s string) {
+	t.Helper()
+	if err := feed(t, f, s, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestForwardsCommandsAndRepliesWhateverTheCuts: what the client sends reaches the backend unchanged,
+// and the replies reach the client in order, however both streams are cut.
+func TestForwardsCommandsAndRepliesWhateverTheCuts(t *testing.T) {
+	commands := cmd("SET", "k", "v\r\nwith a line break") + cmd("GET", "k") + "PING\r\n" + cmd("HGETALL", "h") +
+		cmd("GET", strings.Repeat("x", 70000))
+	replies := "+OK\r\n$20\r\nv\r\nwith a line break\r\n+PONG\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n$-1\r\n"
+	for _, size := range []int{0, 1, 2, 3, 5, 7, 64, 4096} {
+		c, w, _ := testConv(t)
+		if err := feed(t, c.fromClient, commands, size); err != nil {
+			t.Fatal(err)
+		}
+		if err := feed(t, c.fromBackend, replies, size); err != nil {
+			t.Fatal(err)
+		}
+		backend, client := w.take()
+		if backend != commands || client != replies {
+			t.Fatalf("chunks of %d: backend got %d bytes (want %d), client %q", size, len(backend), len(commands), client)
+		}
+		if c.q.len() != 0 {
+			t.Fatalf("chunks of %d: %d entries left", size, c.q.len())
+		}
+	}
+}
+
+// TestIdleSessionMovesWithItsState: an idle session's state is replayed on the next backend, the
+// replay's replies are swallowed, and the client's next command goes there.
+func TestIdleSessionMovesWithItsState(t *testing.T) {
+	c, w, _ := testConv(t)
+	mustFeed(t, c.fromClient, cmd("AUTH", "app", "s3cret")+cmd("SELECT", "3")+cmd("CLIENT", "SETNAME", "worker-7"))
+	mustFeed(t, c.fromBackend, "+OK\r\n+OK\r\n+OK\r\n")
+	w.take()
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	replay := string(c.attach())
+	want := cmd("HELLO", "2", "AUTH", "app", "s3cret", "SETNAME", "worker-7") + cmd("SELECT", "3")
+	if replay != want {
+		t.Fatalf("replay %q, want %q", replay, want)
+	}
+	mustFeed(t, c.fromClient, cmd("GET", "k"))
+	mustFeed(t, c.fromBackend, "*2\r\n$6\r\nserver\r\n$5\r\nredis\r\n+OK\r\n$1\r\nv\r\n")
+	backend, client := w.take()
+	if backend != cmd("GET", "k") || client != "$1\r\nv\r\n" {
+		t.Fatalf("after the move: backend %q, client %q", backend, client)
+	}
+}
+
+// TestCommandsInFlightAtTheCut: a read is sent again, a write gets the "may or may not have been
+// applied" error, and the client gets both in the order it sent them.
+func TestCommandsInFlightAtTheCut(t *testing.T) {
+	c, w, _ := testConv(t)
+	mustFeed(t, c.fromClient, cmd("GET", "a")+cmd("INCR", "n")+cmd("GET", "b"))
+	mustFeed(t, c.fromBackend, "$1\r\n1\r\n") // GET a answered; INCR and GET b in flight
+	w.take()
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	if out := string(c.attach()); out != cmd("GET", "b") {
+		t.Fatalf("sent again: %q, want GET b only", out)
+	}
+	mustFeed(t, c.fromBackend, "$1\r\n2\r\n")
+	_, client := w.take()
+	if client != string(mayHaveApplied)+"$1\r\n2\r\n" {
+		t.Fatalf("client got %q", client)
+	}
+}
+
+// TestTransactionLostInAFailover: MULTI open at the cut: the rest is queued here and EXEC answers
+// EXECABORT; nothing reaches the new backend.
+func TestTransactionLostInAFailover(t *testing.T) {
+	c, w, _ := testConv(t)
+	mustFeed(t, c.fromClient, cmd("MULTI")+cmd("SET", "a", "1"))
+	mustFeed(t, c.fromBackend, "+OK\r\n+QUEUED\r\n")
+	w.take()
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	c.attach()
+	mustFeed(t, c.fromClient, cmd("INCR", "n")+cmd("EXEC")+cmd("GET", "a"))
+	backend, client := w.take()
+	if backend != cmd("GET", "a") || !strings.HasPrefix(client, "+QUEUED\r\n-EXECABORT ") {
+		t.Fatalf("backend %q, client %q", backend, client)
+	}
+}
+
+// TestWatchLostInAFailover: a WATCH in force at the cut makes the next transaction's EXEC answer a
+// null reply, as when a watched key changed: the client retries, nothing runs.
+func TestWatchLostInAFailover(t *testing.T) {
+	for _, proto := range []int{2, 3} {
+		c, w, _ := testConv(t)
+		if proto == 3 {
+			mustFeed(t, c.fromClient, cmd("HELLO", "3"))
+			mustFeed(t, c.fromBackend, "%1\r\n+server\r\n+redis\r\n")
+		}
+		mustFeed(t, c.fromClient, cmd("WATCH", "k")+cmd("GET", "k"))
+		mustFeed(t, c.fromBackend, "+OK\r\n$1\r\n1\r\n")
+		w.take()
+		if err := c.detach(); err != nil {
+			t.Fatal(err)
+		}
+		if replay := string(c.attach()); proto == 3 {
+			if replay != cmd("HELLO", "3") {
+				t.Fatalf("replay %q", replay)
+			}
+			mustFeed(t, c.fromBackend, "%1\r\n+server\r\n+redis\r\n")
+		}
+		mustFeed(t, c.fromClient, cmd("MULTI")+cmd("SET", "k", "2")+cmd("EXEC"))
+		backend, client := w.take()
+		null := "*-1\r\n"
+		if proto == 3 {
+			null = "_\r\n"
+		}
+		if backend != "" || client != "+OK\r\n+QUEUED\r\n"+null {
+			t.Fatalf("RESP%d: backend %q, client %q", proto, backend, client)
+		}
+	}
+}
+
+// TestSubscriberMoves: RESP2 subscriptions are made again on the next backend; its confirmations are
+// swallowed, messages flow on, including one that arrives between the confirmations.
+func TestSubscriberMoves(t *testing.T) {
+	c, w, _ := testConv(t)
+	mustFeed(t, c.fromClient, cmd("SUBSCRIBE", "a", "b")+cmd("PSUBSCRIBE", "n*"))
+	confirm := "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n" +
+		"*3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:3\r\n"
+	msg := "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n"
+	mustFeed(t, c.fromBackend, confirm+msg)
+	if _, client := w.take(); client != confirm+msg {
+		t.Fatalf("client got %q", client)
+	}
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.needsBackend() {
+		t.Fatal("a subscriber must reconnect at once")
+	}
+	if out := string(c.attach()); out != cmd("SUBSCRIBE", "a", "b")+cmd("PSUBSCRIBE", "n*") {
+		t.Fatalf("replay %q", out)
+	}
+	for _, size := range []int{0, 1, 9} {
+		if size > 0 { // a second move, to cut the stream differently
+			if err := c.detach(); err != nil {
+				t.Fatal(err)
+			}
+			c.attach()
+		}
+		// A message for a, then the confirmations, cut anywhere.
+		if err := feed(t, c.fromBackend, msg+confirm+msg, size); err != nil {
+			t.Fatal(err)
+		}
+		if _, client := w.take(); client != msg+msg {
+			t.Fatalf("chunks of %d: client got %q", size, client)
+		}
+	}
+}
+
+// TestRESP3PushesAndTracking: with HELLO 3, subscription confirmations come as pushes and are dropped
+// on a replay; a client that tracks keys gets a full invalidation after the move.
+func TestRESP3PushesAndTracking(t *testing.T) {
+	c, w, _ := testConv(t)
+	mustFeed(t, c.fromClient, cmd("HELLO", "3")+cmd("SUBSCRIBE", "a")+cmd("CLIENT", "TRACKING", "ON")+cmd("GET", "k"))
+	mustFeed(t, c.fromBackend, "%1\r\n+proto\r\n:3\r\n>3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n+OK\r\n$1\r\nv\r\n")
+	w.take()
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	want := cmd("HELLO", "3") + cmd("CLIENT", "TRACKING", "ON") + cmd("SUBSCRIBE", "a")
+	if out := string(c.attach()); out != want {
+		t.Fatalf("replay %q, want %q", out, want)
+	}
+	mustFeed(t, c.fromBackend, "%1\r\n+proto\r\n:3\r\n+OK\r\n>3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n>3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n")
+	if _, client := w.take(); client != string(invalidateAll)+">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n" {
+		t.Fatalf("client got %q", client)
+	}
+}
+
+// TestHeldCommands: without a backend a command waits; it is sent when one comes, or answered with the
+// refusal when its hold runs out. The connection stays open.
+func TestHeldCommands(t *testing.T) {
+	c, w, now := testConv(t)
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	mustFeed(t, c.fromClient, cmd("SET", "a", "1"))
+	*now = 5e8
+	mustFeed(t, c.fromClient, cmd("GET", "a"))
+	if backend, client := w.take(); backend != "" || client != "" || !c.needsBackend() {
+		t.Fatalf("held: backend %q client %q", backend, client)
+	}
+	*now = 1.2e9 // the SET's hold ran out, not the GET's
+	if next, err := c.expireHolds(*now); next != 1.5e9 || err != nil {
+		t.Fatalf("next deadline %d, %v", next, err)
+	}
+	if _, client := w.take(); !strings.HasPrefix(client, "-ERR sentinel-proxy: no verified master") {
+		t.Fatalf("expired hold: %q", client)
+	}
+	if out := string(c.attach()); out != cmd("GET", "a") {
+		t.Fatalf("sent on attach: %q", out)
+	}
+	mustFeed(t, c.fromBackend, "$1\r\n1\r\n")
+	if _, client := w.take(); client != "$1\r\n1\r\n" {
+		t.Fatalf("client %q", client)
+	}
+}
+
+// TestSessionEnds: a protocol error gets Redis's answer; QUIT ends after its +OK; a half-sent reply at
+// the cut cannot be taken back.
+func TestSessionEnds(t *testing.T) {
+	c, w, _ := testConv(t)
+	if err := c.fromClient([]byte("*1\r\n:1\r\n")); !resp.IsClientError(err) {
+		t.Fatalf("protocol error: %v", err)
+	}
+	if _, client := w.take(); client != "-ERR Protocol error: expected '$', got ':'\r\n" {
+		t.Fatalf("client got %q", client)
+	}
+
+	c, _, _ = testConv(t)
+	mustFeed(t, c.fromClient, cmd("QUIT"))
+	if err := c.fromBackend([]byte("+OK\r\n")); !errors.Is(err, errQuit) {
+		t.Fatalf("QUIT: %v", err)
+	}
+
+	c, _, _ = testConv(t)
+	mustFeed(t, c.fromClient, cmd("GET", "big"))
+	mustFeed(t, c.fromBackend, "$10\r\n01234")
+	if err := c.detach(); !errors.Is(err, errCannotMove) {
+		t.Fatalf("half a reply at the cut: %v", err)
+	}
+}
+
+// TestClientReplyOff: commands sent with replies off expect none.
+func TestClientReplyOff(t *testing.T) {
+	c, w, _ := testConv(t)
+	mustFeed(t, c.fromClient, cmd("CLIENT", "REPLY", "OFF")+cmd("SET", "a", "1")+cmd("CLIENT", "REPLY", "ON")+cmd("GET", "a"))
+	mustFeed(t, c.fromBackend, "+OK\r\n$1\r\n1\r\n")
+	if _, client := w.take(); client != "+OK\r\n$1\r\n1\r\n" || c.q.len() != 0 {
+		t.Fatalf("client %q, %d entries", client, c.q.len())
+	}
+	mustFeed(t, c.fromClient, cmd("CLIENT", "REPLY", "SKIP")+cmd("SET", "a", "2")+cmd("GET", "a"))
+	mustFeed(t, c.fromBackend, "$1\r\n2\r\n")
+	if _, client := w.take(); client != "$1\r\n2\r\n" || c.q.len() != 0 {
+		t.Fatalf("skip: client %q, %d entries", client, c.q.len())
+	}
+}
+
+// TestAnsweredCommandsNeverReachTheBackend: commands the session answers itself, cut across reads and
+// mixed with forwarded ones, send nothing of theirs to the backend.
+func TestAnsweredCommandsNeverReachTheBackend(t *testing.T) {
+	for _, size := range []int{0, 1, 3, 11} {
+		c, w, _ := testConv(t)
+		mustFeed(t, c.fromClient, cmd("MULTI"))
+		mustFeed(t, c.fromBackend, "+OK\r\n")
+		if err := c.detach(); err != nil {
+			t.Fatal(err)
+		}
+		c.attach()
+		w.take()
+		in := cmd("GET", "x") + cmd("SET", "k", strings.Repeat("v", 100)) + cmd("EXEC") + cmd("GET", "y")
+		if err := feed(t, c.fromClient, in, size); err != nil {
+			t.Fatal(err)
+		}
+		if backend, _ := w.take(); backend != cmd("GET", "y") {
+			t.Fatalf("chunks of %d: backend got %q", size, backend)
+		}
+	}
+}

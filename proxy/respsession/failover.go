@@ -1,0 +1,161 @@
+package respsession
+
+import (
+	"github.com/sentinel-proxy/sentinel-proxy/resp"
+)
+
+// Answers for commands a failover caught in flight.
+var (
+	mayHaveApplied = resp.AppendError(nil, "ERR sentinel-proxy: the master changed while this command was in flight: "+
+		"it may or may not have been applied")
+	// invalidateAll is the RESP3 push that tells a client using client-side caching to drop every key:
+	// its tracking moved to a backend that does not know what it cached.
+	invalidateAll = []byte(">2\r\n$10\r\ninvalidate\r\n_\r\n")
+)
+
+// detach is told that the backend connection is gone (a failover moved the route, or the backend
+// closed it). It works out what each command in flight gets: a read, or a command that only sets
+// connection state, is sent again to the next backend; any other gets an error saying it may or may not
+// have been applied; a transaction's commands are answered as a discarded transaction's. It returns
+// errCannotMove when the client cannot go on unnoticed: part of a reply already reached it, or it tracks
+// keys for another connection (RESP2 tracking redirects to a client id the new backend does not have).
+func (c *conv) detach() error {
+	if !c.attached {
+		return nil
+	}
+	c.attached = false
+	if c.inReply && !c.swallow {
+		return errCannotMove
+	}
+	if c.st.tracking != nil && c.st.proto == 2 {
+		return errCannotMove
+	}
+	c.inReply, c.peek = false, nil
+	c.rep.Reset()
+	c.dropPush = 0
+	c.passthrough = false // until the replayed MONITOR is acknowledged
+	if c.txOpen {
+		c.localTx = true // the client is inside MULTI: the rest of it is answered here
+		c.execNull = c.st.watching || c.watchLost
+	} else if c.st.watching {
+		c.watchLost = true
+	}
+	c.st.inMulti, c.st.watching, c.txOpen = false, false, false
+	if c.st.tracking != nil {
+		c.invalidate = true
+	}
+	var kept []entry
+	for i := 0; i < c.q.len(); i++ {
+		e := *c.q.at(i)
+		switch {
+		case e.kind == swallowed:
+			continue // a replay that did not finish: the next one says it all again
+		case e.kind == local || !e.sent:
+			kept = append(kept, e)
+			continue
+		case e.replies <= 0:
+			continue
+		}
+		kept = append(kept, c.inFlight(e))
+	}
+	c.q = queue{items: kept}
+	return nil
+}
+
+// inFlight is what becomes of a command sent to the backend that left before answering it.
+func (c *conv) inFlight(e entry) entry {
+	answer := func(reply []byte) entry { return entry{kind: local, effect: e.effect, reply: reply} }
+	switch e.effect {
+	case effQueued:
+		return answer(resp.AppendSimple(nil, "QUEUED"))
+	case effMulti:
+		return answer(resp.AppendSimple(nil, "OK"))
+	case effDiscard, effUnwatch:
+		if e.effect == effUnwatch {
+			c.watchLost = false
+		}
+		return answer(resp.AppendSimple(nil, "OK"))
+	case effWatch:
+		c.watchLost = true
+		return answer(resp.AppendSimple(nil, "OK"))
+	case effReset:
+		c.st.reset()
+		c.watchLost, c.localTx = false, false
+		return answer(resp.AppendSimple(nil, "RESET"))
+	case effQuit:
+		return answer(resp.AppendSimple(nil, "OK"))
+	}
+	if e.resend && e.raw != nil {
+		e.sent, e.started = false, false
+		return e
+	}
+	return answer(mayHaveApplied)
+}
+
+// attach is told that a new backend connection is up. It returns what to send on it first, in order:
+// the commands that put it in the client's state (their replies are swallowed), then the commands to
+// send again and those held meanwhile.
+func (c *conv) attach() []byte {
+	c.attached = true
+	out, replies, pushes := c.st.replay(nil)
+	if replies > 0 {
+		c.q.pushFront(entry{kind: swallowed, replies: replies, sent: true})
+	}
+	c.dropPush += pushes
+	if c.st.monitor && replies == 0 {
+		c.passthrough = true
+	}
+	for i := 0; i < c.q.len(); i++ {
+		e := c.q.at(i)
+		if e.kind == viaBackend && !e.sent {
+			out = append(out, e.raw...)
+			e.sent = true
+			if !e.resend {
+				e.raw = nil
+			}
+		}
+	}
+	if c.invalidate {
+		c.invalidate = false
+		if c.st.proto == 3 {
+			c.out.toClient(invalidateAll)
+		}
+	}
+	return out
+}
+
+// needsBackend reports whether the session should connect now rather than wait for the client's next
+// command: commands wait for a backend, or the client listens (subscriptions, MONITOR).
+func (c *conv) needsBackend() bool {
+	if c.attached {
+		return false
+	}
+	if c.st.subscribed() || c.st.monitor {
+		return true
+	}
+	for i := 0; i < c.q.len(); i++ {
+		if e := c.q.at(i); e.kind == viaBackend && !e.sent {
+			return true
+		}
+	}
+	return false
+}
+
+// expireHolds answers, with the refusal, every held command whose hold ran out by now (unix
+// nanoseconds), and returns the earliest deadline of those still held (0 for none).
+func (c *conv) expireHolds(now int64) (next int64, err error) {
+	for i := 0; i < c.q.len(); i++ {
+		e := c.q.at(i)
+		if e.kind != viaBackend || e.sent {
+			continue
+		}
+		if e.heldUntil <= now {
+			*e = entry{kind: local, reply: resp.AppendError(nil, "ERR sentinel-proxy: "+c.refusal())}
+			continue
+		}
+		if next == 0 || e.heldUntil < next {
+			next = e.heldUntil
+		}
+	}
+	return next, c.emitLocal()
+}
