@@ -103,6 +103,10 @@ type Master struct {
 	Name          string `toml:"name"`
 	MasterListen  string `toml:"master_listen"`
 	ReplicaListen string `toml:"replica_listen"` // optional; empty means no replica port
+	// Mode is how both ports serve clients: "tcp" forwards bytes (a failover closes the sessions of the
+	// old master); "resp" reads commands and replies and moves sessions to the new master. Empty means
+	// tcp.
+	Mode string `toml:"mode"`
 	// TLS, when set, terminates TLS from clients on both ports.
 	TLS ListenTLS `toml:"tls"`
 }

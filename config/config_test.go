@@ -79,6 +79,7 @@ event_loop_scheduling = "realtime"
 name = "a"
 master_listen = "0.0.0.0:5000"
 replica_listen = "0.0.0.0:5000"
+mode = "http"
 [[masters]]
 name = "a"
 master_listen = "0.0.0.0:99999"
@@ -102,6 +103,7 @@ listen = "0.0.0.0:5000"
 		`proxy.event_loop_scheduling: "realtime" is not one of normal, batch`,
 		`masters[0].replica_listen: "0.0.0.0:5000" is already used by masters[0].master_listen`,
 		`masters[1].name: "a" is already used by masters[0]`,
+		`masters[0].mode: "http" is not one of tcp, resp`,
 		"masters[1].master_listen:",
 		"stats.listen:", "stats.user, stats.password",
 	} {

@@ -140,6 +140,11 @@ func (c *Config) Validate() error {
 		if m.ReplicaListen != "" {
 			claim(prefix+".replica_listen", m.ReplicaListen)
 		}
+		switch m.Mode {
+		case "", "tcp", "resp":
+		default:
+			add("%s.mode: %q is not one of tcp, resp", prefix, m.Mode)
+		}
 	}
 
 	if c.Stats.Listen != "" {

@@ -30,11 +30,11 @@ type Session interface {
 	Backend() string
 	// Close ends the session at once. It is called from any goroutine and must not block.
 	Close()
-	// Retire tells the session that its backend left its pool (a failover moved the master, a replica
-	// was demoted or put in maintenance): it must stop using it. A byte pipe can only close; a session
-	// that reads RESP can move its client to the listener's new route. It is called from any goroutine
-	// and must not block.
-	Retire()
+	// Retire tells the session that backend left its pool (a failover moved the master, a replica was
+	// demoted or put in maintenance): if it still uses it, it must stop. A byte pipe can only close; a
+	// session that reads RESP can move its client to the listener's new route. It is called from any
+	// goroutine and must not block.
+	Retire(backend string)
 }
 
 // Client is an admitted client on its way to a backend, and then in session: what a Handler needs from
@@ -149,6 +149,41 @@ func (c *Client) Refused() {
 // OutOfDescriptors is the refusal line for a client that cannot be served for want of descriptors.
 func (c *Client) OutOfDescriptors() []byte {
 	return RefusalLine(fmt.Sprintf("%s is out of file descriptors; try again later", c.l.Name))
+}
+
+// The methods below serve sessions that outlive their backend: a session that reads RESP moves its
+// client to the listener's next route when its backend leaves (Session.Retire).
+
+// Route returns the listener's route now: where a session moving off a departed backend goes, or, when
+// it has no backends, why there is none.
+func (c *Client) Route() (backends []string, start uint64, refusal string) {
+	r := c.l.route.Load()
+	if r == nil {
+		return nil, 0, "no route yet"
+	}
+	return r.Backends, c.l.rr.Add(1), r.Refusal
+}
+
+// WatchRoute calls fn after each change of the listener's route, until stop is called: a session
+// waiting for a backend connects as soon as there is one. fn runs on the goroutine that changed the
+// route and must not block (post to the session's loop).
+func (c *Client) WatchRoute(fn func()) (stop func()) { return c.l.watchRoute(fn) }
+
+// HoldTimeout is how long a command may wait for a backend when there is none ([proxy].failover_hold).
+func (c *Client) HoldTimeout() time.Duration { return c.l.HoldTimeout }
+
+// BackendFailed reports a backend that could not be reached, so the owner can check it at once.
+func (c *Client) BackendFailed(addr string) {
+	c.l.connErrs.Add(1)
+	if c.l.OnBackendFailure != nil {
+		c.l.OnBackendFailure(addr)
+	}
+}
+
+// Moved re-registers s, which used to be connected to from (empty: it was not connected), under its
+// Backend() now (empty: none yet), and returns the counters its bytes go to from now on.
+func (c *Client) Moved(s Session, from string) Counters {
+	return Counters{l: c.l, b: c.l.sessions.move(s, from)}
 }
 
 // Counters add a session's bytes to its listener's and its backend's totals. The hot path only

@@ -49,6 +49,8 @@ type Listener struct {
 	route     atomic.Pointer[Route]
 	routeMu   sync.Mutex
 	routeNew  chan struct{} // closed and replaced by SetRoute, waking held clients
+	watchers  map[uint64]func()
+	watchSeq  uint64
 	held      atomic.Int64
 	rr        atomic.Uint64
 	current   atomic.Int64
@@ -102,7 +104,32 @@ func (l *Listener) SetRoute(r Route) {
 		close(l.routeNew)
 		l.routeNew = nil
 	}
+	watchers := make([]func(), 0, len(l.watchers))
+	for _, fn := range l.watchers {
+		watchers = append(watchers, fn)
+	}
 	l.routeMu.Unlock()
+	for _, fn := range watchers {
+		fn()
+	}
+}
+
+// watchRoute calls fn after each SetRoute until stop is called. fn runs on SetRoute's goroutine and
+// must not block.
+func (l *Listener) watchRoute(fn func()) (stop func()) {
+	l.routeMu.Lock()
+	defer l.routeMu.Unlock()
+	if l.watchers == nil {
+		l.watchers = map[uint64]func(){}
+	}
+	l.watchSeq++
+	id := l.watchSeq
+	l.watchers[id] = fn
+	return func() {
+		l.routeMu.Lock()
+		delete(l.watchers, id)
+		l.routeMu.Unlock()
+	}
 }
 
 // waitRoute returns the current route once it has backends and is not stale (the route whose backends
@@ -163,7 +190,7 @@ func (l *Listener) CloseSessionsTo(backend string) int {
 func (l *Listener) RetireBackend(backend string) int {
 	sessions := l.sessions.sessionsTo(backend)
 	for _, s := range sessions {
-		s.Retire()
+		s.Retire(backend)
 	}
 	return len(sessions)
 }

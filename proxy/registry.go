@@ -59,6 +59,43 @@ func (r *registry) add(s Session) *backendCounters {
 	return c
 }
 
+// move takes s from under from and registers it under s.Backend() now, returning that backend's
+// counters (a detached session, with no backend, is kept under "").
+func (r *registry) move(s Session, from string) *backendCounters {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if set := r.byAddr[from]; set != nil {
+		if _, ok := set[s]; ok {
+			delete(set, s)
+			r.counters[from].current.Add(-1)
+		}
+		if len(set) == 0 {
+			delete(r.byAddr, from)
+		}
+	}
+	if r.byAddr == nil {
+		r.byAddr = map[string]map[Session]struct{}{}
+		r.counters = map[string]*backendCounters{}
+	}
+	addr := s.Backend()
+	set := r.byAddr[addr]
+	if set == nil {
+		set = map[Session]struct{}{}
+		r.byAddr[addr] = set
+	}
+	set[s] = struct{}{}
+	c := r.counters[addr]
+	if c == nil {
+		c = &backendCounters{}
+		r.counters[addr] = c
+	}
+	c.current.Add(1)
+	if addr != "" {
+		c.total.Add(1)
+	}
+	return c
+}
+
 func (r *registry) remove(s Session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -107,6 +144,9 @@ func (r *registry) stats() map[string]BackendStats {
 	defer r.mu.Unlock()
 	out := make(map[string]BackendStats, len(r.counters))
 	for addr, c := range r.counters {
+		if addr == "" {
+			continue // sessions between backends
+		}
 		out[addr] = BackendStats{Current: c.current.Load(), Total: c.total.Load(), BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load()}
 	}
 	return out

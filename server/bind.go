@@ -8,7 +8,6 @@ import (
 
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/proxy"
-	"github.com/sentinel-proxy/sentinel-proxy/proxy/pipe"
 )
 
 // ports is one [[masters]] block at run time: its configured addresses, the sockets bound to them and
@@ -20,6 +19,7 @@ type ports struct {
 	masterAt, replicaAt  string // the configured listen addresses
 	masterKey, replicaKy string // config keys, for errors
 	tls                  config.ListenTLS
+	mode                 string // "tcp" or "resp": kept, as tls, until a restart
 }
 
 // bindAll binds every address of cfg that current does not already listen on (all of them at start),
@@ -51,7 +51,8 @@ func (rt *proxyRuntime) bindAll(cfg *config.Config, current []*ports, currentSta
 		}
 		g.name, g.masterAt, g.replicaAt = m.Name, m.MasterListen, m.ReplicaListen
 		if old == nil {
-			g.tls = m.TLS // a running listener keeps its TLS settings until a restart
+			// A running listener keeps its TLS settings and its mode until a restart.
+			g.tls, g.mode = m.TLS, m.Mode
 		}
 		g.masterKey, g.replicaKy = fmt.Sprintf("masters[%d].master_listen", i), fmt.Sprintf("masters[%d].replica_listen", i)
 		if old == nil || old.masterAt != m.MasterListen {
@@ -78,16 +79,14 @@ func (rt *proxyRuntime) bindAll(cfg *config.Config, current []*ports, currentSta
 func (rt *proxyRuntime) newListener(cfg *config.Config, g *ports, name string) *proxy.Listener {
 	l := &proxy.Listener{Name: name, MaxConns: cfg.Proxy.MaxConns,
 		ConnectTimeout: cfg.Proxy.ConnectTimeout.Duration, IdleTimeout: cfg.Proxy.IdleTimeout.Duration,
-		HoldTimeout: cfg.Proxy.FailoverHold.Duration, Handler: rt.handler, Log: rt.log,
+		HoldTimeout: cfg.Proxy.FailoverHold.Duration, Log: rt.log,
 		OnBackendFailure: func(addr string) { rt.monitor.ProbeNow(addr) }, DialContext: nodeDialer(cfg)}
 	if g.tls.Enabled() {
 		l.TLS, _ = g.tls.ServerConfig(name) // validated when the configuration was loaded
 	}
-	if l.TLS != nil || l.DialContext != nil {
-		// TLS runs in Go's crypto/tls, on net.Conns: event loops move raw bytes between
-		// descriptors and cannot carry it.
-		l.Handler = pipe.Portable
-	}
+	// TLS runs in Go's crypto/tls, on net.Conns: event loops move raw bytes between descriptors and
+	// cannot carry it.
+	l.Handler = rt.data.handler(g.mode, l.TLS != nil || l.DialContext != nil)
 	l.SetRoute(proxy.Route{Refusal: "starting up: master not verified yet"})
 	return l
 }

@@ -191,13 +191,18 @@ func configChanges(old, cfg *config.Config) (changed, restartNeeded []string) {
 	if !reflect.DeepEqual(old.Redis.TLS, cfg.Redis.TLS) {
 		restartNeeded = append(restartNeeded, "redis.tls")
 	}
-	oldTLS := map[string]config.ListenTLS{}
+	// ... and the mode their sessions run in.
+	before := map[string]config.Master{}
 	for _, m := range old.Masters {
-		oldTLS[m.Name] = m.TLS
+		before[m.Name] = m
 	}
 	for i, m := range cfg.Masters {
-		if t, ok := oldTLS[m.Name]; ok && t != m.TLS {
+		b, ok := before[m.Name]
+		if ok && b.TLS != m.TLS {
 			restartNeeded = append(restartNeeded, fmt.Sprintf("masters[%d].tls", i))
+		}
+		if ok && b.Mode != m.Mode {
+			restartNeeded = append(restartNeeded, fmt.Sprintf("masters[%d].mode", i))
 		}
 	}
 	return changed, restartNeeded

@@ -26,6 +26,7 @@ import (
 	"github.com/sentinel-proxy/sentinel-proxy/proxy"
 	"github.com/sentinel-proxy/sentinel-proxy/proxy/eventloop"
 	"github.com/sentinel-proxy/sentinel-proxy/proxy/pipe"
+	"github.com/sentinel-proxy/sentinel-proxy/proxy/respsession"
 	"github.com/sentinel-proxy/sentinel-proxy/routing"
 	"github.com/sentinel-proxy/sentinel-proxy/sentinel"
 	"github.com/sentinel-proxy/sentinel-proxy/stats"
@@ -48,7 +49,7 @@ type Options struct {
 type proxyRuntime struct {
 	log       zerolog.Logger
 	version   string
-	handler   proxy.Handler   // serves the admitted clients: the byte forwarder on event loops, or portable
+	data      dataPaths // serve the admitted clients: the byte forwarder or RESP sessions
 	ctx       context.Context // lives until the sessions are closed, past a graceful drain
 	router    *routing.Router
 	monitor   *check.Monitor
@@ -75,15 +76,15 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
 
-	handler, loops, err := dataPath(cfg)
+	data, err := newDataPaths(cfg)
 	if err != nil {
 		return err
 	}
-	if loops != nil {
-		defer loops.Close() // after every listener has stopped (deferred first, runs last)
+	if data.loops != nil {
+		defer data.loops.Close() // after every listener has stopped (deferred first, runs last)
 	}
 
-	rt := &proxyRuntime{log: log, version: opts.Version, handler: handler, ctx: serveCtx, cfg: cfg, serveErrs: make(chan error, 16)}
+	rt := &proxyRuntime{log: log, version: opts.Version, data: data, ctx: serveCtx, cfg: cfg, serveErrs: make(chan error, 16)}
 	all, statsLn, err := rt.bindAll(cfg, nil, nil)
 	if err != nil {
 		return fmt.Errorf("cannot listen: %w", err)
@@ -117,7 +118,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		opts.Started(addrs)
 	}
 	log.Info().Str("event", "proxy_started").Str("version", opts.Version).Int("pid", os.Getpid()).
-		Str("forwarder", handler.Name()).Strs("sentinels", cfg.Sentinel.Addrs).Msg("sentinel-proxy started")
+		Str("forwarder", data.pipe.Name()).Strs("sentinels", cfg.Sentinel.Addrs).Msg("sentinel-proxy started")
 
 	for {
 		select {
@@ -138,19 +139,39 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	}
 }
 
-// dataPath chooses how sessions are served ([proxy].forwarder): on event loops (epoll, Linux; the
-// default) or by two goroutines each (portable). The loops, when there are, must be closed after every
-// listener has stopped.
-func dataPath(cfg *config.Config) (proxy.Handler, *eventloop.Loops, error) {
+// dataPaths are the handlers that serve admitted clients: the byte forwarder (tcp mode) and RESP
+// sessions (resp mode), on event loops (epoll, Linux; the default) or on goroutines (portable, and any
+// listener with TLS on either side). The loops, when there are, are closed after every listener has
+// stopped.
+type dataPaths struct {
+	pipe, resp proxy.Handler // on loops when there are
+	loops      *eventloop.Loops
+}
+
+func newDataPaths(cfg *config.Config) (dataPaths, error) {
 	if cfg.Proxy.Forwarder == "portable" || (cfg.Proxy.Forwarder == "auto" && runtime.GOOS != "linux") {
-		return pipe.Portable, nil, nil
+		return dataPaths{pipe: pipe.Portable, resp: respsession.Portable}, nil
 	}
 	loops, err := eventloop.New(eventloop.Options{Loops: cfg.Proxy.EventLoops,
 		BatchScheduling: cfg.Proxy.EventLoopScheduling == "batch"})
 	if err != nil {
-		return nil, nil, fmt.Errorf("forwarder: %w", err)
+		return dataPaths{}, fmt.Errorf("forwarder: %w", err)
 	}
-	return pipe.NewEpoll(loops), loops, nil
+	return dataPaths{pipe: pipe.NewEpoll(loops), resp: respsession.NewEpoll(loops), loops: loops}, nil
+}
+
+// handler is the data path of a listener in mode ("tcp" or "resp"); goroutines when it needs net.Conns
+// (TLS on either side).
+func (d dataPaths) handler(mode string, goroutines bool) proxy.Handler {
+	switch {
+	case mode == "resp" && goroutines:
+		return respsession.Portable
+	case mode == "resp":
+		return d.resp
+	case goroutines:
+		return pipe.Portable
+	}
+	return d.pipe
 }
 
 // buildControlPlane makes the router, the probes and the Sentinel pool, and hooks them to each other,

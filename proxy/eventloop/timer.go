@@ -14,11 +14,15 @@ type Expirer interface{ Expire() }
 type Timer struct {
 	Owner      Expirer
 	next, prev *Timer
-	slot       int32
-	rounds     int32
-	scheduled  bool
-	fired      bool // due at the tick being advanced; cleared if it is removed before it fires
+	slot       int32 // its slot on the wheel, plus one: 0 when not scheduled (so a zero Timer is ready)
+	rounds     int32 // full turns of the wheel still to wait; firing while due at the tick being advanced
 }
+
+// firing marks a timer taken off the wheel as due at the tick being advanced; it is cleared if the timer
+// is cancelled or rescheduled before it fires.
+const firing = -1
+
+func (t *Timer) scheduled() bool { return t.slot != 0 }
 
 // wheel is a hashed timer wheel over intrusive lists.
 type wheel struct {
@@ -44,38 +48,38 @@ func (w *wheel) schedule(t *Timer, at, now time.Time) {
 	if ticks < 1 {
 		ticks = 1
 	}
-	t.slot = int32((w.cur + ticks) % len(w.slots))
+	slot := (w.cur + ticks) % len(w.slots)
+	t.slot = int32(slot + 1)
 	t.rounds = int32((ticks - 1) / len(w.slots))
-	t.prev, t.next = nil, w.slots[t.slot]
+	t.prev, t.next = nil, w.slots[slot]
 	if t.next != nil {
 		t.next.prev = t
 	}
-	w.slots[t.slot] = t
-	t.scheduled = true
+	w.slots[slot] = t
 	w.count++
 }
 
 // remove unschedules t; a timer that is not scheduled is left alone.
 func (w *wheel) remove(t *Timer) {
-	if !t.scheduled {
+	if !t.scheduled() {
 		return
 	}
 	if t.prev != nil {
 		t.prev.next = t.next
 	} else {
-		w.slots[t.slot] = t.next
+		w.slots[t.slot-1] = t.next
 	}
 	if t.next != nil {
 		t.next.prev = t.prev
 	}
-	t.prev, t.next, t.scheduled = nil, nil, false
+	t.prev, t.next, t.slot = nil, nil, 0
 	w.count--
 }
 
 // cancel unschedules t, and keeps it from firing if it is due at the tick being advanced.
 func (w *wheel) cancel(t *Timer) {
 	w.remove(t)
-	t.fired = false
+	t.rounds = 0
 }
 
 // advance moves the wheel to now, firing every timer whose time has come. The timers due at a tick are
@@ -99,12 +103,12 @@ func (w *wheel) advance(now time.Time) {
 		}
 		for _, t := range w.due {
 			w.remove(t)
-			t.fired = true
+			t.rounds = firing
 		}
 		for i, t := range w.due {
 			w.due[i] = nil
-			if t.fired && !t.scheduled {
-				t.fired = false
+			if t.rounds == firing && !t.scheduled() {
+				t.rounds = 0
 				t.Owner.Expire()
 			}
 		}

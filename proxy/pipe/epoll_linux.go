@@ -43,12 +43,12 @@ func (e *Epoll) Serve(c *proxy.Client) {
 
 // leg is one socket of a session.
 type leg struct {
-	fd      int
 	sess    *esession
 	peer    *leg
 	pending *[]byte // bytes read from peer that this socket did not take yet
-	off     int     // start of the unwritten part of pending
-	end     int     // end of it
+	off     int32   // start of the unwritten part of pending (a 64 KiB buffer)
+	end     int32   // end of it
+	fd      int32
 	paused  bool    // not reading this socket: its peer has pending bytes
 	eof     bool    // read EOF from this socket
 	shut    bool    // shutdown(SHUT_WR) done on this socket
@@ -56,23 +56,28 @@ type leg struct {
 	hup     bool    // the peer hung up (EPOLLRDHUP): read until EOF
 }
 
-// esession is a session owned by a loop.
+// esession is a session owned by a loop. It is kept small: thousands of idle ones are what a proxy
+// holds most of the time.
 type esession struct {
 	lp          *eventloop.Loop
-	c           *proxy.Client
+	c           proxy.Client // the listener's view of the client: a copy, one object less per session
 	counters    proxy.Counters
 	client      leg
 	backend     leg
 	backendAddr string
-	backends    []string // the route's, while connecting
-	attempt     int      // backends tried in this connect
-	start       uint64
-	connecting  bool
+	dial        *dialing // while connecting
 	closed      bool
 	registered  bool
-	connectBy   int64 // unix nanoseconds; times are kept small: a session is ~300 bytes
-	lastActive  int64
+	lastActive  int64 // unix nanoseconds
 	timer       eventloop.Timer
+}
+
+// dialing is what only connecting needs: the route's backends, which were tried, the deadline.
+type dialing struct {
+	backends []string
+	start    uint64
+	attempt  int
+	by       int64 // unix nanoseconds
 }
 
 // Backend implements proxy.Session.
@@ -88,7 +93,7 @@ func (s *esession) Close() {
 }
 
 // Retire implements proxy.Session: a byte pipe cannot move its client, so it closes.
-func (s *esession) Retire() { s.Close() }
+func (s *esession) Retire(string) { s.Close() }
 
 // Event implements eventloop.Handler for each leg.
 func (lg *leg) Event(events uint32) { lg.sess.handle(lg, events) }
@@ -102,10 +107,10 @@ func (lg *leg) Stop() {
 
 // startConnect begins a non-blocking connect of a new client to its route, in round-robin order.
 func startConnect(lp *eventloop.Loop, c *proxy.Client, fd int) {
-	s := &esession{lp: lp, c: c, connecting: true}
+	s := &esession{lp: lp, c: *c, dial: &dialing{}}
 	s.timer.Owner = s
-	s.backends, s.start = c.Backends()
-	s.client = leg{fd: fd, sess: s}
+	s.dial.backends, s.dial.start = c.Backends()
+	s.client = leg{fd: int32(fd), sess: s}
 	s.backend = leg{fd: -1, sess: s}
 	s.client.peer, s.backend.peer = &s.backend, &s.client
 	if err := lp.Add(fd, &s.client); err != nil {
@@ -117,21 +122,22 @@ func startConnect(lp *eventloop.Loop, c *proxy.Client, fd int) {
 
 // tryNextBackend connects to the next backend of the route, or gives up after each was tried once.
 func (s *esession) tryNextBackend(errs []error) {
-	for s.attempt < len(s.backends) {
-		addr := s.backends[(s.start+uint64(s.attempt))%uint64(len(s.backends))]
-		s.attempt++
+	d := s.dial
+	for d.attempt < len(d.backends) {
+		addr := d.backends[(d.start+uint64(d.attempt))%uint64(len(d.backends))]
+		d.attempt++
 		fd, err := eventloop.Connect(addr)
 		if errors.Is(err, eventloop.ErrNotIP) {
 			// A host name: resolving it would block the loop, so this client goes the portable way.
-			s.handOff(func() { Portable.Serve(s.c) })
+			s.handOff(func() { Portable.Serve(&s.c) })
 			return
 		}
 		if err != nil {
 			errs = append(errs, errBackend(addr, err))
 			continue
 		}
-		s.backend.fd, s.backendAddr = fd, addr
-		s.connectBy = s.lp.Now().Add(s.c.ConnectTimeout()).UnixNano()
+		s.backend.fd, s.backendAddr = int32(fd), addr
+		d.by = s.lp.Now().Add(s.c.ConnectTimeout()).UnixNano()
 		if err := s.lp.Add(fd, &s.backend); err != nil {
 			eventloop.Close(fd)
 			s.backend.fd = -1
@@ -149,14 +155,13 @@ func (s *esession) tryNextBackend(errs []error) {
 
 // connected finishes a connect once the backend socket is writable.
 func (s *esession) connected() {
-	if err := eventloop.SocketError(s.backend.fd); err != nil {
+	if err := eventloop.SocketError(int(s.backend.fd)); err != nil {
 		addr := s.backendAddr
 		s.dropBackend()
 		s.tryNextBackend([]error{errBackend(addr, err)})
 		return
 	}
-	s.connecting = false
-	s.backends = nil
+	s.dial = nil
 	s.lastActive = s.lp.NowNs()
 	counters, ok := s.c.Established(s)
 	if !ok {
@@ -164,7 +169,7 @@ func (s *esession) connected() {
 		return
 	}
 	s.counters, s.registered = counters, true
-	eventloop.NoDelay(s.client.fd)
+	eventloop.NoDelay(int(s.client.fd))
 	s.lp.Cancel(&s.timer)
 	if idle := s.c.IdleTimeout(); idle > 0 {
 		s.lp.Schedule(&s.timer, s.lp.Now().Add(idle))
@@ -178,8 +183,8 @@ func (s *esession) connected() {
 
 func (s *esession) dropBackend() {
 	if s.backend.fd >= 0 {
-		s.lp.Forget(s.backend.fd)
-		eventloop.Close(s.backend.fd)
+		s.lp.Forget(int(s.backend.fd))
+		eventloop.Close(int(s.backend.fd))
 		s.backend.fd = -1
 	}
 }
@@ -195,8 +200,8 @@ func (s *esession) handOff(next func()) {
 	s.lp.Cancel(&s.timer)
 	s.dropBackend()
 	s.closed = true
-	s.lp.Remove(s.client.fd)
-	conn, err := eventloop.Reattach(s.client.fd, s.c.OutOfDescriptors())
+	s.lp.Remove(int(s.client.fd))
+	conn, err := eventloop.Reattach(int(s.client.fd), s.c.OutOfDescriptors())
 	if err != nil {
 		s.c.Refused()
 		return
@@ -209,7 +214,7 @@ func (s *esession) handle(lg *leg, events uint32) {
 	// Remember a hang-up even while connecting: the edge will not come again, and the reads after the
 	// connect must go on to the EOF.
 	lg.hup = lg.hup || events&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0
-	if s.connecting {
+	if s.dial != nil {
 		if lg == &s.backend && events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 			s.connected()
 		} else if lg == &s.client && events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
@@ -237,7 +242,7 @@ func (s *esession) pump(src *leg) {
 	dst := src.peer
 	buf := s.lp.Buf()
 	for !src.paused && !src.eof && !s.closed {
-		n, err := eventloop.Read(src.fd, buf)
+		n, err := eventloop.Read(int(src.fd), buf)
 		if n > 0 {
 			s.lastActive = s.lp.NowNs()
 			if src == &s.client {
@@ -275,7 +280,7 @@ func (s *esession) pump(src *leg) {
 // the source must stop reading.
 func (s *esession) send(dst *leg, b []byte) bool {
 	for len(b) > 0 {
-		n, err := eventloop.Write(dst.fd, b)
+		n, err := eventloop.Write(int(dst.fd), b)
 		if n > 0 {
 			b = b[n:]
 			continue
@@ -285,7 +290,7 @@ func (s *esession) send(dst *leg, b []byte) bool {
 		}
 		if err == unix.EAGAIN {
 			bp := pendingBufs.Get().(*[]byte)
-			dst.pending, dst.off, dst.end = bp, 0, copy(*bp, b)
+			dst.pending, dst.off, dst.end = bp, 0, int32(copy(*bp, b))
 			dst.peer.paused = true
 			return false
 		}
@@ -299,9 +304,9 @@ func (s *esession) send(dst *leg, b []byte) bool {
 func (s *esession) flush(dst *leg) {
 	buf := *dst.pending
 	for dst.off < dst.end {
-		n, err := eventloop.Write(dst.fd, buf[dst.off:dst.end])
+		n, err := eventloop.Write(int(dst.fd), buf[dst.off:dst.end])
 		if n > 0 {
-			dst.off += n
+			dst.off += int32(n)
 			continue
 		}
 		if err == unix.EINTR {
@@ -328,7 +333,7 @@ func (s *esession) shutWrite(lg *leg) {
 		return
 	}
 	lg.shut = true
-	if err := eventloop.Shutdown(lg.fd); err != nil {
+	if err := eventloop.Shutdown(int(lg.fd)); err != nil {
 		s.closeSession()
 		return
 	}
@@ -346,8 +351,8 @@ func (s *esession) closeSession() {
 	s.lp.Cancel(&s.timer)
 	for _, lg := range []*leg{&s.client, &s.backend} {
 		if lg.fd >= 0 {
-			s.lp.Forget(lg.fd)
-			eventloop.Close(lg.fd)
+			s.lp.Forget(int(lg.fd))
+			eventloop.Close(int(lg.fd))
 			lg.fd = -1
 		}
 		if lg.pending != nil {
@@ -368,13 +373,13 @@ func (s *esession) Expire() {
 		return
 	}
 	now := s.lp.NowNs()
-	if s.connecting {
-		if now >= s.connectBy {
+	if s.dial != nil {
+		if now >= s.dial.by {
 			addr := s.backendAddr
 			s.dropBackend()
 			s.tryNextBackend([]error{errBackend(addr, errors.New("connect timeout"))})
 		} else {
-			s.lp.Schedule(&s.timer, timeOf(s.connectBy))
+			s.lp.Schedule(&s.timer, timeOf(s.dial.by))
 		}
 		return
 	}

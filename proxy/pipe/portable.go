@@ -70,7 +70,7 @@ type session struct {
 func (s *session) Backend() string { return s.backendAddr }
 
 // Retire closes the session: a byte pipe cannot move its client to another backend.
-func (s *session) Retire() { s.Close() }
+func (s *session) Retire(string) { s.Close() }
 
 // Close ends the session at once, both ways; the forwarding goroutines then return.
 func (s *session) Close() {

@@ -59,7 +59,7 @@ func (c *conv) detach() error {
 		kept = append(kept, c.inFlight(e))
 	}
 	c.q = queue{items: kept}
-	return nil
+	return c.emitLocal()
 }
 
 // inFlight is what becomes of a command sent to the backend that left before answering it.

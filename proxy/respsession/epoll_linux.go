@@ -1,0 +1,523 @@
+//go:build linux
+
+package respsession
+
+import (
+	"errors"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sentinel-proxy/sentinel-proxy/proxy"
+	"github.com/sentinel-proxy/sentinel-proxy/proxy/eventloop"
+)
+
+// Epoll serves RESP sessions on event loops: a session's client and backend sockets live on one loop,
+// edge-triggered, with the loop's read buffer and no goroutine per session.
+type Epoll struct{ loops *eventloop.Loops }
+
+// NewEpoll returns the RESP session handler on loops, which the caller closes after every listener
+// using it has stopped.
+func NewEpoll(loops *eventloop.Loops) *Epoll { return &Epoll{loops: loops} }
+
+// Name implements proxy.Handler.
+func (e *Epoll) Name() string { return "resp" }
+
+// Serve implements proxy.Handler.
+func (e *Epoll) Serve(c *proxy.Client) {
+	fd, err := eventloop.Detach(c.Conn)
+	if err != nil {
+		c.Refuse("out of file descriptors; try again later")
+		return
+	}
+	c.Conn = nil
+	lp := e.loops.Next()
+	lp.Post(func() { startSession(lp, c, fd) })
+}
+
+// highWater is how much output a side may have waiting before the side that feeds it stops being
+// read: a slow reader slows its writer instead of making the proxy buffer without bound.
+const highWater = 64 << 10
+
+// retryEvery is how often a session without a backend tries its route again when the route did not
+// change (its backend refused, and may be back: a restart).
+const retryEvery = 250 * time.Millisecond
+
+// side is one socket of a session.
+type side struct {
+	s      *session
+	fd     int
+	out    []byte // written but not yet taken by the socket
+	paused bool   // not read: the other side's output is full
+	hup    bool   // the peer hung up: read to the EOF
+	broken bool   // a write failed: the session acts on it after the current step
+}
+
+// session is one client in resp mode, owned by a loop.
+type session struct {
+	lp       *eventloop.Loop
+	c        *proxy.Client
+	conv     *conv
+	client   side
+	backend  side
+	counters proxy.Counters
+	addr     string // the backend now, "" between backends; what the listener's registry keys it by
+
+	established bool // registered with the listener (the first backend connected)
+	connecting  bool
+	pendingAddr string // the backend being connected to
+	connectBy   int64
+	backends    []string // the route being tried
+	start       uint64
+	tried       int
+	retryAt     int64 // when to try the route again, 0 if not waiting
+	holdNext    int64 // the earliest deadline of a held command
+	lastActive  int64
+	stopWatch   func()
+	closing     bool // close once the client's output is flushed
+	closed      bool
+	timer       eventloop.Timer
+}
+
+func startSession(lp *eventloop.Loop, c *proxy.Client, fd int) {
+	s := &session{lp: lp, c: c}
+	s.timer.Owner = s
+	s.client = side{s: s, fd: fd}
+	s.backend = side{s: s, fd: -1}
+	hold := int64(c.HoldTimeout())
+	s.conv = newConv(s, s.refusal, lp.NowNs, hold)
+	s.backends, s.start = c.Backends()
+	s.lastActive = lp.NowNs()
+	s.tryNext(nil)
+}
+
+// Backend implements proxy.Session.
+func (s *session) Backend() string { return s.addr }
+
+// Close implements proxy.Session: an operator's kill.
+func (s *session) Close() { s.lp.Post(func() { s.close() }) }
+
+// Retire implements proxy.Session: the backend left its pool; the session moves to the next route.
+func (s *session) Retire(backend string) {
+	s.lp.Post(func() {
+		if s.addr == backend && !s.closed {
+			s.backendGone(true)
+			s.after()
+		}
+	})
+}
+
+func (s *session) refusal() string {
+	_, _, refusal := s.c.Route()
+	return refusal
+}
+
+// Event implements eventloop.Handler for both sides.
+func (sd *side) Event(events uint32) { sd.s.event(sd, events) }
+
+// Stop implements eventloop.Handler: the loop is stopping.
+func (sd *side) Stop() { sd.s.close() }
+
+func (s *session) event(sd *side, events uint32) {
+	if s.closed {
+		return
+	}
+	sd.hup = sd.hup || events&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0
+	if sd == &s.backend && s.connecting {
+		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			s.connected()
+		}
+		s.after()
+		return
+	}
+	if events&unix.EPOLLOUT != 0 && len(sd.out) > 0 {
+		s.flush(sd)
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		s.pump(sd)
+	}
+	s.after()
+}
+
+// after acts on what the last step left: a broken side, a session to close, the timer.
+func (s *session) after() {
+	if s.closed {
+		return
+	}
+	if s.client.broken {
+		s.close()
+		return
+	}
+	if s.backend.broken {
+		s.backendGone(false)
+		if s.closed {
+			return
+		}
+	}
+	if s.closing && len(s.client.out) == 0 {
+		s.close()
+		return
+	}
+	if !s.conv.attached && !s.connecting && s.retryAt == 0 && s.conv.needsBackend() {
+		s.connect()
+	}
+	s.armTimer()
+}
+
+// pump reads sd until the kernel has nothing more (edge-triggered) and hands the bytes to the
+// conversation.
+func (s *session) pump(sd *side) {
+	buf := s.lp.Buf()
+	for !sd.paused && !s.closed && !s.closing && sd.fd >= 0 && !sd.broken {
+		n, err := eventloop.Read(sd.fd, buf)
+		if n > 0 {
+			s.lastActive = s.lp.NowNs()
+			var cerr error
+			if sd == &s.client {
+				s.counters.In(n)
+				cerr = s.conv.fromClient(buf[:n])
+			} else {
+				s.counters.Out(n)
+				cerr = s.conv.fromBackend(buf[:n])
+			}
+			if cerr != nil {
+				s.ended(sd, cerr)
+				return
+			}
+			if s.backend.broken || s.client.broken || (n < len(buf) && !sd.hup) {
+				return
+			}
+			continue
+		}
+		if err == unix.EAGAIN || err == unix.EINTR {
+			return
+		}
+		// EOF or an error.
+		if sd == &s.client {
+			// Redis drops a client whose connection is closed, half or whole, and so does the session.
+			s.close()
+			return
+		}
+		s.backend.broken = true
+		return
+	}
+}
+
+// ended acts on a conversation's error: the client is told (the conversation wrote its answer) and
+// closed once that is flushed; a backend that sent what is not RESP is left.
+func (s *session) ended(sd *side, err error) {
+	if sd == &s.backend && !errors.Is(err, errQuit) && !errors.Is(err, errCannotMove) {
+		// The backend broke the protocol: leave it as a failed backend.
+		s.backend.broken = true
+		return
+	}
+	s.closing = true
+	s.client.paused, s.backend.paused = true, true
+}
+
+// toBackend and toClient implement output.
+func (s *session) toBackend(b []byte) { s.write(&s.backend, &s.client, b) }
+func (s *session) toClient(b []byte)  { s.write(&s.client, &s.backend, b) }
+
+// write writes b to sd at once, keeping what the socket does not take; when too much waits, feeder
+// is not read until sd drains.
+func (s *session) write(sd, feeder *side, b []byte) {
+	if sd.fd < 0 || sd.broken || len(b) == 0 {
+		return
+	}
+	if len(sd.out) == 0 {
+		for len(b) > 0 {
+			n, err := eventloop.Write(sd.fd, b)
+			if n > 0 {
+				b = b[n:]
+				continue
+			}
+			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.EAGAIN {
+				break
+			}
+			sd.broken = true
+			return
+		}
+		if len(b) == 0 {
+			return
+		}
+	}
+	sd.out = append(sd.out, b...)
+	if len(sd.out) > highWater {
+		feeder.paused = true
+	}
+}
+
+// flush writes sd's waiting output; once it is gone the side that feeds it is read again.
+func (s *session) flush(sd *side) {
+	for len(sd.out) > 0 {
+		n, err := eventloop.Write(sd.fd, sd.out)
+		if n > 0 {
+			sd.out = sd.out[:copy(sd.out, sd.out[n:])]
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return
+		}
+		sd.broken = true
+		return
+	}
+	sd.out = nil // an idle session keeps no buffer
+	feeder := &s.backend
+	if sd == &s.backend {
+		feeder = &s.client
+	}
+	if feeder.paused && !s.closing {
+		feeder.paused = false
+		s.pump(feeder)
+	}
+}
+
+// connect tries the listener's route now.
+func (s *session) connect() {
+	backends, start, _ := s.c.Route()
+	s.backends, s.start, s.tried = backends, start, 0
+	s.tryNext(nil)
+}
+
+// tryNext connects to the next backend of the route being tried, or waits when each was tried.
+func (s *session) tryNext(errs []error) {
+	for s.tried < len(s.backends) {
+		addr := s.backends[(s.start+uint64(s.tried))%uint64(len(s.backends))]
+		s.tried++
+		fd, err := eventloop.Connect(addr)
+		if err != nil {
+			errs = append(errs, err)
+			s.c.BackendFailed(addr)
+			continue
+		}
+		if err := s.lp.Add(fd, &s.backend); err != nil {
+			eventloop.Close(fd)
+			errs = append(errs, err)
+			continue
+		}
+		s.backend.fd, s.backend.broken, s.backend.hup = fd, false, false
+		s.connecting, s.retryAt = true, 0
+		s.connectBy = s.lp.NowNs() + int64(s.c.ConnectTimeout())
+		s.pendingAddr = addr
+		return
+	}
+	if !s.established {
+		// The first connect: the listener holds the client and tries the next route, or refuses it,
+		// as for any handler.
+		s.handOff(errors.Join(errs...))
+		return
+	}
+	s.waitRoute()
+}
+
+// waitRoute waits for the route to change, trying it again every retryEvery meanwhile.
+func (s *session) waitRoute() {
+	s.retryAt = s.lp.NowNs() + int64(retryEvery)
+	if s.stopWatch == nil {
+		s.stopWatch = s.c.WatchRoute(func() {
+			s.lp.Post(func() {
+				if !s.closed && !s.conv.attached && !s.connecting && s.retryAt != 0 {
+					s.retryAt = 0
+					s.connect()
+					s.after()
+				}
+			})
+		})
+	}
+}
+
+// connected finishes a connect once the backend socket is writable.
+func (s *session) connected() {
+	addr := s.pendingAddr
+	if err := eventloop.SocketError(s.backend.fd); err != nil {
+		s.dropBackendFD()
+		s.c.BackendFailed(addr)
+		s.tryNext([]error{err})
+		return
+	}
+	s.connecting = false
+	if s.stopWatch != nil {
+		s.stopWatch()
+		s.stopWatch = nil
+	}
+	from := s.addr
+	s.addr = addr
+	if !s.established {
+		counters, ok := s.c.Established(s)
+		if !ok {
+			s.close() // the listener is closing
+			return
+		}
+		s.counters, s.established = counters, true
+		if err := s.lp.Add(s.client.fd, &s.client); err != nil {
+			s.close()
+			return
+		}
+		eventloop.NoDelay(s.client.fd)
+	} else {
+		s.counters = s.c.Moved(s, from)
+	}
+	s.toBackend(s.conv.attach())
+	// Edge-triggered: what arrived meanwhile raised no new edge, so read both now.
+	s.pump(&s.client)
+	s.pump(&s.backend)
+}
+
+// backendGone acts on the backend leaving: retired by the listener (its node left the pool), or its
+// connection closed or broken. The conversation keeps the client: it is moved to the next backend
+// when it needs one.
+func (s *session) backendGone(retired bool) {
+	if s.closed || (s.backend.fd < 0 && !s.connecting) {
+		return
+	}
+	wasConnecting := s.connecting
+	addr := s.addr
+	s.dropBackendFD()
+	if wasConnecting {
+		s.connecting = false
+		if !s.established {
+			s.tryNext(nil)
+			return
+		}
+	}
+	if !retired && !wasConnecting && addr != "" {
+		s.c.BackendFailed(addr)
+	}
+	if err := s.conv.detach(); err != nil {
+		s.closing = true
+		s.client.paused = true
+		if len(s.client.out) == 0 {
+			s.close()
+		}
+		return
+	}
+	s.addr = ""
+	s.counters = s.c.Moved(s, addr)
+	if s.conv.needsBackend() {
+		s.connect()
+	}
+}
+
+func (s *session) dropBackendFD() {
+	if s.backend.fd >= 0 {
+		s.lp.Forget(s.backend.fd)
+		eventloop.Close(s.backend.fd)
+		s.backend.fd = -1
+	}
+	s.backend.out, s.backend.broken, s.backend.paused, s.backend.hup = nil, false, false, false
+	s.client.paused = false
+}
+
+// handOff gives a client whose first connect failed back to the listener, on a goroutine: it holds
+// and retries it, or refuses it.
+func (s *session) handOff(err error) {
+	s.closed = true
+	s.lp.Cancel(&s.timer)
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
+	conn, rerr := eventloop.Reattach(s.client.fd, s.c.OutOfDescriptors())
+	if rerr != nil {
+		s.c.Refused()
+		return
+	}
+	s.c.Conn = conn
+	if err == nil {
+		err = errors.New("no backend")
+	}
+	go s.c.ConnectFailed(err)
+}
+
+// close ends the session at once.
+func (s *session) close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.lp.Cancel(&s.timer)
+	if s.stopWatch != nil {
+		s.stopWatch()
+		s.stopWatch = nil
+	}
+	for _, sd := range []*side{&s.client, &s.backend} {
+		if sd.fd >= 0 {
+			s.lp.Forget(sd.fd)
+			eventloop.Close(sd.fd)
+			sd.fd = -1
+		}
+		sd.out = nil
+	}
+	if s.established {
+		s.c.Ended(s)
+	} else {
+		s.c.Release()
+	}
+}
+
+// armTimer schedules the session's next deadline: a connect, a held command, a retry, the idle timeout.
+func (s *session) armTimer() {
+	next := int64(0)
+	consider := func(t int64) {
+		if t > 0 && (next == 0 || t < next) {
+			next = t
+		}
+	}
+	if s.connecting {
+		consider(s.connectBy)
+	}
+	consider(s.holdNext)
+	consider(s.retryAt)
+	if idle := s.c.IdleTimeout(); idle > 0 && s.established {
+		consider(s.lastActive + int64(idle))
+	}
+	if !s.conv.attached {
+		if n, _ := s.conv.expireHolds(s.lp.NowNs()); n > 0 {
+			consider(n)
+			s.holdNext = n
+		}
+	}
+	if next == 0 {
+		s.lp.Cancel(&s.timer)
+		return
+	}
+	s.lp.Schedule(&s.timer, time.Unix(0, next))
+}
+
+// Expire implements eventloop.Expirer.
+func (s *session) Expire() {
+	if s.closed {
+		return
+	}
+	now := s.lp.NowNs()
+	switch {
+	case s.connecting && now >= s.connectBy:
+		addr := s.pendingAddr
+		s.dropBackendFD()
+		s.connecting = false
+		s.c.BackendFailed(addr)
+		s.tryNext([]error{errors.New("connect timeout")})
+	case s.retryAt != 0 && now >= s.retryAt:
+		s.retryAt = 0
+		if s.conv.needsBackend() {
+			s.connect()
+		}
+	}
+	if s.holdNext != 0 && now >= s.holdNext {
+		s.holdNext = 0
+		if _, err := s.conv.expireHolds(now); err != nil {
+			s.ended(&s.client, err)
+		}
+	}
+	if idle := s.c.IdleTimeout(); idle > 0 && s.established && now-s.lastActive >= int64(idle) {
+		s.close()
+		return
+	}
+	s.after()
+}
