@@ -49,7 +49,7 @@ type Options struct {
 type proxyRuntime struct {
 	log       zerolog.Logger
 	version   string
-	data      dataPaths // serve the admitted clients: the byte forwarder or RESP sessions
+	data      dataPaths       // serve the admitted clients: the byte forwarder or RESP sessions
 	ctx       context.Context // lives until the sessions are closed, past a graceful drain
 	router    *routing.Router
 	monitor   *check.Monitor

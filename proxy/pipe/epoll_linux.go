@@ -49,11 +49,11 @@ type leg struct {
 	off     int32   // start of the unwritten part of pending (a 64 KiB buffer)
 	end     int32   // end of it
 	fd      int32
-	paused  bool    // not reading this socket: its peer has pending bytes
-	eof     bool    // read EOF from this socket
-	shut    bool    // shutdown(SHUT_WR) done on this socket
-	shutReq bool    // shutdown wanted once pending is flushed
-	hup     bool    // the peer hung up (EPOLLRDHUP): read until EOF
+	paused  bool // not reading this socket: its peer has pending bytes
+	eof     bool // read EOF from this socket
+	shut    bool // shutdown(SHUT_WR) done on this socket
+	shutReq bool // shutdown wanted once pending is flushed
+	hup     bool // the peer hung up (EPOLLRDHUP): read until EOF
 }
 
 // esession is a session owned by a loop. It is kept small: thousands of idle ones are what a proxy
