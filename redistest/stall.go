@@ -23,3 +23,9 @@ func (c *Conn) DoWithin(timeout time.Duration, args ...string) (string, error) {
 	_ = c.conn.SetDeadline(time.Now().Add(timeout))
 	return roundTrip(c.conn, c.rd, args...)
 }
+
+// Receive reads one reply without sending a command, within timeout: what a subscriber does.
+func (c *Conn) Receive(timeout time.Duration) (string, error) {
+	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
+	return readFlat(c.rd)
+}

@@ -113,16 +113,22 @@ func (c *conv) classify(args [][]byte) (e entry, ok bool) {
 	case "exec":
 		e.effect = effExec
 		c.txOpen = false
+		if c.watchSent {
+			e.n = 1 // guarded by WATCH: lost in a failover, it can answer "aborted" (see inFlight)
+		}
+		c.watchSent = false
 	case "discard":
 		e.effect = effDiscard
-		c.txOpen = false
+		c.txOpen, c.watchSent = false, false
 	case "watch":
 		e.effect = effWatch
+		c.watchSent = true
 	case "unwatch":
 		e.effect = effUnwatch
+		c.watchSent = false
 	case "reset":
 		e.effect = effReset
-		c.txOpen, c.replyOff, c.skip, c.proto = false, false, false, 2
+		c.txOpen, c.watchSent, c.replyOff, c.skip, c.proto = false, false, false, false, 2
 	case "monitor":
 		e.effect = effMonitor
 	case "quit":

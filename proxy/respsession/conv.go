@@ -46,14 +46,15 @@ type conv struct {
 	proto int // the protocol replies come in: st.proto, or what a HELLO in flight asked for
 
 	// What the client sends.
-	cmd      resp.CommandScanner
-	disp     disposition
-	stash    []byte // bytes of the command being read, before its disposition was known
-	raw      []byte // bytes of the command being read, kept for a resend or a hold
-	keep     bool   // raw is being kept
-	replyOff bool   // CLIENT REPLY OFF
-	skip     bool   // CLIENT REPLY SKIP: the next command gets no reply
-	txOpen   bool   // a MULTI was sent and no EXEC or DISCARD yet
+	cmd       resp.CommandScanner
+	disp      disposition
+	stash     []byte // bytes of the command being read, before its disposition was known
+	raw       []byte // bytes of the command being read, kept for a resend or a hold
+	keep      bool   // raw is being kept
+	replyOff  bool   // CLIENT REPLY OFF
+	skip      bool   // CLIENT REPLY SKIP: the next command gets no reply
+	txOpen    bool   // a MULTI was sent and no EXEC or DISCARD yet
+	watchSent bool   // a WATCH was sent and no EXEC, DISCARD or UNWATCH yet
 
 	// What the backend answers.
 	rep         resp.Scanner

@@ -34,13 +34,14 @@ func (c *conv) detach() error {
 	c.rep.Reset()
 	c.dropPush = 0
 	c.passthrough = false // until the replayed MONITOR is acknowledged
+	watching := c.st.watching || c.watchSent
 	if c.txOpen {
 		c.localTx = true // the client is inside MULTI: the rest of it is answered here
-		c.execNull = c.st.watching || c.watchLost
-	} else if c.st.watching {
+		c.execNull = watching || c.watchLost
+	} else if watching {
 		c.watchLost = true
 	}
-	c.st.inMulti, c.st.watching, c.txOpen = false, false, false
+	c.st.inMulti, c.st.watching, c.txOpen, c.watchSent = false, false, false, false
 	if c.st.tracking != nil {
 		c.invalidate = true
 	}
@@ -84,9 +85,17 @@ func (c *conv) inFlight(e entry) entry {
 		return answer(resp.AppendSimple(nil, "RESET"))
 	case effQuit:
 		return answer(resp.AppendSimple(nil, "OK"))
+	case effExec:
+		if e.n == 1 {
+			// Guarded by WATCH: "aborted" is safe whether or not it ran, since the client retries from
+			// a fresh read of the watched keys.
+			return answer(resp.AppendNullArray(nil, c.proto))
+		}
 	}
 	if e.resend && e.raw != nil {
-		e.sent, e.started = false, false
+		// Held like a command that arrives now: sent to the next backend, or refused when the hold
+		// runs out before there is one.
+		e.sent, e.started, e.heldUntil = false, false, c.clock()+c.holdNs
 		return e
 	}
 	return answer(mayHaveApplied)

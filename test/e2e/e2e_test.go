@@ -274,9 +274,26 @@ func TestRoutesMasterAndReplicasRoundRobin(t *testing.T) {
 	}
 }
 
+// modes are the two ways a group serves its clients; the traffic tests run in both.
+var modes = []string{"tcp", "resp"}
+
+// inMode returns cfg with every group in mode.
+func inMode(cfg *config.Config, mode string) *config.Config {
+	for i := range cfg.Masters {
+		cfg.Masters[i].Mode = mode
+	}
+	return cfg
+}
+
 func TestRedisTrafficThroughProxy(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { trafficThroughProxy(t, mode) })
+	}
+}
+
+func trafficThroughProxy(t *testing.T, mode string) {
 	topo := newTopology(t, 1)
-	p := startProxy(t, testConfig(t, topo, topo.Name))
+	p := startProxy(t, inMode(testConfig(t, topo, topo.Name), mode))
 	waitRoutedTo(t, p.master, topo.Nodes[0].Addr, 10*time.Second)
 	ctx := context.Background()
 
