@@ -43,8 +43,12 @@ func main() {
 	extra := flag.String("proxy-config", "", "extra [proxy] keys for sentinel-proxy, e.g. 'forwarder = \"portable\"'")
 	batch := flag.Bool("batch", true, "also measure a second sentinel-proxy with event_loop_scheduling = \"batch\"")
 	baseline := flag.String("baseline", "", "also measure this sentinel-proxy binary (default config), e.g. a build of the commit before a change")
+	respMode := flag.Bool("resp", true, "also measure sentinel-proxy in resp mode ([[masters]] mode = \"resp\")")
 	flag.Parse()
 	variants := []variant{{name: "sentinel-proxy", bin: *proxyBin, proxy: *extra}}
+	if *respMode {
+		variants = append(variants, variant{name: "sentinel-proxy resp", bin: *proxyBin, proxy: *extra, master: `mode = "resp"`})
+	}
 	if *batch {
 		variants = append(variants, variant{name: "sentinel-proxy batch", bin: *proxyBin, proxy: *extra + "\n" + batchConfig})
 	}
@@ -62,13 +66,14 @@ const batchConfig = `event_loop_scheduling = "batch"`
 
 // variant is one sentinel-proxy measured: a binary and what its configuration adds.
 type variant struct {
-	name  string
-	bin   string
-	proxy string // [proxy] keys
+	name   string
+	bin    string
+	proxy  string // [proxy] keys
+	master string // [[masters]] keys
 }
 
 func (v variant) start(topo *redistest.Topology, dir string) (*harness.Process, error) {
-	return harness.StartSentinelProxyWith(v.bin, topo, dir, harness.ProxyOptions{Extra: v.proxy})
+	return harness.StartSentinelProxyWith(v.bin, topo, dir, harness.ProxyOptions{Extra: v.proxy, Master: v.master})
 }
 
 func run(variants []variant, haproxyBin string, rounds, requests, clients, conns int) error {

@@ -3,14 +3,14 @@ package respsession
 import (
 	"bytes"
 	"strconv"
-	"strings"
 )
 
 // budget is how many bytes of a command's arguments the session keeps, by name: all of them for the
 // commands whose arguments are connection state it may have to replay (credentials, database, name,
 // subscriptions, tracking), a few for the rest (enough for a subcommand's name).
 func budget(name []byte) int {
-	switch lower(name) {
+	var buf [maxName]byte
+	switch string(lowerInto(&buf, name)) {
 	case "auth", "hello", "select", "client", "subscribe", "psubscribe", "ssubscribe", "unsubscribe",
 		"punsubscribe", "sunsubscribe":
 		return 1 << 20
@@ -23,109 +23,93 @@ func budget(name []byte) int {
 // and are not sent again.
 const maxKept = 64 << 10
 
-// isTx reports whether name is one of the commands that make or end a transaction.
-func isTx(name string) bool {
-	switch name {
-	case "multi", "exec", "discard", "watch", "unwatch":
-		return true
-	}
-	return false
-}
-
-// classify describes the command args (complete, as far as the budget kept them) as a queue entry:
-// how many replies it gets, what they change, whether it may be sent again to another backend. It
-// also applies at once what a command changes as it is sent rather than when it is answered:
-// subscriptions, CLIENT REPLY, the protocol a HELLO asks for, an open transaction. ok is false for a
-// command that gets no reply at all.
-func (c *conv) classify(args [][]byte) (e entry, ok bool) {
-	name := lower(args[0])
+// classify describes the command args (complete, as far as the budget kept them; name is its
+// lower-cased name) as a queue entry: how many replies it gets, what they change, whether it may be
+// sent again to another backend. It also applies at once what a command changes as it is sent rather
+// than when it is answered: subscriptions, CLIENT REPLY, the protocol a HELLO asks for, an open
+// transaction. ok is false for a command that gets no reply at all.
+func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 	var sub []byte
 	if len(args) > 1 {
 		sub = args[1]
 	}
-	info := lookup(args[0], sub)
 	e = entry{kind: viaBackend, replies: 1}
-	if info != nil && !isTx(name) {
-		e.resend = info.flags&flagReadonly != 0 || info.flags&(flagWrite|flagMayReplicate|flagAdmin) == 0
-	}
-	switch name {
+	tx := false
+	switch string(name) {
 	case "auth":
 		e.effect = effAuth
+		x := e.ext()
 		switch len(args) {
 		case 2:
-			e.pass = string(args[1])
+			x.pass = string(args[1])
 		case 3:
-			e.user, e.pass = string(args[1]), string(args[2])
+			x.user, x.pass = string(args[1]), string(args[2])
 		}
 	case "hello":
-		e.effect, e.n = effHello, c.proto
+		e.effect, e.n = effHello, int32(c.proto)
 		if len(args) > 1 {
 			if v, err := strconv.Atoi(string(args[1])); err == nil && (v == 2 || v == 3) {
-				e.n = v
-				c.proto = v // the replies after it come in the new protocol
+				e.n = int32(v)
+				c.proto = int8(v) // the replies after it come in the new protocol
 			}
 		}
 		for i := 2; i < len(args); i++ {
-			switch strings.ToLower(string(args[i])) {
-			case "auth":
-				if i+2 < len(args) {
-					e.auth, e.user, e.pass = true, string(args[i+1]), string(args[i+2])
-					i += 2
-				}
-			case "setname":
-				if i+1 < len(args) {
-					e.name = string(args[i+1])
-					i++
-				}
+			switch {
+			case equalFold(args[i], "auth") && i+2 < len(args):
+				x := e.ext()
+				x.auth, x.user, x.pass = true, string(args[i+1]), string(args[i+2])
+				i += 2
+			case equalFold(args[i], "setname") && i+1 < len(args):
+				e.ext().name = string(args[i+1])
+				i++
 			}
 		}
 	case "select":
 		e.effect = effSelect
 		if len(args) == 2 {
-			e.n, _ = strconv.Atoi(string(args[1]))
+			n, _ := strconv.Atoi(string(args[1]))
+			e.n = int32(n)
 		}
 	case "client":
-		switch lower(sub) {
-		case "setname":
-			if len(args) == 3 {
-				e.effect, e.name = effSetName, string(args[2])
+		switch {
+		case equalFold(sub, "setname") && len(args) == 3:
+			e.effect = effSetName
+			e.ext().name = string(args[2])
+		case equalFold(sub, "reply") && len(args) == 3:
+			switch {
+			case equalFold(args[2], "on"):
+				e.effect = effReplyOn
+				c.replyOff = false
+			case equalFold(args[2], "off"):
+				c.replyOff = true
+				return entry{}, false
+			case equalFold(args[2], "skip"):
+				c.skip = true
+				return entry{}, false
 			}
-		case "reply":
-			if len(args) == 3 {
-				switch lower(args[2]) {
-				case "on":
-					e.effect = effReplyOn
-					c.replyOff = false
-				case "off":
-					c.replyOff = true
-					return entry{}, false
-				case "skip":
-					c.skip = true
-					return entry{}, false
-				}
-			}
-		case "tracking":
-			e.effect, e.args = effTracking, copyArgs(args)
+		case equalFold(sub, "tracking"):
+			e.effect = effTracking
+			e.ext().args = copyArgs(args)
 		}
 	case "multi":
-		e.effect = effMulti
+		e.effect, tx = effMulti, true
 		c.txOpen = true
 	case "exec":
-		e.effect = effExec
+		e.effect, tx = effExec, true
 		c.txOpen = false
 		if c.watchSent {
 			e.n = 1 // guarded by WATCH: lost in a failover, it can answer "aborted" (see inFlight)
 		}
 		c.watchSent = false
 	case "discard":
-		e.effect = effDiscard
+		e.effect, tx = effDiscard, true
 		c.txOpen, c.watchSent = false, false
 	case "watch":
-		e.effect = effWatch
+		e.effect, tx = effWatch, true
 		c.watchSent = true
 	case "unwatch":
-		e.effect = effUnwatch
-		c.watchSent = false
+		e.effect, tx = effUnwatch, true
+		c.watchSent, c.watchLost = false, false
 	case "reset":
 		e.effect = effReset
 		c.txOpen, c.watchSent, c.replyOff, c.skip, c.proto = false, false, false, false, 2
@@ -136,20 +120,25 @@ func (c *conv) classify(args [][]byte) (e entry, ok bool) {
 	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
 		kind := subscriptionKind(name)
 		names := args[1:]
-		if strings.HasSuffix(name, "unsubscribe") {
+		if bytes.HasSuffix(name, []byte("unsubscribe")) {
 			list := *c.st.subscriptions(kind)
-			e.replies = len(names)
+			e.replies = int32(len(names))
 			if len(names) == 0 {
-				e.replies = max(len(list), 1) // one confirmation per name it drops, or one saying none
+				e.replies = int32(max(len(list), 1)) // one confirmation per name it drops, or one saying none
 			}
 			c.st.unsubscribe(kind, names)
 		} else {
-			e.replies = len(names)
+			e.replies = int32(len(names))
 			c.st.subscribe(kind, names)
 		}
 		e.effect, e.resend = effSubscribe, true
 		if c.proto == 3 {
 			return entry{}, false // the confirmations come as pushes
+		}
+	}
+	if e.effect != effSubscribe && !tx {
+		if info := lookup(name, sub); info != nil {
+			e.resend = info.flags&flagReadonly != 0 || info.flags&(flagWrite|flagMayReplicate|flagAdmin) == 0
 		}
 	}
 	if c.txOpen && e.effect != effMulti {
@@ -166,8 +155,8 @@ func (c *conv) classify(args [][]byte) (e entry, ok bool) {
 }
 
 // subscriptionKind is 0, 'p' or 's' for the channel, pattern and shard commands.
-func subscriptionKind(name string) byte {
-	switch name {
+func subscriptionKind(name []byte) byte {
+	switch string(name) {
 	case "psubscribe", "punsubscribe":
 		return 'p'
 	case "ssubscribe", "sunsubscribe":
@@ -187,21 +176,22 @@ func copyArgs(args [][]byte) [][]byte {
 // applyEffect changes the connection's state for e's reply, which was not an error.
 func (c *conv) applyEffect(e *entry) {
 	st := &c.st
+	x := e.x
 	switch e.effect {
 	case effAuth:
-		st.user, st.pass, st.authed = e.user, e.pass, true
+		st.user, st.pass, st.authed = x.user, x.pass, true
 	case effHello:
-		st.proto = e.n
-		if e.auth {
-			st.user, st.pass, st.authed = e.user, e.pass, true
+		st.proto = int(e.n)
+		if x != nil && x.auth {
+			st.user, st.pass, st.authed = x.user, x.pass, true
 		}
-		if e.name != "" {
-			st.name = e.name
+		if x != nil && x.name != "" {
+			st.name = x.name
 		}
 	case effSelect:
-		st.db = e.n
+		st.db = int(e.n)
 	case effSetName:
-		st.name = e.name
+		st.name = x.name
 	case effMulti:
 		st.inMulti = true
 	case effExec, effDiscard:
@@ -215,9 +205,9 @@ func (c *conv) applyEffect(e *entry) {
 	case effMonitor:
 		st.monitor = true
 	case effTracking:
-		if len(e.args) > 2 && strings.EqualFold(string(e.args[2]), "on") {
-			st.tracking = e.args
-		} else {
+		if len(x.args) > 2 && equalFold(x.args[2], "on") {
+			st.listens().tracking = x.args
+		} else if st.listening != nil {
 			st.tracking = nil
 		}
 	}

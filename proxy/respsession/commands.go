@@ -1,7 +1,5 @@
 package respsession
 
-import "strings"
-
 //go:generate go run ./internal/gencommands -o commands_gen.go
 
 // commandInfo is what the server declares of a command (COMMAND): its arity (negative: at least that
@@ -31,25 +29,52 @@ const (
 	flagAllowBusy                             // allowed while a script runs
 )
 
-// lookup returns what the table knows of the command named name, with sub its first argument (for a
-// container command); nil for a command the server does not declare (a module's, a newer server's).
+// lookup returns what the table knows of the command named name (lower-case), with sub its first
+// argument (for a container command); nil for a command the server does not declare (a module's, a
+// newer server's).
 func lookup(name, sub []byte) *commandInfo {
-	c := commandTable[lower(name)]
+	c := commandTable[string(name)]
 	if c == nil || c.subcommands == nil || sub == nil {
 		return c
 	}
-	if s := c.subcommands[lower(sub)]; s != nil {
+	var buf [maxName]byte
+	if s := c.subcommands[string(lowerInto(&buf, sub))]; s != nil {
 		return s
 	}
 	return c
 }
 
-// lower returns b lower-cased as a string; command names are ASCII.
-func lower(b []byte) string {
-	for _, c := range b {
+// maxName is the longest command name the session looks up: longer, it is no command of Redis's.
+const maxName = 32
+
+// lowerInto writes b lower-cased into buf and returns it, or nil when b is longer than buf: names are
+// compared without allocating (a string conversion that does not escape stays on the stack).
+func lowerInto(buf *[maxName]byte, b []byte) []byte {
+	if len(b) > len(buf) {
+		return nil
+	}
+	for i, c := range b {
 		if c >= 'A' && c <= 'Z' {
-			return strings.ToLower(string(b))
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return buf[:len(b)]
+}
+
+// equalFold reports whether b is s in any case; s is lower-case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
 		}
 	}
-	return string(b)
+	return true
 }

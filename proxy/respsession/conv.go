@@ -39,53 +39,73 @@ var (
 // set on its connection, and decides what goes where: commands to the backend, replies to the client,
 // its own answers when it must give them. When the backend leaves (a failover), it works out what each
 // command in flight gets, and what a new backend must be told first. It does no I/O: a driver gives it
-// bytes and sends what it says (see output), so it is tested without sockets.
+// bytes and sends what it says (see output), so it is tested without sockets. Its steady state
+// allocates nothing: names are compared in a fixed buffer, kept command bytes go to an arena.
 type conv struct {
-	out   output
-	st    connState
-	proto int // the protocol replies come in: st.proto, or what a HELLO in flight asked for
+	out output
+	env env
+	st  connState
 
-	// What the client sends.
-	cmd       resp.CommandScanner
-	disp      disposition
-	stash     []byte // bytes of the command being read, before its disposition was known
-	raw       []byte // bytes of the command being read, kept for a resend or a hold
-	keep      bool   // raw is being kept
-	replyOff  bool   // CLIENT REPLY OFF
-	skip      bool   // CLIENT REPLY SKIP: the next command gets no reply
-	txOpen    bool   // a MULTI was sent and no EXEC or DISCARD yet
-	watchSent bool   // a WATCH was sent and no EXEC, DISCARD or UNWATCH yet
+	cmd   resp.CommandScanner // what the client sends
+	rep   resp.Scanner        // what the backend answers
+	kept  arena               // bytes of commands that may be sent again, or are held
+	said  arena               // the session's own answers, waiting for their turn
+	q     queue
+	stash []byte // bytes of the command being read, before its disposition was known
+	peek  []byte // the start of a RESP2 pub/sub frame or a push, before its kind is known
+	// The backend's current read: cur[span:scanned] is scanned and due to the client, not yet given to
+	// it, so that consecutive replies go out in one write (span -1: nothing due).
+	cur           []byte
+	keptFrom      int64 // where in the arena the current command's bytes begin
+	holdNs        int64 // how long a command is held while there is no backend
+	span, scanned int32
+	dropPush      int32 // subscription confirmations of a replay that come as pushes, to drop
+	proto         int8  // the protocol replies come in: st.proto, or what a HELLO in flight asked for
+	disp          disposition
 
-	// What the backend answers.
-	rep         resp.Scanner
-	inReply     bool   // in the middle of a backend value
-	toEntry     bool   // the value is the reply to the queue's front entry
-	swallow     bool   // the value is read and dropped
-	peek        []byte // the start of a RESP2 pub/sub frame or a push, before its kind is known
-	dropPush    int    // subscription confirmations of a replay that come as pushes, to drop
-	passthrough bool   // MONITOR: everything the backend sends goes to the client, nothing is a reply
+	keep      bool // the current command's bytes go to the arena
+	replyOff  bool // CLIENT REPLY OFF
+	skip      bool // CLIENT REPLY SKIP: the next command gets no reply
+	txOpen    bool // a MULTI was sent and no EXEC or DISCARD yet
+	watchSent bool // a WATCH was sent and no EXEC, DISCARD or UNWATCH yet
 
-	q queue
+	inReply     bool // in the middle of a backend value
+	toEntry     bool // the value is the reply to the queue's front entry
+	swallow     bool // the value is read and dropped
+	passthrough bool // MONITOR: everything the backend sends goes to the client, nothing is a reply
 
 	// Failover.
-	attached   bool          // a backend connection is there: commands go to it
-	localTx    bool          // the transaction was lost with the old backend: its commands are answered here
-	execNull   bool          // ... and its EXEC answers a null reply (a WATCH was lost), not EXECABORT
-	watchLost  bool          // a WATCH was lost with the old backend: the next transaction's EXEC answers null
-	invalidate bool          // client-side caching: the client must drop its cache (RESP3 tracking moved)
-	refusal    func() string // why there is no backend, for a held command whose hold ran out
-	clock      func() int64  // unix nanoseconds
-	holdNs     int64         // how long a command is held while there is no backend
+	attached   bool // a backend connection is there: commands go to it
+	localTx    bool // the transaction was lost with the old backend: its commands are answered here
+	execNull   bool // ... and its EXEC answers a null reply (a WATCH was lost), not EXECABORT
+	watchLost  bool // a WATCH was lost with the old backend: the next transaction's EXEC answers null
+	invalidate bool // client-side caching: the client must drop its cache (RESP3 tracking moved)
 }
 
-func newConv(out output, refusal func() string, clock func() int64, hold int64) *conv {
-	c := &conv{out: out, st: newState(), proto: 2, refusal: refusal, clock: clock, holdNs: hold}
+// env is what a conversation asks of its session: the time, and why there is no backend now.
+type env interface {
+	now() int64       // unix nanoseconds
+	refusal() string // for a held command whose hold ran out
+}
+
+func newConv(out output, e env, hold int64) *conv {
+	c := &conv{out: out, env: e, st: newState(), proto: 2, holdNs: hold, span: -1}
 	c.cmd.Budget = budget
 	return c
 }
 
+// commandName writes the current command's name lower-cased into buf: from the scanner while the
+// command streams, from its arguments once it is read. nil when too long to be a command's.
+func (c *conv) commandName(buf *[maxName]byte) []byte {
+	name := c.cmd.Name()
+	if name == nil && !c.cmd.InCommand() && len(c.cmd.Args()) > 0 {
+		name = c.cmd.Args()[0]
+	}
+	return lowerInto(buf, name)
+}
+
 // fromClient takes bytes the client sent. A returned error ends the session (a protocol error, after
-// its error reply is written).
+// its error reply is written). Consecutive commands forwarded from b go out in one piece.
 func (c *conv) fromClient(b []byte) error {
 	span := -1 // start of bytes of b to forward, not yet given to the output
 	flush := func(end int) {
@@ -102,8 +122,8 @@ func (c *conv) fromClient(b []byte) error {
 		pos += n
 		if err != nil {
 			flush(began)
-			c.stash, c.raw = c.stash[:0], c.raw[:0]
-			c.out.toClient(resp.AppendError(nil, "ERR "+err.Error()))
+			c.stash = c.stash[:0]
+			c.client(resp.AppendError(nil, "ERR "+err.Error()))
 			return err
 		}
 		if starting && !c.cmd.InCommand() && !done {
@@ -119,14 +139,17 @@ func (c *conv) fromClient(b []byte) error {
 				c.stash = append(c.stash, b[began:pos]...)
 				continue
 			}
-			c.disp = c.decide(lower(name))
+			c.disp = c.decide()
 			c.keep = c.disp == forward || c.disp == hold
-			c.raw = append(c.raw[:0], c.stash...)
-			flush(began)
-			if c.disp == forward {
-				if len(c.stash) > 0 {
-					c.out.toBackend(c.stash)
-				}
+			c.keptFrom = c.kept.add(c.stash).off
+			switch {
+			case c.disp != forward:
+				flush(began)
+			case len(c.stash) > 0:
+				flush(began)
+				c.out.toBackend(c.stash)
+				span = began
+			case span < 0:
 				span = began
 			}
 			c.stash = c.stash[:0]
@@ -134,9 +157,9 @@ func (c *conv) fromClient(b []byte) error {
 			span = began
 		}
 		if c.keep {
-			c.raw = append(c.raw, b[began:pos]...)
-			if len(c.raw) > maxKept {
-				c.keep, c.raw = false, c.raw[:0]
+			c.kept.add(b[began:pos])
+			if c.kept.base+int64(len(c.kept.buf))-c.keptFrom > maxKept {
+				c.unkeep()
 				if c.disp == hold {
 					c.disp = drop
 				}
@@ -146,7 +169,7 @@ func (c *conv) fromClient(b []byte) error {
 			continue
 		}
 		if c.disp != forward {
-			flush(began)
+			flush(pos)
 		}
 		c.commandDone()
 	}
@@ -154,14 +177,28 @@ func (c *conv) fromClient(b []byte) error {
 	return c.emitLocal()
 }
 
+// unkeep takes the current command's bytes back out of the arena.
+func (c *conv) unkeep() {
+	if c.keep {
+		c.kept.buf = c.kept.buf[:c.keptFrom-c.kept.base]
+		c.keep = false
+	}
+}
+
+// isCommand reports whether the current command is name (lower-case).
+func (c *conv) isCommand(name string) bool {
+	var buf [maxName]byte
+	return string(c.commandName(&buf)) == name
+}
+
 // decide chooses, once a command's name is known, what happens to it.
-func (c *conv) decide(name string) disposition {
+func (c *conv) decide() disposition {
 	switch {
 	case c.passthrough:
 		return forward
 	case c.localTx:
 		return answer
-	case c.watchLost && name == "multi":
+	case c.watchLost && c.isCommand("multi"):
 		return answer // the transaction opens here, so that its EXEC can answer null
 	case !c.attached:
 		return hold
@@ -175,76 +212,141 @@ func (c *conv) commandDone() {
 	disp := c.disp
 	c.disp = undecided
 	if c.passthrough {
+		c.unkeep()
 		return
 	}
+	var buf [maxName]byte
+	name := c.commandName(&buf)
 	switch disp {
 	case answer:
-		c.q.push(entry{kind: local, reply: c.localAnswer(lower(args[0]))})
+		c.pushLocal(c.localAnswer(name))
 		return
 	case drop:
-		c.q.push(entry{kind: local, reply: resp.AppendError(nil,
-			fmt.Sprintf("ERR sentinel-proxy: no master to send this command to, and it is too long to hold (over %d bytes)", maxKept))})
+		c.pushLocal(resp.AppendError(nil,
+			fmt.Sprintf("ERR sentinel-proxy: no master to send this command to, and it is too long to hold (over %d bytes)", maxKept)))
 		return
 	}
-	e, ok := c.classify(args)
+	raw := span{off: c.keptFrom, n: int32(c.kept.base + int64(len(c.kept.buf)) - c.keptFrom)}
+	e, ok := c.classify(name, args)
 	if !ok {
 		if disp == hold { // no reply expected, but it must still be sent
-			c.q.push(entry{kind: viaBackend, replies: 0, raw: clone(c.raw), heldUntil: c.clock() + c.holdNs})
+			c.q.push(entry{kind: viaBackend, raw: raw, heldUntil: c.env.now() + c.holdNs})
+		} else {
+			c.unkeep()
 		}
+		c.keep = false
 		return
 	}
 	e.sent = disp == forward
-	if disp == hold {
-		e.heldUntil = c.clock() + c.holdNs
-	}
-	if disp == hold || (e.resend && len(c.raw) > 0 && c.keep) {
-		e.raw = clone(c.raw)
-	} else {
+	switch {
+	case disp == hold:
+		e.heldUntil, e.raw = c.env.now()+c.holdNs, raw
+	case e.resend && c.keep:
+		e.raw = raw
+	default:
 		e.resend = false
+		c.unkeep()
 	}
-	if lower(args[0]) == "unwatch" {
-		c.watchLost = false
-	}
+	c.keep = false
 	c.q.push(e)
 }
 
 // localAnswer is the session's answer to a command of a transaction lost in a failover, as Redis
 // answers inside MULTI: queued, then an EXEC that fails.
-func (c *conv) localAnswer(name string) []byte {
-	switch {
-	case name == "multi" && !c.localTx:
+func (c *conv) localAnswer(name []byte) []byte {
+	switch n := string(name); {
+	case n == "multi" && !c.localTx:
 		c.localTx, c.execNull, c.watchLost = true, true, false
 		return resp.AppendSimple(nil, "OK")
-	case name == "multi":
+	case n == "multi":
 		return resp.AppendError(nil, "ERR MULTI calls can not be nested")
-	case name == "watch":
+	case n == "watch":
 		return resp.AppendError(nil, "ERR WATCH inside MULTI is not allowed")
-	case name == "discard":
+	case n == "discard":
 		c.localTx, c.execNull = false, false
 		return resp.AppendSimple(nil, "OK")
-	case name == "exec":
+	case n == "exec":
 		null := c.execNull
 		c.localTx, c.execNull = false, false
 		if null {
-			return resp.AppendNullArray(nil, c.proto) // as when a watched key changed
+			return resp.AppendNullArray(nil, int(c.proto)) // as when a watched key changed
 		}
 		return resp.AppendError(nil, "EXECABORT Transaction discarded because the master changed (sentinel-proxy failover)")
 	}
 	return resp.AppendSimple(nil, "QUEUED")
 }
 
+// client writes b to the client after whatever of the backend's current read is due before it.
+func (c *conv) client(b []byte) {
+	c.flushSpan(-1)
+	c.out.toClient(b)
+}
+
+// flushSpan gives the client the stretch of the backend's current read that is due to it, up to end
+// (-1: all that was scanned).
+func (c *conv) flushSpan(end int) {
+	if c.span < 0 || c.cur == nil {
+		return
+	}
+	if end < 0 {
+		end = int(c.scanned)
+	}
+	if end > int(c.span) {
+		c.out.toClient(c.cur[c.span:end])
+	}
+	c.span = -1
+}
+
+// pushLocal queues the session's own answer b, given to the client when every reply before it is.
+func (c *conv) pushLocal(b []byte) {
+	c.q.push(entry{kind: local, raw: c.said.add(b)})
+}
+
 // emitLocal writes the answers of the local entries at the front of the queue: they go out as soon as
 // every reply before them has. errQuit after the answer to a QUIT.
 func (c *conv) emitLocal() error {
 	for e := c.q.front(); e != nil && e.kind == local; e = c.q.front() {
-		c.out.toClient(e.reply)
+		c.client(c.said.get(e.raw))
 		quit := e.effect == effQuit
-		c.q.pop()
+		c.pop()
 		if quit {
 			return errQuit
 		}
 	}
 	return nil
+}
+
+// pop removes the front entry, and lets the arenas drop the bytes no entry needs any more.
+func (c *conv) pop() {
+	c.q.pop()
+	if c.q.len() == 0 {
+		c.said.release(0, true)
+		if !c.keep {
+			c.kept.release(0, true)
+		}
+		return
+	}
+	if len(c.kept.buf) >= 32<<10 {
+		from := c.kept.base + int64(len(c.kept.buf))
+		if c.keep {
+			from = c.keptFrom
+		}
+		c.kept.release(c.oldest(from, false), false)
+	}
+	if len(c.said.buf) >= 32<<10 {
+		c.said.release(c.oldest(c.said.base+int64(len(c.said.buf)), true), false)
+	}
+}
+
+// oldest is the offset of the first bytes a queued entry still needs in the arena of local answers
+// (answers) or of commands, or limit when none does.
+func (c *conv) oldest(limit int64, answers bool) int64 {
+	for i := 0; i < c.q.len(); i++ {
+		if e := c.q.at(i); (e.kind == local) == answers && e.raw.n > 0 {
+			return min(limit, e.raw.off)
+		}
+	}
+	return limit
 }
 
 // frontBackend returns the first entry that waits for the backend, emitting the local answers before
@@ -258,11 +360,12 @@ func (c *conv) frontBackend() (*entry, error) {
 		if e == nil || e.replies > 0 {
 			return e, nil
 		}
-		c.q.pop() // a command that gets no reply
+		c.pop() // a command that gets no reply
 	}
 }
 
-// fromBackend takes bytes the backend sent. A returned error ends the session.
+// fromBackend takes bytes the backend sent. A returned error ends the session. Consecutive replies go
+// to the client in one piece unless an answer of the session's must go between them.
 func (c *conv) fromBackend(b []byte) error {
 	if len(c.peek) > 0 {
 		// A pub/sub frame or push began in the last bytes, too short to tell its kind: read it again
@@ -270,51 +373,43 @@ func (c *conv) fromBackend(b []byte) error {
 		b = append(c.peek, b...)
 		c.peek = nil
 	}
-	span := -1
-	flush := func(end int) {
-		if span >= 0 && end > span {
-			c.out.toClient(b[span:end])
-		}
-		span = -1
-	}
+	c.cur, c.span, c.scanned = b, -1, 0
+	defer func() { c.flushSpan(-1); c.cur = nil }()
 	pos := 0
 	for pos < len(b) {
-		began := pos
 		if !c.inReply {
 			decided, err := c.startReply(b[pos:])
 			if err != nil {
-				flush(began)
 				return err
 			}
 			if !decided {
-				flush(began)
+				c.flushSpan(pos)
 				c.peek = append([]byte(nil), b[pos:]...)
+				c.scanned = int32(len(b))
 				return nil
 			}
 			c.inReply = true
 		}
 		n, done, err := c.rep.Next(b[pos:])
 		if err != nil {
-			flush(began)
 			return fmt.Errorf("backend reply: %w", err)
 		}
 		if c.swallow {
-			flush(began)
-		} else if span < 0 {
-			span = began
+			c.flushSpan(pos)
+		} else if c.span < 0 {
+			c.span = int32(pos)
 		}
 		pos += n
+		c.scanned = int32(pos)
 		if c.toEntry && !c.swallow {
 			c.q.front().started = true
 		}
 		if done {
-			flush(pos)
 			if err := c.replyDone(); err != nil {
 				return err
 			}
 		}
 	}
-	flush(pos)
 	return c.emitLocal()
 }
 
@@ -328,22 +423,22 @@ func (c *conv) startReply(b []byte) (decided bool, err error) {
 	}
 	kind := b[0]
 	pubsub := kind == '>' || (kind == '*' && c.proto == 2 && (c.st.subscribed() || c.subscribePending()))
-	frameKind := ""
+	frame := frameOther
 	if pubsub {
-		text, complete := peekKind(b)
+		k, complete := peekKind(b)
 		if !complete {
 			return false, nil
 		}
-		frameKind = text
+		frame = k
 	}
 	switch {
 	case kind == '>':
-		if c.dropPush > 0 && isConfirmation(frameKind) {
+		if c.dropPush > 0 && frame == frameConfirmation {
 			c.dropPush--
 			c.swallow = true
 		}
 		return true, nil
-	case pubsub && (frameKind == "message" || frameKind == "pmessage" || frameKind == "smessage"):
+	case pubsub && frame == frameMessage:
 		return true, nil
 	}
 	e, err := c.frontBackend()
@@ -382,7 +477,7 @@ func (c *conv) replyDone() error {
 	}
 	failed := c.rep.Kind() == '-' || c.rep.Kind() == '!'
 	if e.kind == swallowed {
-		c.q.pop()
+		c.pop()
 		if failed {
 			// The new backend refused the client's state (a password changed, a database gone): the
 			// client cannot go on as it was.
@@ -398,20 +493,29 @@ func (c *conv) replyDone() error {
 	}
 	switch {
 	case e.effect == effQuit:
-		c.q.pop()
+		c.pop()
 		return errQuit
 	case e.effect == effMonitor && !failed:
 		c.passthrough = true
 	case e.effect == effHello && failed:
-		c.proto = c.st.proto // the protocol did not change
+		c.proto = int8(c.st.proto) // the protocol did not change
 	}
-	c.q.pop()
+	c.pop()
 	return c.emitLocal()
 }
 
-// peekKind reads the first element of an aggregate's start b ("*3\r\n$7\r\nmessage\r\n..."), lower-case;
-// complete is false while b ends before it.
-func peekKind(b []byte) (kind string, complete bool) {
+// frameKind is what a pub/sub frame or push is, by its first element.
+type frameKind uint8
+
+const (
+	frameOther        frameKind = iota
+	frameMessage                // message, pmessage, smessage: a publication
+	frameConfirmation           // (p|s)(un)subscribe: a subscription's confirmation
+)
+
+// peekKind reads the first element of an aggregate's start b ("*3\r\n$7\r\nmessage\r\n..."); complete
+// is false while b ends before it.
+func peekKind(b []byte) (kind frameKind, complete bool) {
 	i := 0
 	line := func() ([]byte, bool) {
 		for j := i; j+1 < len(b); j++ {
@@ -424,43 +528,37 @@ func peekKind(b []byte) (kind string, complete bool) {
 		return nil, false
 	}
 	if _, ok := line(); !ok { // the aggregate's header
-		return "", false
+		return frameOther, false
 	}
 	head, ok := line()
 	if !ok || len(head) == 0 {
-		return "", false
+		return frameOther, false
 	}
+	var word []byte
 	switch head[0] {
 	case '+':
-		return lower(head[1:]), true
+		word = head[1:]
 	case '$':
 		n := 0
 		for _, d := range head[1:] {
 			if d < '0' || d > '9' {
-				return "?", true
+				return frameOther, true
 			}
 			n = n*10 + int(d-'0')
 		}
 		if len(b) < i+n {
-			return "", false
+			return frameOther, false
 		}
-		return lower(b[i : i+n]), true
+		word = b[i : i+n]
+	default:
+		return frameOther, true
 	}
-	return "?", true
-}
-
-// isConfirmation reports whether a pub/sub frame kind is a (un)subscription's confirmation.
-func isConfirmation(kind string) bool {
-	switch kind {
+	var buf [maxName]byte
+	switch string(lowerInto(&buf, word)) {
+	case "message", "pmessage", "smessage":
+		return frameMessage, true
 	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
-		return true
+		return frameConfirmation, true
 	}
-	return false
-}
-
-func clone(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return append([]byte(nil), b...)
+	return frameOther, true
 }

@@ -8,6 +8,14 @@ import (
 	"github.com/sentinel-proxy/sentinel-proxy/resp"
 )
 
+// testEnv is a conversation's environment with a clock the test sets.
+type testEnv struct{ clock *int64 }
+
+func (e testEnv) now() int64 { return *e.clock }
+func (testEnv) refusal() string {
+	return `no verified master for "mymaster" (failover in progress)`
+}
+
 // wire records what a conversation sends each way.
 type wire struct{ backend, client strings.Builder }
 
@@ -27,8 +35,7 @@ func testConv(t *testing.T) (*conv, *wire, *int64) {
 	t.Helper()
 	w := &wire{}
 	now := new(int64)
-	c := newConv(w, func() string { return `no verified master for "mymaster" (failover in progress)` },
-		func() int64 { return *now }, 1e9)
+	c := newConv(w, testEnv{now}, 1e9)
 	if out := c.attach(); len(out) != 0 {
 		t.Fatalf("a fresh connection needs no replay: %q", out)
 	}
@@ -325,5 +332,54 @@ func TestAnsweredCommandsNeverReachTheBackend(t *testing.T) {
 		if backend, _ := w.take(); backend != cmd("GET", "y") {
 			t.Fatalf("chunks of %d: backend got %q", size, backend)
 		}
+	}
+}
+
+// discard is an output that keeps nothing, for measuring the conversation alone.
+type discard struct{}
+
+func (discard) toBackend([]byte) {}
+func (discard) toClient([]byte)  {}
+
+// TestSteadyStateAllocatesNothing: reading pipelined commands and their replies allocates nothing once
+// a session runs: names are compared in place, kept bytes go to the arena, the queue is reused.
+func TestSteadyStateAllocatesNothing(t *testing.T) {
+	c := newConv(discard{}, testEnv{new(int64)}, 1e9)
+	c.attach()
+	var commands, replies []byte
+	for i := 0; i < 16; i++ {
+		commands = append(commands, cmd("GET", "key:000000000001")...)
+		commands = append(commands, cmd("SET", "key:000000000001", "xxxxxxxxxxxxxxxx")...)
+		replies = append(replies, "$16\r\nxxxxxxxxxxxxxxxx\r\n+OK\r\n"...)
+	}
+	round := func() {
+		if err := c.fromClient(commands); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.fromBackend(replies); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		round()
+	}
+	if allocs := testing.AllocsPerRun(1000, round); allocs > 0 {
+		t.Fatalf("%.1f allocations per pipeline of 32 commands and replies, want 0", allocs)
+	}
+}
+
+func BenchmarkPipeline(b *testing.B) {
+	c := newConv(discard{}, testEnv{new(int64)}, 1e9)
+	c.attach()
+	var commands, replies []byte
+	for i := 0; i < 16; i++ {
+		commands = append(commands, cmd("GET", "key:000000000001")...)
+		replies = append(replies, "$16\r\nxxxxxxxxxxxxxxxx\r\n"...)
+	}
+	b.SetBytes(int64(len(commands) + len(replies)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_ = c.fromClient(commands)
+		_ = c.fromBackend(replies)
 	}
 }

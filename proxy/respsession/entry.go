@@ -9,7 +9,7 @@ const (
 	// swallowed: a command the session sent itself (a replay on a new backend); its replies are read
 	// and dropped, the client saw them already.
 	swallowed
-	// local: the session answers itself; reply holds the answer.
+	// local: the session answers itself; raw holds the answer.
 	local
 )
 
@@ -36,24 +36,82 @@ const (
 	effQueued    // a command sent inside MULTI: +QUEUED
 )
 
-// entry is one command waiting for its reply, oldest first in the session's queue.
+// entry is one command waiting for its reply, oldest first in the session's queue. It is kept small:
+// a pipeline of a thousand commands is a thousand entries.
 type entry struct {
 	kind    entryKind
 	effect  effect
-	replies int  // replies still expected from the backend
-	sent    bool // sent to the backend (false: held while the session has no backend)
-	resend  bool // may be sent again to another backend: reads, and commands that only set connection state
-	started bool // part of its reply reached the client: it cannot be sent again
-	// raw is the command's bytes: kept for a command that may be resent, or is held.
-	raw   []byte
-	reply []byte // a local entry's answer
-	// what the effect needs
-	n          int
+	sent    bool  // sent to the backend (false: held while the session has no backend)
+	resend  bool  // may be sent again to another backend: reads, and commands that only set connection state
+	started bool  // part of its reply reached the client: it cannot be sent again
+	replies int32 // replies still expected from the backend
+	n       int32 // a number the effect needs: the database, the protocol, EXEC guarded by WATCH
+	raw     span  // in the session's arena: the command's bytes (for a resend, or held), or a local answer
+	// heldUntil is when a held command gets an error (unix nanoseconds).
+	heldUntil int64
+	x         *entryExt // what the rarer effects need
+}
+
+// entryExt holds what only connection-state commands need.
+type entryExt struct {
 	user, pass string
 	name       string
-	args       [][]byte
-	heldUntil  int64 // unix nanoseconds: a held command gets an error after failover_hold
-	auth, hold bool  // HELLO with AUTH; held at the deadline
+	auth       bool     // HELLO with AUTH
+	args       [][]byte // CLIENT TRACKING's arguments
+}
+
+func (e *entry) ext() *entryExt {
+	if e.x == nil {
+		e.x = &entryExt{}
+	}
+	return e.x
+}
+
+// span is a stretch of the arena: its absolute offset and length (length 0: none).
+type span struct {
+	off int64
+	n   int32
+}
+
+// arena keeps the bytes of commands that may have to be sent again, in the order they came. Entries
+// leave the queue in that order too, so what precedes the oldest live entry's bytes is dropped: the
+// buffer is reused, with no allocation per command.
+type arena struct {
+	buf  []byte
+	base int64 // absolute offset of buf[0]
+}
+
+func (a *arena) add(b []byte) span {
+	s := span{off: a.base + int64(len(a.buf)), n: int32(len(b))}
+	a.buf = append(a.buf, b...)
+	return s
+}
+
+func (a *arena) get(s span) []byte {
+	if s.n == 0 {
+		return nil
+	}
+	i := s.off - a.base
+	return a.buf[i : i+int64(s.n)]
+}
+
+// release drops what comes before from (absolute), once it is more than half of the buffer; empty
+// drops everything.
+func (a *arena) release(from int64, empty bool) {
+	if empty {
+		a.base += int64(len(a.buf))
+		a.buf = a.buf[:0]
+		if cap(a.buf) > 64<<10 {
+			a.buf = nil // a burst does not keep its memory
+		}
+		return
+	}
+	dead := from - a.base
+	if dead <= 0 || dead < int64(len(a.buf))/2 {
+		return
+	}
+	a.buf = a.buf[:copy(a.buf, a.buf[dead:])]
+	a.base = from
 }
 
 // queue is the session's commands in order. Entries leave from the front as their replies complete.

@@ -85,7 +85,7 @@ func startSession(lp *eventloop.Loop, c *proxy.Client, fd int) {
 	s.client = side{s: s, fd: fd}
 	s.backend = side{s: s, fd: -1}
 	hold := int64(c.HoldTimeout())
-	s.conv = newConv(s, s.refusal, lp.NowNs, hold)
+	s.conv = newConv(s, s, hold)
 	s.backends, s.start = c.Backends()
 	s.lastActive = lp.NowNs()
 	s.tryNext(nil)
@@ -107,6 +107,10 @@ func (s *session) Retire(backend string) {
 	})
 }
 
+// now implements env.
+func (s *session) now() int64 { return s.lp.NowNs() }
+
+// refusal implements env.
 func (s *session) refusal() string {
 	_, _, refusal := s.c.Route()
 	return refusal

@@ -27,7 +27,7 @@ func (c *conv) detach() error {
 	if c.inReply && !c.swallow {
 		return errCannotMove
 	}
-	if c.st.tracking != nil && c.st.proto == 2 {
+	if c.st.tracked() != nil && c.st.proto == 2 {
 		return errCannotMove
 	}
 	c.inReply, c.peek = false, nil
@@ -42,7 +42,7 @@ func (c *conv) detach() error {
 		c.watchLost = true
 	}
 	c.st.inMulti, c.st.watching, c.txOpen, c.watchSent = false, false, false, false
-	if c.st.tracking != nil {
+	if c.st.tracked() != nil {
 		c.invalidate = true
 	}
 	var kept []entry
@@ -65,7 +65,7 @@ func (c *conv) detach() error {
 
 // inFlight is what becomes of a command sent to the backend that left before answering it.
 func (c *conv) inFlight(e entry) entry {
-	answer := func(reply []byte) entry { return entry{kind: local, effect: e.effect, reply: reply} }
+	answer := func(reply []byte) entry { return entry{kind: local, effect: e.effect, raw: c.said.add(reply)} }
 	switch e.effect {
 	case effQueued:
 		return answer(resp.AppendSimple(nil, "QUEUED"))
@@ -89,13 +89,13 @@ func (c *conv) inFlight(e entry) entry {
 		if e.n == 1 {
 			// Guarded by WATCH: "aborted" is safe whether or not it ran, since the client retries from
 			// a fresh read of the watched keys.
-			return answer(resp.AppendNullArray(nil, c.proto))
+			return answer(resp.AppendNullArray(nil, int(c.proto)))
 		}
 	}
-	if e.resend && e.raw != nil {
+	if e.resend && e.raw.n > 0 {
 		// Held like a command that arrives now: sent to the next backend, or refused when the hold
 		// runs out before there is one.
-		e.sent, e.started, e.heldUntil = false, false, c.clock()+c.holdNs
+		e.sent, e.started, e.heldUntil = false, false, c.env.now()+c.holdNs
 		return e
 	}
 	return answer(mayHaveApplied)
@@ -108,26 +108,23 @@ func (c *conv) attach() []byte {
 	c.attached = true
 	out, replies, pushes := c.st.replay(nil)
 	if replies > 0 {
-		c.q.pushFront(entry{kind: swallowed, replies: replies, sent: true})
+		c.q.pushFront(entry{kind: swallowed, replies: int32(replies), sent: true})
 	}
-	c.dropPush += pushes
+	c.dropPush += int32(pushes)
 	if c.st.monitor && replies == 0 {
 		c.passthrough = true
 	}
 	for i := 0; i < c.q.len(); i++ {
 		e := c.q.at(i)
 		if e.kind == viaBackend && !e.sent {
-			out = append(out, e.raw...)
+			out = append(out, c.kept.get(e.raw)...)
 			e.sent = true
-			if !e.resend {
-				e.raw = nil
-			}
 		}
 	}
 	if c.invalidate {
 		c.invalidate = false
 		if c.st.proto == 3 {
-			c.out.toClient(invalidateAll)
+			c.client(invalidateAll)
 		}
 	}
 	return out
@@ -159,7 +156,7 @@ func (c *conv) expireHolds(now int64) (next int64, err error) {
 			continue
 		}
 		if e.heldUntil <= now {
-			*e = entry{kind: local, reply: resp.AppendError(nil, "ERR sentinel-proxy: "+c.refusal())}
+			*e = entry{kind: local, raw: c.said.add(resp.AppendError(nil, "ERR sentinel-proxy: "+c.env.refusal()))}
 			continue
 		}
 		if next == 0 || e.heldUntil < next {

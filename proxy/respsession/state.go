@@ -18,14 +18,20 @@ type connState struct {
 	db         int
 	name       string // CLIENT SETNAME or HELLO SETNAME
 	replyOff   bool   // CLIENT REPLY OFF
-	// subscriptions, by kind: the channels, patterns and shard channels subscribed to
-	channels, patterns, shards []string
-	monitor                    bool
-	// tracking holds the arguments of the CLIENT TRACKING ON command in force, nil when off
-	tracking [][]byte
+	monitor    bool
 	// inMulti and watching are the transaction state on the backend (MULTI sent and acknowledged; WATCH
 	// in force). They are not replayed: a failover loses them, and lost is what the client is told.
 	inMulti, watching bool
+	// listening holds subscriptions and tracking: nil for the many sessions that have none.
+	*listening
+}
+
+// listening is what a client listens to.
+type listening struct {
+	// subscriptions, by kind: the channels, patterns and shard channels subscribed to
+	channels, patterns, shards []string
+	// tracking holds the arguments of the CLIENT TRACKING ON command in force, nil when off
+	tracking [][]byte
 }
 
 func newState() connState { return connState{proto: 2} }
@@ -33,18 +39,35 @@ func newState() connState { return connState{proto: 2} }
 // subscribed reports whether the connection listens to anything (it is in pub/sub mode, where RESP2
 // replies are arrays of a known shape).
 func (s *connState) subscribed() bool {
-	return len(s.channels) > 0 || len(s.patterns) > 0 || len(s.shards) > 0
+	return s.listening != nil && (len(s.channels) > 0 || len(s.patterns) > 0 || len(s.shards) > 0)
+}
+
+// tracked returns the CLIENT TRACKING arguments in force, nil when off.
+func (s *connState) tracked() [][]byte {
+	if s.listening == nil {
+		return nil
+	}
+	return s.tracking
+}
+
+// listens returns what the client listens to, made on first use.
+func (s *connState) listens() *listening {
+	if s.listening == nil {
+		s.listening = &listening{}
+	}
+	return s.listening
 }
 
 // subscriptions returns the list of a kind: "", "p" or "s" (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE).
 func (s *connState) subscriptions(kind byte) *[]string {
+	l := s.listens()
 	switch kind {
 	case 'p':
-		return &s.patterns
+		return &l.patterns
 	case 's':
-		return &s.shards
+		return &l.shards
 	}
-	return &s.channels
+	return &l.channels
 }
 
 // subscribe adds names to a kind's list, once each.
@@ -103,18 +126,22 @@ func (s *connState) replay(dst []byte) (out []byte, replies, pushes int) {
 		out = resp.AppendCommand(out, "SELECT", strconv.Itoa(s.db))
 		replies++
 	}
-	if s.tracking != nil {
-		args := make([]string, len(s.tracking))
-		for i, a := range s.tracking {
+	if t := s.tracked(); t != nil {
+		args := make([]string, len(t))
+		for i, a := range t {
 			args[i] = string(a)
 		}
 		out = resp.AppendCommand(out, args...)
 		replies++
 	}
+	l := s.listening
+	if l == nil {
+		l = &listening{}
+	}
 	for _, sub := range []struct {
 		cmd  string
 		list []string
-	}{{"SUBSCRIBE", s.channels}, {"PSUBSCRIBE", s.patterns}, {"SSUBSCRIBE", s.shards}} {
+	}{{"SUBSCRIBE", l.channels}, {"PSUBSCRIBE", l.patterns}, {"SSUBSCRIBE", l.shards}} {
 		if len(sub.list) == 0 {
 			continue
 		}
