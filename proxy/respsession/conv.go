@@ -84,7 +84,7 @@ type conv struct {
 
 // env is what a conversation asks of its session: the time, and why there is no backend now.
 type env interface {
-	now() int64       // unix nanoseconds
+	now() int64      // unix nanoseconds
 	refusal() string // for a held command whose hold ran out
 }
 
