@@ -59,8 +59,13 @@ type admission struct {
 	route    *Route
 }
 
-// Context ends when the listener stops serving. Call it before Established.
-func (c *Client) Context() context.Context { return c.adm.ctx }
+// Context ends when the listener stops serving.
+func (c *Client) Context() context.Context {
+	if c.adm != nil {
+		return c.adm.ctx
+	}
+	return c.l.context()
+}
 
 // Listener is the name of the listener that admitted the client, for logs.
 func (c *Client) Listener() string { return c.l.Name }
@@ -91,7 +96,11 @@ func (c *Client) Dial(addr string) (net.Conn, error) {
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	ctx, cancel := context.WithTimeout(c.adm.ctx, c.ConnectTimeout())
+	parent := c.l.context()
+	if c.adm != nil {
+		parent = c.adm.ctx
+	}
+	ctx, cancel := context.WithTimeout(parent, c.ConnectTimeout())
 	defer cancel()
 	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {

@@ -71,7 +71,8 @@ type Listener struct {
 	spareMu   sync.Mutex
 	spares    [2]io.Closer // descriptors held in reserve to refuse clients when none is left
 	mu        sync.Mutex
-	lns       []net.Listener // every address accepting now, oldest first
+	lns       []net.Listener  // every address accepting now, oldest first
+	serveCtx  context.Context // the context of the first Serve: what sessions dial under later
 }
 
 // Stats are a listener's counters.
@@ -240,6 +241,9 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	l.spareMu.Unlock()
 	l.mu.Lock()
 	l.lns = append(l.lns, ln)
+	if l.serveCtx == nil {
+		l.serveCtx = ctx
+	}
 	l.mu.Unlock()
 	closed := l.closedChan()
 	stop := context.AfterFunc(ctx, l.Close)
@@ -338,6 +342,16 @@ func (l *Listener) Close() {
 		}
 	}
 	l.spareMu.Unlock()
+}
+
+// context is what sessions dial under after their admission: the listener's serving context.
+func (l *Listener) context() context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.serveCtx == nil {
+		return context.Background()
+	}
+	return l.serveCtx
 }
 
 // closedChan returns the channel Close closes, creating it on first use so a zero Listener works.

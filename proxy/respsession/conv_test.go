@@ -2,6 +2,7 @@ package respsession
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -381,5 +382,27 @@ func BenchmarkPipeline(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		_ = c.fromClient(commands)
 		_ = c.fromBackend(replies)
+	}
+}
+
+// TestLargeValuesStream: a 10 MB value, in a command or a reply, passes through without the
+// conversation keeping it: what it keeps stays within a few tens of KB.
+func TestLargeValuesStream(t *testing.T) {
+	c := newConv(discard{}, testEnv{new(int64)}, 1e9)
+	c.attach()
+	value := strings.Repeat("v", 10<<20)
+	for _, size := range []int{4096, 65536} {
+		if err := feed(t, c.fromClient, cmd("SET", "k", value)+cmd("GET", value), size); err != nil {
+			t.Fatal(err)
+		}
+		if err := feed(t, c.fromBackend, "+OK\r\n$"+fmt.Sprint(len(value))+"\r\n"+value+"\r\n", size); err != nil {
+			t.Fatal(err)
+		}
+		if kept := cap(c.kept.buf) + cap(c.stash) + cap(c.peek) + cap(c.said.buf); kept > 256<<10 {
+			t.Fatalf("chunks of %d: the conversation keeps %d bytes", size, kept)
+		}
+		if c.q.len() != 0 {
+			t.Fatalf("chunks of %d: %d entries left", size, c.q.len())
+		}
 	}
 }

@@ -287,13 +287,17 @@ func inMode(cfg *config.Config, mode string) *config.Config {
 
 func TestRedisTrafficThroughProxy(t *testing.T) {
 	for _, mode := range modes {
-		t.Run(mode, func(t *testing.T) { trafficThroughProxy(t, mode) })
+		t.Run(mode, func(t *testing.T) { trafficThroughProxy(t, mode, "auto") })
 	}
+	// resp mode on goroutines (what a TLS listener uses), without TLS.
+	t.Run("resp-portable", func(t *testing.T) { trafficThroughProxy(t, "resp", "portable") })
 }
 
-func trafficThroughProxy(t *testing.T, mode string) {
+func trafficThroughProxy(t *testing.T, mode, forwarder string) {
 	topo := newTopology(t, 1)
-	p := startProxy(t, inMode(testConfig(t, topo, topo.Name), mode))
+	cfg := inMode(testConfig(t, topo, topo.Name), mode)
+	cfg.Proxy.Forwarder = forwarder
+	p := startProxy(t, cfg)
 	waitRoutedTo(t, p.master, topo.Nodes[0].Addr, 10*time.Second)
 	ctx := context.Background()
 

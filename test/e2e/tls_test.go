@@ -28,6 +28,12 @@ func tlsPort(addr string, tc *tls.Config) (string, error) {
 // certificates, and a proxy that terminates mutual TLS from clients, speaks TLS to the nodes (probes
 // and sessions) and to the Sentinels — through a failover.
 func TestTLSOnEveryHop(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { tlsOnEveryHop(t, mode) })
+	}
+}
+
+func tlsOnEveryHop(t *testing.T, mode string) {
 	pki, err := redistest.NewPKI(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +49,7 @@ func TestTLSOnEveryHop(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, doc)
 	}
-	p := startProxyWith(t, cfg, server.Options{})
+	p := startProxyWith(t, inMode(cfg, mode), server.Options{})
 	client := pki.ClientConfig()
 	master := topo.Nodes[0].Addr
 	routedTo := func(addr, node string) {
@@ -87,8 +93,14 @@ func TestTLSOnEveryHop(t *testing.T) {
 		t.Fatal(err)
 	}
 	routedTo(p.master, topo.Nodes[1].Addr)
-	if r, err := conn.Do("PING"); err == nil {
-		t.Errorf("a TLS session to the demoted master still answers: %q", r)
+	if mode == "tcp" {
+		if r, err := conn.Do("PING"); err == nil {
+			t.Errorf("a TLS session to the demoted master still answers: %q", r)
+		}
+	} else if info, err := conn.Do("INFO", "server"); err != nil {
+		t.Errorf("resp mode: the TLS session did not move to the new master: %v", err)
+	} else if node, _ := nodeOf(info); node != topo.Nodes[1].Addr {
+		t.Errorf("resp mode: the TLS session is on %s, want the new master %s", node, topo.Nodes[1].Addr)
 	}
 	if v, err := redistest.DoTLS(p.master, testPassword, client, "GET", "over-tls"); err != nil || v != "yes" {
 		t.Errorf("GET on the new master: %q %v", v, err)
