@@ -192,6 +192,9 @@ func (c *Client) BackendFailed(addr string) {
 // Moved re-registers s, which used to be connected to from (empty: it was not connected), under its
 // Backend() now (empty: none yet), and returns the counters its bytes go to from now on.
 func (c *Client) Moved(s Session, from string) Counters {
+	if from != "" && s.Backend() == "" {
+		c.l.moved.Add(1) // counted as it leaves its backend
+	}
 	return Counters{l: c.l, b: c.l.sessions.move(s, from)}
 }
 

@@ -59,6 +59,7 @@ type Listener struct {
 	total     atomic.Uint64
 	refused   atomic.Uint64 // no route or max_conns
 	connErrs  atomic.Uint64 // backend dial failures
+	moved     atomic.Uint64 // sessions that left a backend and stayed open (resp mode)
 	tlsErrs   atomic.Uint64 // client TLS handshakes that failed
 	bytesIn   atomic.Uint64 // client to backend
 	bytesOut  atomic.Uint64 // backend to client
@@ -87,6 +88,7 @@ type Stats struct {
 	Refused         uint64
 	HandshakeErrors uint64 // client TLS handshakes that failed
 	Held            int64  // clients waiting for a route now
+	Moved           uint64 // sessions that left a backend without closing (resp mode: a failover moved them)
 	ConnectErrors   uint64
 	BytesIn         uint64
 	BytesOut        uint64
@@ -201,6 +203,7 @@ func (l *Listener) Stats() Stats {
 	s := Stats{
 		Name: l.Name, Current: l.current.Load(), Peak: l.peak.Load(), Max: l.MaxConns, Total: l.total.Load(),
 		Refused: l.refused.Load(), Held: l.held.Load(), ConnectErrors: l.connErrs.Load(), HandshakeErrors: l.tlsErrs.Load(),
+		Moved:   l.moved.Load(),
 		BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
 		PerBackend: l.sessions.stats(), Route: l.Route(), LimitReachedNow: l.atLimit.Load(),
 	}

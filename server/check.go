@@ -65,7 +65,11 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		state.Apply(routing.ProbeInput{Result: <-results})
 	}
 	snap := routing.Decide(state, names, time.Now())
-	problems := printCheck(out, snap)
+	modes := map[string]string{}
+	for _, m := range cfg.Masters {
+		modes[m.Name] = modeName(m.Mode)
+	}
+	problems := printCheck(out, snap, modes)
 	if len(problems) > 0 {
 		fmt.Fprintf(out, "\nPROBLEMS (%d):\n", len(problems))
 		for _, p := range problems {
@@ -78,10 +82,10 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) error {
 }
 
 // printCheck writes the tables and returns every problem found.
-func printCheck(out io.Writer, snap *routing.Snapshot) []string {
+func printCheck(out io.Writer, snap *routing.Snapshot, modes map[string]string) []string {
 	var problems []string
 	for _, g := range snap.Groups {
-		fmt.Fprintf(out, "== %s\n", g.Name)
+		fmt.Fprintf(out, "== %s (mode %s)\n", g.Name, modes[g.Name])
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SENTINEL\tREACHABLE\tTILT\tNAMES MASTER\tEPOCH\tERROR")
 		sort.Slice(g.Sentinels, func(i, j int) bool { return g.Sentinels[i].Addr < g.Sentinels[j].Addr })

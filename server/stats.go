@@ -41,7 +41,15 @@ func (rt *proxyRuntime) statsPorts() []stats.GroupPorts {
 	defer rt.mu.Unlock()
 	out := make([]stats.GroupPorts, len(rt.ports))
 	for i, g := range rt.ports {
-		out[i] = stats.GroupPorts{Name: g.name, Master: g.master, Replica: g.replica}
+		out[i] = stats.GroupPorts{Name: g.name, Mode: modeName(g.mode), Master: g.master, Replica: g.replica}
 	}
 	return out
+}
+
+// modeName is a group's session mode as users name it: tcp unless it says resp.
+func modeName(mode string) string {
+	if mode == "resp" {
+		return "resp"
+	}
+	return "tcp"
 }

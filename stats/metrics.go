@@ -111,6 +111,7 @@ type snapshotCollector struct{ s *Server }
 
 var (
 	dBuild            = desc("build_info", "Always 1; the labels say which build runs.", "version", "goversion")
+	dGroupMode        = desc("group_mode", "1 for the mode the group's ports serve clients in (tcp forwards bytes; resp reads commands and moves sessions across a failover).", "group", "mode")
 	dMasterVerified   = desc("master_verified", "1 when the group's master port routes to a verified master, else 0.", "group")
 	dFailoverProgress = desc("failover_in_progress", "1 while a Sentinel announces a failover of the group's master.", "group")
 	dDualMastersNow   = desc("dual_masters", "Nodes reporting role:master now that the Sentinels do not name.", "group")
@@ -144,6 +145,7 @@ var (
 	dLisRefused       = desc("listener_refused_total", "Clients refused: no route when the hold ran out, or max_conns.", listenerLabels...)
 	dLisConnErr       = desc("listener_connect_errors_total", "Failed connections to a backend.", listenerLabels...)
 	dLisTLSErr        = desc("listener_tls_handshake_errors_total", "Clients whose TLS handshake failed.", listenerLabels...)
+	dLisMoved         = desc("listener_sessions_moved_total", "Sessions that left a backend and stayed open (resp mode: moved by a failover).", listenerLabels...)
 	dLisBytesIn       = desc("listener_bytes_in_total", "Bytes from clients.", listenerLabels...)
 	dLisBytesOut      = desc("listener_bytes_out_total", "Bytes to clients.", listenerLabels...)
 	dSenReachable     = desc("sentinel_reachable", "1 when the Sentinel answered its last reconcile.", sentinelLabels...)
@@ -164,6 +166,9 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(dBuild, 1, c.s.Version, runtime.Version())
 	p := c.s.build(nil)
 	for _, g := range p.Groups {
+		for _, m := range []string{"tcp", "resp"} {
+			gauge(dGroupMode, b2f(g.Mode == m), g.Name, m)
+		}
 		gauge(dMasterVerified, b2f(g.Master != ""), g.Name)
 		gauge(dFailoverProgress, b2f(g.Failover != nil), g.Name)
 		gauge(dDualMastersNow, float64(len(g.DualMasters)), g.Name)
@@ -210,6 +215,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(dLisRefused, float64(li.Refused), l...)
 			counter(dLisConnErr, float64(li.ConnectErrors), l...)
 			counter(dLisTLSErr, float64(li.HandshakeErrors), l...)
+			counter(dLisMoved, float64(li.Moved), l...)
 			counter(dLisBytesIn, float64(li.BytesIn), l...)
 			counter(dLisBytesOut, float64(li.BytesOut), l...)
 		}

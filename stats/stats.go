@@ -34,6 +34,7 @@ var templates embed.FS
 // Replica may be nil.
 type GroupPorts struct {
 	Name    string
+	Mode    string // "tcp" or "resp": how its ports serve clients
 	Master  *proxy.Listener
 	Replica *proxy.Listener
 }

@@ -311,6 +311,8 @@ func TestMetrics(t *testing.T) {
 		`sentinel_proxy_node_check_failures_total{group="mymaster",node="127.0.0.1:6381"} 1`,
 		`sentinel_proxy_node_replication_lag_bytes{group="mymaster",node="127.0.0.1:6380"} 10`,
 		`sentinel_proxy_master_verified{group="mymaster"} 1`,
+		`sentinel_proxy_group_mode{group="mymaster",mode="tcp"} 1`,
+		`sentinel_proxy_group_mode{group="mymaster",mode="resp"} 0`,
 		`sentinel_proxy_failovers_total{group="mymaster"} 0`,
 		`sentinel_proxy_detect_to_switch_seconds_bucket{group="mymaster",le="0.1"} 0`,
 		`sentinel_proxy_listener_limit_sessions{group="mymaster",listener="mymaster/master",role="master"} 10`,
@@ -521,6 +523,36 @@ func TestMetricsDocumented(t *testing.T) {
 	for m := range documented {
 		if !exported[m] {
 			t.Errorf("docs/metrics.md lists %s, which /metrics does not export", m)
+		}
+	}
+}
+
+// TestRespModeGroup shows a resp-mode group: its mode on the page, in the JSON and the metrics, and the
+// sessions a failover moved (not closed) per listener.
+func TestRespModeGroup(t *testing.T) {
+	snap := routing.Decide(routing.NewState([]string{"g"}, 1, 1), []string{"g"}, time.Now())
+	s := &Server{User: "ops", Password: "pw", Snapshot: func() *routing.Snapshot { return snap },
+		Groups: []GroupPorts{{Name: "g", Mode: "resp", Master: &proxy.Listener{Name: "g/master"}}},
+		Metrics: NewMetrics(), Log: zerolog.Nop(), Started: time.Now()}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	_, page := get(t, srv.URL+"/stats", "ops", "pw")
+	if !strings.Contains(page, `id="mode-g"`) || !strings.Contains(page, "<th rowspan=\"2\">moved</th>") {
+		t.Errorf("page lacks the mode or the moved column:\n%s", page)
+	}
+	_, body := get(t, srv.URL+"/stats.json", "ops", "pw")
+	var p Page
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Groups) != 1 || p.Groups[0].Mode != "resp" || !strings.Contains(body, `"sessions_moved": 0`) {
+		t.Errorf("json: %s", body)
+	}
+	_, metrics := get(t, srv.URL+"/metrics", "ops", "pw")
+	for _, want := range []string{`sentinel_proxy_group_mode{group="g",mode="resp"} 1`,
+		`sentinel_proxy_listener_sessions_moved_total{group="g",listener="g/master",role="master"} 0`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }

@@ -30,6 +30,7 @@ type Page struct {
 // GroupView is one master group.
 type GroupView struct {
 	Name            string   `json:"name"`
+	Mode            string   `json:"mode"` // "tcp" or "resp"
 	Master          string   `json:"master"`
 	NoMasterReason  string   `json:"no_master_reason,omitempty"`
 	Named           string   `json:"named_master"`
@@ -79,11 +80,13 @@ type ListenerView struct {
 	Refused       uint64 `json:"refused"`
 	ConnectErrors uint64 `json:"connect_errors"`
 	// HandshakeErrors counts clients whose TLS handshake failed (no or a wrong certificate, plain text).
-	HandshakeErrors uint64   `json:"tls_handshake_errors"`
-	BytesIn         uint64   `json:"bytes_in"`
-	BytesOut        uint64   `json:"bytes_out"`
-	Backends        []string `json:"backends"`
-	Refusal         string   `json:"refusal,omitempty"`
+	HandshakeErrors uint64 `json:"tls_handshake_errors"`
+	// Moved counts sessions that left a backend and stayed open (resp mode: a failover moved them).
+	Moved    uint64   `json:"sessions_moved"`
+	BytesIn  uint64   `json:"bytes_in"`
+	BytesOut uint64   `json:"bytes_out"`
+	Backends []string `json:"backends"`
+	Refusal  string   `json:"refusal,omitempty"`
 }
 
 // NodeView is one data node.
@@ -210,7 +213,11 @@ func (s *Server) build(r *http.Request) Page {
 }
 
 func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall int, now time.Time) GroupView {
-	gv := GroupView{Name: g.Name, Master: gs.Master, NoMasterReason: gs.NoMasterReason, Named: gs.Named,
+	mode := g.Mode
+	if mode == "" {
+		mode = "tcp"
+	}
+	gv := GroupView{Name: g.Name, Mode: mode, Master: gs.Master, NoMasterReason: gs.NoMasterReason, Named: gs.Named,
 		Epoch: gs.NamedEpoch, ReplicaFallback: gs.ReplicaFallback, DualMasters: gs.DualMasters,
 		SentinelsKnown: gs.SentinelsKnown, SentinelsAnswering: gs.SentinelsAnswering, SentinelMajority: gs.Majority,
 		Fenced: gs.Fenced, FenceReason: gs.FenceReason}
@@ -228,7 +235,7 @@ func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall 
 		st := l.l.Stats()
 		gv.Listeners = append(gv.Listeners, ListenerView{Name: st.Name, Role: l.role, Addr: st.Addr,
 			Current: st.Current, Max: st.Peak, Limit: st.Max, Total: st.Total, Rate: st.Rate, RateMax: st.RateMax,
-			Held: st.Held, Refused: st.Refused, ConnectErrors: st.ConnectErrors, HandshakeErrors: st.HandshakeErrors, BytesIn: st.BytesIn,
+			Held: st.Held, Refused: st.Refused, ConnectErrors: st.ConnectErrors, HandshakeErrors: st.HandshakeErrors, Moved: st.Moved, BytesIn: st.BytesIn,
 			BytesOut: st.BytesOut, Backends: st.Route.Backends, Refusal: st.Route.Refusal})
 		for addr, b := range st.PerBackend {
 			sum := per[addr]
