@@ -88,7 +88,10 @@ fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./check -run '^$$' -fuzz FuzzParseReplication -fuzztime $(FUZZTIME)
 	$(GO) test ./sentinel -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME)
-	$(GO) test ./resp -run '^$$' -fuzz FuzzScanner -fuzztime $(FUZZTIME)
+	$(GO) test ./resp -run '^$$' -fuzz '^FuzzScanner$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./resp -run '^$$' -fuzz '^FuzzCommandScanner$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./proxy/respsession -run '^$$' -fuzz '^FuzzReplyStream$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./proxy/respsession -run '^$$' -fuzz '^FuzzConversation$$' -fuzztime $(FUZZTIME)
 
 # bench compares direct Redis, sentinel-proxy and HAProxy (seed config): throughput, latency, memory.
 bench: bench-deps build

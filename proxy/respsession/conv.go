@@ -227,9 +227,15 @@ func (c *conv) commandDone() {
 		return
 	}
 	raw := span{off: c.keptFrom, n: int32(c.kept.base + int64(len(c.kept.buf)) - c.keptFrom)}
+	// A command held while it streamed in, whose backend came meanwhile, goes out now: attach sent
+	// only the commands read in full.
+	sendNow := disp == hold && c.attached
+	if sendNow {
+		c.out.toBackend(c.kept.get(raw))
+	}
 	e, ok := c.classify(name, args)
 	if !ok {
-		if disp == hold { // no reply expected, but it must still be sent
+		if disp == hold && !sendNow { // no reply expected, but it must still be sent
 			c.q.push(entry{kind: viaBackend, raw: raw, heldUntil: c.env.now() + c.holdNs})
 		} else {
 			c.unkeep()
@@ -237,9 +243,9 @@ func (c *conv) commandDone() {
 		c.keep = false
 		return
 	}
-	e.sent = disp == forward
+	e.sent = disp == forward || sendNow
 	switch {
-	case disp == hold:
+	case disp == hold && !sendNow:
 		e.heldUntil, e.raw = c.env.now()+c.holdNs, raw
 	case e.resend && c.keep:
 		e.raw = raw
@@ -516,22 +522,33 @@ const (
 // peekKind reads the first element of an aggregate's start b ("*3\r\n$7\r\nmessage\r\n..."); complete
 // is false while b ends before it.
 func peekKind(b []byte) (kind frameKind, complete bool) {
+	// A pub/sub frame's first lines are short: a line that runs longer, a header that is not a positive
+	// count, a first element that is no short word, make it some other value, and the scanner judges it.
+	// So the bytes waiting here stay a few dozen, whatever the backend sends.
+	const maxLine = 24
 	i := 0
-	line := func() ([]byte, bool) {
-		for j := i; j+1 < len(b); j++ {
+	line := func() (l []byte, ok, tooLong bool) {
+		for j := i; j+1 < len(b) && j-i <= maxLine; j++ {
 			if b[j] == '\r' && b[j+1] == '\n' {
-				l := b[i:j]
+				l = b[i:j]
 				i = j + 2
-				return l, true
+				return l, true, false
 			}
 		}
-		return nil, false
+		return nil, false, len(b)-i > maxLine+1
 	}
-	if _, ok := line(); !ok { // the aggregate's header
+	header, ok, tooLong := line() // the aggregate's header
+	if tooLong || (ok && (len(header) < 2 || header[1] < '1' || header[1] > '9')) {
+		return frameOther, true
+	}
+	if !ok {
 		return frameOther, false
 	}
-	head, ok := line()
-	if !ok || len(head) == 0 {
+	head, ok, tooLong := line()
+	if tooLong || (ok && len(head) == 0) {
+		return frameOther, true
+	}
+	if !ok {
 		return frameOther, false
 	}
 	var word []byte
@@ -541,10 +558,13 @@ func peekKind(b []byte) (kind frameKind, complete bool) {
 	case '$':
 		n := 0
 		for _, d := range head[1:] {
-			if d < '0' || d > '9' {
+			if d < '0' || d > '9' || n > maxName {
 				return frameOther, true
 			}
 			n = n*10 + int(d-'0')
+		}
+		if n > maxName {
+			return frameOther, true
 		}
 		if len(b) < i+n {
 			return frameOther, false

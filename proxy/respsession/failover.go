@@ -30,6 +30,15 @@ func (c *conv) detach() error {
 	if c.st.tracked() != nil && c.st.proto == 2 {
 		return errCannotMove
 	}
+	if c.cmd.InCommand() && c.disp == forward {
+		// The client was sending a command to the old backend, which never got all of it, so it did
+		// not run: the rest is kept, and the whole is sent to the next backend. One too long to keep
+		// gets an error once read.
+		c.disp = hold
+		if !c.keep {
+			c.disp = drop
+		}
+	}
 	c.inReply, c.peek = false, nil
 	c.rep.Reset()
 	c.dropPush = 0
