@@ -36,7 +36,7 @@ type sample struct{ rps, p50, p99, cpuPerReq, idle float64 }
 func main() {
 	proxyBin := flag.String("proxy", "bin/sentinel-proxy", "sentinel-proxy binary")
 	haproxyBin := flag.String("haproxy", "haproxy", "haproxy binary")
-	rounds := flag.Int("rounds", 3, "rounds; each runs every workload on every path, in a rotated order")
+	rounds := flag.Int("rounds", 3, "rounds; each runs every workload on every path, in a rotated order (0: memory only)")
 	requests := flag.Int("n", 200000, "requests per redis-benchmark run")
 	clients := flag.Int("c", 50, "redis-benchmark clients")
 	conns := flag.Int("conns", 8000, "connections for the memory and active-connection tests")
@@ -153,9 +153,11 @@ func run(variants []variant, haproxyBin string, rounds, requests, clients, conns
 		}
 	}
 	fmt.Println()
-	fmt.Println("| workload | path | rps (median) | vs HAProxy | vs direct | p50 ms | p99 ms | proxy CPU µs/request | machine idle |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
-	for _, w := range workloads {
+	if rounds > 0 { // -rounds 0 measures memory only
+		fmt.Println("| workload | path | rps (median) | vs HAProxy | vs direct | p50 ms | p99 ms | proxy CPU µs/request | machine idle |")
+		fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	}
+	for _, w := range workloads[:min(len(workloads), len(workloads)*rounds)] {
 		med := func(path string, f func(sample) float64) float64 {
 			var xs []float64
 			for _, s := range results[w.name+"|"+path] {
