@@ -135,3 +135,19 @@ func TestRecordHistoryRunsUntilCancelled(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestWindowStart(t *testing.T) {
+	now, every := t0.Add(2*time.Hour), 10*time.Second
+	for _, c := range []struct {
+		started, want time.Time
+	}{
+		{t0, now.Add(-time.Hour)},                                 // up for longer than the window
+		{now.Add(-20 * time.Minute), now.Add(-20 * time.Minute)},  // a young proxy: since its start
+		{now.Add(-30 * time.Second), now.Add(-100 * time.Second)}, // ... but ten samples at least
+		{time.Time{}, now.Add(-time.Hour)},
+	} {
+		if got := windowStart(now, c.started, every); !got.Equal(c.want) {
+			t.Errorf("started %v: window from %v, want %v", c.started, got, c.want)
+		}
+	}
+}

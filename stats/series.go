@@ -12,7 +12,8 @@ import (
 
 // HistorySeries is a group's recent past as the page's charts draw it (/stats.json's history_series):
 // one point per listener and sampling interval, and the bands of the stretches without a master and of
-// the master switches, over the window the samples cover (an hour at the default interval).
+// the master switches, over the window From–To: the last hour at the default interval (360 samples),
+// or since the proxy started if that is later.
 type HistorySeries struct {
 	IntervalSeconds float64          `json:"interval_seconds"`
 	From            time.Time        `json:"from"`
@@ -72,7 +73,7 @@ func switchKind(trigger string) string {
 // historySeries builds the group's series for the window that ends at now.
 func (s *Server) historySeries(g GroupPorts, now time.Time) *HistorySeries {
 	every := s.sampleEvery()
-	hs := &HistorySeries{IntervalSeconds: every.Seconds(), From: now.Add(-historyLen * every), To: now,
+	hs := &HistorySeries{IntervalSeconds: every.Seconds(), From: windowStart(now, s.Started, every), To: now,
 		Listeners: []ListenerSeries{}}
 	for _, p := range portsOf([]GroupPorts{g}) {
 		if p.l == nil {
@@ -91,6 +92,19 @@ func (s *Server) historySeries(g GroupPorts, now time.Time) *HistorySeries {
 	}
 	hs.Bands = bands(switches, gaps, hs.From, now)
 	return hs
+}
+
+// windowStart is where the charts begin: historyLen samples ago, or when the proxy started if that is
+// later (a young proxy's charts are not an hour of nothing), but at least ten samples back.
+func windowStart(now, started time.Time, every time.Duration) time.Time {
+	from := now.Add(-historyLen * every)
+	if started.After(from) {
+		from = started
+	}
+	if latest := now.Add(-10 * every); from.After(latest) {
+		from = latest
+	}
+	return from
 }
 
 func listenerSeries(name, role string, samples []sample, from time.Time) ListenerSeries {

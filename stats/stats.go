@@ -146,6 +146,7 @@ func (s *Server) buildHandler() http.Handler {
 		"list":  func(s ...string) []string { return s },
 		"minus": func(a, b float64) float64 { return a - b },
 		"half":  func(a, b float64) float64 { return (a + b) / 2 },
+		"split": func(s string) []string { return strings.Split(s, ",") }, // Sentinel's flags, to wrap after each comma
 	}
 	s.pageTmpl = template.Must(template.New("page.html").Funcs(funcs).ParseFS(templates, "templates/page.html", "templates/chart.html"))
 	s.confirmTm = template.Must(template.New("confirm.html").Funcs(funcs).ParseFS(templates, "templates/confirm.html"))
