@@ -78,8 +78,9 @@ func TestHistoryMemoryIsBounded(t *testing.T) {
 	}
 }
 
-// TestBands: every stretch without a master and every switch that reaches into the window is a band,
-// oldest first; a planned switchover is told apart by its trigger; a stretch that lasts ends now.
+// TestBands: every stretch without a master, every switch and the failover in progress that reach into
+// the window are bands, oldest first; a planned switchover is told apart by its trigger; what lasts ends
+// now.
 func TestBands(t *testing.T) {
 	from, now := t0, t0.Add(time.Hour)
 	switches := []routing.Switch{ // newest first, as History gives them
@@ -92,13 +93,15 @@ func TestBands(t *testing.T) {
 		{Old: "a:1", Since: t0.Add(50 * time.Minute), Reason: "a:1 is in MAINT"},
 		{Old: "a:1", New: "b:1", Since: t0.Add(20*time.Minute - 100*time.Millisecond), Until: t0.Add(20 * time.Minute), Reason: "not verified"},
 	}
-	got := bands(switches, gaps, from, now)
+	failover := &routing.Failover{Leader: "s:2", Since: t0.Add(55 * time.Minute), Stage: "+selected-slave", OldMaster: "a:1", Promoting: "b:1"}
+	got := bands(switches, gaps, failover, from, now)
 	want := []Band{
 		{Kind: BandFailover, From: t0.Add(20*time.Minute - 5*time.Second), To: t0.Add(20 * time.Minute), Old: "a:1", New: "b:1",
 			Trigger: "probe of b:1", DetectedBy: "+sdown from s:1", NoMasterMS: 100},
 		{Kind: BandNoMaster, From: t0.Add(20*time.Minute - 100*time.Millisecond), To: t0.Add(20 * time.Minute), Old: "a:1", New: "b:1", Reason: "not verified"},
 		{Kind: BandSwitchover, From: t0.Add(40 * time.Minute), To: t0.Add(40 * time.Minute), Old: "b:1", New: "a:1", Trigger: "switchover requested by ops"},
 		{Kind: BandNoMaster, From: t0.Add(50 * time.Minute), To: now, Ongoing: true, Old: "a:1", Reason: "a:1 is in MAINT"},
+		{Kind: BandFailover, From: t0.Add(55 * time.Minute), To: now, Ongoing: true, Old: "a:1", New: "b:1", Trigger: "Sentinel s:2 at +selected-slave"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("bands:\n%+v\nwant\n%+v", got, want)
@@ -116,6 +119,7 @@ func TestBands(t *testing.T) {
 		{want[1], "no master 03:19:59.900 – 03:20:00.000 UTC (100ms): not verified; was a:1, then b:1"},
 		{want[2], "switchover b:1 → a:1 at 03:40:00.000 UTC; trigger switchover requested by ops"},
 		{want[3], "no master 03:50:00.000 – 04:00:00.000 UTC (10m0s): a:1 is in MAINT; was a:1, still none"},
+		{want[4], "failover in progress since 03:55:00.000 UTC (5m0s): old master a:1, promoting b:1; Sentinel s:2 at +selected-slave"},
 	} {
 		if got := c.b.describe(); got != c.want {
 			t.Errorf("hover text:\n%s\nwant\n%s", got, c.want)

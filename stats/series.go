@@ -51,9 +51,9 @@ type Band struct {
 	Kind       string    `json:"kind"`
 	From       time.Time `json:"from"`
 	To         time.Time `json:"to"`
-	Ongoing    bool      `json:"ongoing,omitempty"` // a stretch without a master that lasts; To is now
+	Ongoing    bool      `json:"ongoing,omitempty"` // it lasts (no master, or a failover in progress); To is now
 	Old        string    `json:"old"`
-	New        string    `json:"new"` // "" while a stretch without a master lasts
+	New        string    `json:"new"` // "" while a stretch without a master lasts; the replica being promoted during a failover
 	Trigger    string    `json:"trigger,omitempty"`
 	DetectedBy string    `json:"detected_by,omitempty"`
 	Reason     string    `json:"reason,omitempty"` // why there was no master
@@ -70,8 +70,9 @@ func switchKind(trigger string) string {
 	return BandFailover
 }
 
-// historySeries builds the group's series for the window that ends at now.
-func (s *Server) historySeries(g GroupPorts, now time.Time) *HistorySeries {
+// historySeries builds the group's series for the window that ends at now; failover is the one in
+// progress, nil when none.
+func (s *Server) historySeries(g GroupPorts, failover *routing.Failover, now time.Time) *HistorySeries {
 	every := s.sampleEvery()
 	hs := &HistorySeries{IntervalSeconds: every.Seconds(), From: windowStart(now, s.Started, every), To: now,
 		Listeners: []ListenerSeries{}}
@@ -90,7 +91,7 @@ func (s *Server) historySeries(g GroupPorts, now time.Time) *HistorySeries {
 	if s.NoMasterSpans != nil {
 		gaps = s.NoMasterSpans(g.Name)
 	}
-	hs.Bands = bands(switches, gaps, hs.From, now)
+	hs.Bands = bands(switches, gaps, failover, hs.From, now)
 	return hs
 }
 
@@ -132,10 +133,15 @@ func listenerSeries(name, role string, samples []sample, from time.Time) Listene
 // round3 keeps three decimals: a float32 widened as it is would print as 0.10000000149011612.
 func round3(v float32) float64 { return math.Round(float64(v)*1000) / 1000 }
 
-// bands are the switches (newest first, as History returns them) and the stretches without a master
-// (newest first) that reach into [from, now], oldest first.
-func bands(switches []routing.Switch, gaps []routing.NoMasterSpan, from, now time.Time) []Band {
+// bands are the switches (newest first, as History returns them), the stretches without a master
+// (newest first) and the failover in progress (nil when none) that reach into [from, now], oldest first.
+func bands(switches []routing.Switch, gaps []routing.NoMasterSpan, failover *routing.Failover, from, now time.Time) []Band {
 	out := []Band{}
+	if f := failover; f != nil && !f.Since.IsZero() {
+		// Until it ends in a switch (a band of its own) or is given up, it lasts: from the leader's first step.
+		out = append(out, Band{Kind: BandFailover, From: f.Since, To: now, Ongoing: true, Old: f.OldMaster,
+			New: f.Promoting, Trigger: "Sentinel " + f.Leader + " at " + f.Stage})
+	}
 	for i := len(gaps) - 1; i >= 0; i-- {
 		sp := gaps[i]
 		b := Band{Kind: BandNoMaster, From: sp.Since, To: sp.Until, Old: sp.Old, New: sp.New, Reason: sp.Reason}
@@ -175,6 +181,14 @@ func (b Band) describe() string {
 			}
 		}
 		return fmt.Sprintf("no master %s: %s; was %s, %s", span, b.Reason, b.Old, after)
+	}
+	if b.Ongoing {
+		promoting := "no replica picked yet"
+		if b.New != "" {
+			promoting = "promoting " + b.New
+		}
+		return fmt.Sprintf("%s in progress since %s UTC (%s): old master %s, %s; %s", b.Kind,
+			b.From.UTC().Format("15:04:05.000"), roundDuration(b.To.Sub(b.From)), b.Old, promoting, b.Trigger)
 	}
 	text := fmt.Sprintf("%s %s → %s at %s UTC", b.Kind, b.Old, b.New, b.To.UTC().Format("15:04:05.000"))
 	if b.DetectedBy != "" {

@@ -213,7 +213,7 @@ func (s *Server) build(r *http.Request) Page {
 		}
 		gv := s.buildGroup(g, gs, snap.Rise, snap.Fall, now)
 		if r != nil { // a request, not a scrape: /metrics has no use for the series
-			gv.HistorySeries = s.historySeries(g, now)
+			gv.HistorySeries = s.historySeries(g, gs.Failover, now)
 		}
 		p.Groups = append(p.Groups, gv)
 	}

@@ -85,11 +85,16 @@ func browser(t *testing.T, user, password string) context.Context {
 
 // screenshot saves the page as docs/img/<name>.png when SCREENSHOTS is set (make screenshots).
 func screenshot(t *testing.T, ctx context.Context, name string) {
+	shoot(t, ctx, name, chromedp.FullScreenshot(100))
+}
+
+// shoot saves what take photographs as docs/img/<name>.png when SCREENSHOTS is set.
+func shoot(t *testing.T, ctx context.Context, name string, take chromedp.Action[[]byte]) {
 	dir := os.Getenv("SCREENSHOTS")
 	if dir == "" {
 		return
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(ctx, take)
 	if err != nil {
 		t.Errorf("screenshot %s: %v", name, err)
 		return
@@ -288,5 +293,6 @@ func failover(t *testing.T, ctx context.Context, topo *redistest.Topology, p *ru
 	}
 	_ = chromedp.Do(ctx, chromedp.Navigate("http://"+p.stats+"/stats"), chromedp.WaitVisible(chromedp.CSS("body")))
 	screenshot(t, ctx, "stats-after-failover")
+	shoot(t, ctx, "stats-charts", chromedp.Screenshot(chromedp.ID("charts-"+topo.Name)))
 	return newMaster
 }
