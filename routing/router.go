@@ -42,7 +42,8 @@ type Router struct {
 	OnFence func(group string)
 
 	historyMu sync.Mutex
-	history   map[string][]Switch // per group, oldest first, at most HistoryLen
+	history   map[string][]Switch       // per group, oldest first, at most HistoryLen
+	noMaster  map[string][]NoMasterSpan // per group, oldest first, at most HistoryLen
 
 	// gaps remembers, per group, the master before a stretch without one, so the switch is logged as
 	// one master_switched line from the old master to the new, with the gap's length and closed sessions.
@@ -84,6 +85,51 @@ func (r *Router) History(group string) []Switch {
 	return out
 }
 
+// NoMasterSpan is one stretch without a verified master on a group's master port: from its no_master
+// line to the master_switched or master_verified line that ended it. A switch with a gap has one (its
+// NoMaster is the span's length); a gap that ended on the same master again, or has not ended, has only
+// this record. The start-up, before the first master is verified, is not one.
+type NoMasterSpan struct {
+	Group  string
+	Old    string // the master before
+	New    string // the master after; empty while it lasts
+	Reason string // why there was none when it began
+	Since  time.Time
+	Until  time.Time // zero while it lasts
+}
+
+// NoMasterSpans returns the group's last stretches without a master, newest first; the first may still
+// last (Until zero).
+func (r *Router) NoMasterSpans(group string) []NoMasterSpan {
+	r.historyMu.Lock()
+	defer r.historyMu.Unlock()
+	h := r.noMaster[group]
+	out := make([]NoMasterSpan, len(h))
+	for i, sp := range h {
+		out[len(h)-1-i] = sp
+	}
+	return out
+}
+
+// openNoMaster records a stretch without a master beginning; closeNoMaster ends the group's open one.
+func (r *Router) openNoMaster(sp NoMasterSpan) {
+	r.historyMu.Lock()
+	defer r.historyMu.Unlock()
+	h := append(r.noMaster[sp.Group], sp)
+	if len(h) > HistoryLen {
+		h = append([]NoMasterSpan(nil), h[len(h)-HistoryLen:]...)
+	}
+	r.noMaster[sp.Group] = h
+}
+
+func (r *Router) closeNoMaster(group, master string, at time.Time) {
+	r.historyMu.Lock()
+	defer r.historyMu.Unlock()
+	if h := r.noMaster[group]; len(h) > 0 && h[len(h)-1].Until.IsZero() {
+		h[len(h)-1].Until, h[len(h)-1].New = at, master
+	}
+}
+
 func (r *Router) record(sw Switch) {
 	r.historyMu.Lock()
 	h := append(r.history[sw.Group], sw)
@@ -121,6 +167,7 @@ func NewRouter(groups []string, rise, fall int, maxReplicaLag time.Duration, log
 		fencedSince:  map[string]time.Time{},
 		majorityLost: map[string]bool{},
 		history:      map[string][]Switch{},
+		noMaster:     map[string][]NoMasterSpan{},
 		groups:       append([]string(nil), groups...),
 		state:        st,
 		inputs:       make(chan Input, 1024),
@@ -411,6 +458,7 @@ func (r *Router) logMasterChange(pg, ng *GroupSnapshot, cause Input, closed int,
 	switch {
 	case ng.Master == "":
 		r.gaps[ng.Name] = &gap{from: pg.Master, since: now, sessionsClosed: closed}
+		r.openNoMaster(NoMasterSpan{Group: ng.Name, Old: pg.Master, Reason: ng.NoMasterReason, Since: now})
 		r.log.Error().Str("event", "no_master").Str("group", ng.Name).Str("old", pg.Master).
 			Str("named", ng.Named).Str("reason", ng.NoMasterReason).Str("trigger", describe(cause)).
 			Int("sessions_closed", closed).Msg("no verified master: the master port refuses new clients")
@@ -419,6 +467,9 @@ func (r *Router) logMasterChange(pg, ng *GroupSnapshot, cause Input, closed int,
 	default:
 		g := r.gaps[ng.Name]
 		delete(r.gaps, ng.Name)
+		if g != nil {
+			r.closeNoMaster(ng.Name, ng.Master, now)
+		}
 		if g != nil && g.from != "" && g.from != ng.Master {
 			r.switched(g.from, ng, cause, g.sessionsClosed+closed, now.Sub(g.since), now)
 			return

@@ -154,3 +154,66 @@ func TestRouterLogsTheFence(t *testing.T) {
 		t.Errorf("OnFence called %d times, want 1", fences)
 	}
 }
+
+// TestRouterRecordsStretchesWithoutMaster keeps every stretch without a master: one that ended in a
+// switch (old and new master), one still going on, and one that ended on the same master again, which
+// the switch history does not show.
+func TestRouterRecordsStretchesWithoutMaster(t *testing.T) {
+	r := NewRouter([]string{"g"}, 2, 3, 0, zerolog.Nop())
+	var clock int64 // seconds; one tick per input, read on the router's goroutine only
+	r.Now = func() time.Time { clock++; return time.Unix(clock, 0) }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	wait := func(what string, cond func(g *GroupSnapshot) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond(r.Snapshot().Group("g")) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", what, r.Snapshot().Group("g"))
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	for _, in := range healthy() {
+		r.Submit(ctx, in)
+	}
+	wait("the first master", func(g *GroupSnapshot) bool { return g.Master == nodeA })
+	if spans := r.NoMasterSpans("g"); len(spans) != 0 {
+		t.Fatalf("the start-up is no stretch without a master: %+v", spans)
+	}
+
+	// The Sentinels name B before its probe says role:master: no verified master meanwhile.
+	for _, s := range []string{s1, s2, s3} {
+		r.Submit(ctx, view(s, nodeB, 2, nodeA, nodeC))
+	}
+	wait("no master", func(g *GroupSnapshot) bool { return g.Master == "" })
+	spans := r.NoMasterSpans("g")
+	if len(spans) != 1 || spans[0].Old != nodeA || spans[0].New != "" || !spans[0].Until.IsZero() || spans[0].Reason == "" {
+		t.Fatalf("while it lasts: %+v", spans)
+	}
+	r.Submit(ctx, probeMaster(nodeB))
+	wait("the new master", func(g *GroupSnapshot) bool { return g.Master == nodeB })
+
+	r.Submit(ctx, admin(nodeB, AdminMaint))
+	wait("no master again", func(g *GroupSnapshot) bool { return g.Master == "" })
+	r.Submit(ctx, admin(nodeB, AdminReady))
+	wait("the same master again", func(g *GroupSnapshot) bool { return g.Master == nodeB })
+
+	spans = r.NoMasterSpans("g")
+	if len(spans) != 2 {
+		t.Fatalf("want 2 stretches, got %+v", spans)
+	}
+	again, switched := spans[0], spans[1] // newest first
+	if switched.Old != nodeA || switched.New != nodeB || !switched.Until.After(switched.Since) {
+		t.Errorf("the stretch that ended in a switch: %+v", switched)
+	}
+	if again.Old != nodeB || again.New != nodeB || !again.Until.After(again.Since) || !again.Since.After(switched.Until) {
+		t.Errorf("the stretch that ended on the same master: %+v", again)
+	}
+	h := r.History("g")
+	if len(h) != 1 || h[0].NoMaster != switched.Until.Sub(switched.Since) || !h[0].At.Equal(switched.Until) {
+		t.Errorf("the switch and its stretch disagree: %+v and %+v", h, switched)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -42,6 +43,9 @@ type Options struct {
 	ReloadSignal <-chan os.Signal
 	// Started reports the bound addresses to tests.
 	Started func(addrs map[string]string)
+	// ChartSampling is how often the stats page's charts sample the listeners; zero is 10 s. Tests
+	// shorten it (the charts keep 360 samples, so their window shortens with it).
+	ChartSampling time.Duration
 }
 
 // proxyRuntime is a running proxy: the data plane (listeners, handler, sessions), which outlives a
@@ -49,6 +53,7 @@ type Options struct {
 type proxyRuntime struct {
 	log       zerolog.Logger
 	version   string
+	sampling  time.Duration   // Options.ChartSampling
 	data      dataPaths       // serve the admitted clients: the byte forwarder or RESP sessions
 	ctx       context.Context // lives until the sessions are closed, past a graceful drain
 	router    *routing.Router
@@ -84,7 +89,8 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		defer data.loops.Close() // after every listener has stopped (deferred first, runs last)
 	}
 
-	rt := &proxyRuntime{log: log, version: opts.Version, data: data, ctx: serveCtx, cfg: cfg, serveErrs: make(chan error, 16)}
+	rt := &proxyRuntime{log: log, version: opts.Version, sampling: opts.ChartSampling, data: data, ctx: serveCtx, cfg: cfg,
+		serveErrs: make(chan error, 16)}
 	all, statsLn, err := rt.bindAll(cfg, nil, nil)
 	if err != nil {
 		return fmt.Errorf("cannot listen: %w", err)

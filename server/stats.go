@@ -11,19 +11,21 @@ import (
 	"github.com/sentinel-proxy/sentinel-proxy/stats"
 )
 
-// startStats serves the stats page on ln. The stats.Server is made once, on the first address; a reload
-// that moves the page serves the same one on the new address. reload, if not nil, is what POST /-/reload
-// re-reads.
+// startStats serves the stats page on ln. The stats.Server is made once, on the first address, with the
+// sampler of its charts, which runs until the proxy stops; a reload that moves the page serves the same
+// one on the new address. reload, if not nil, is what POST /-/reload re-reads.
 func (rt *proxyRuntime) startStats(cfg *config.Config, ln net.Listener, reload func() (*config.Config, error)) {
 	if rt.statsSrv == nil {
 		rt.statsSrv = &stats.Server{User: cfg.Stats.User, Password: cfg.Stats.Password,
 			PasswordHash: cfg.Stats.PasswordHash, Admin: cfg.Stats.Admin,
 			Control: newControl(rt.ctx, rt.router, rt.statsPorts), Snapshot: rt.router.Snapshot,
-			History: rt.router.History, Metrics: rt.metrics, Groups: rt.statsPorts(), Version: rt.version,
-			Log: rt.log, Started: time.Now()}
+			History: rt.router.History, NoMasterSpans: rt.router.NoMasterSpans, Metrics: rt.metrics,
+			Groups: rt.statsPorts(), Version: rt.version, Log: rt.log, Started: time.Now(), SampleEvery: rt.sampling}
 		if reload != nil {
 			rt.statsSrv.Reload = func() error { return rt.reload(reload, "POST /-/reload") }
 		}
+		statsSrv := rt.statsSrv
+		rt.spawn(func() { statsSrv.RecordHistory(rt.ctx) })
 	}
 	srv := stats.NewHTTPServer(rt.statsSrv.Handler())
 	rt.http, rt.statsLn = srv, ln

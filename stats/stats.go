@@ -57,11 +57,17 @@ type Server struct {
 	Control        Control
 	Snapshot       func() *routing.Snapshot
 	History        func(group string) []routing.Switch
-	Groups         []GroupPorts
-	Metrics        *Metrics
-	Version        string
-	Log            zerolog.Logger
-	Started        time.Time
+	// NoMasterSpans, if set, gives the group's stretches without a master, for the charts' bands.
+	NoMasterSpans func(group string) []routing.NoMasterSpan
+	Groups        []GroupPorts
+	Metrics       *Metrics
+	Version       string
+	Log           zerolog.Logger
+	Started       time.Time
+
+	// SampleEvery is how often RecordHistory samples the listeners for the charts; zero is 10 s. The
+	// charts keep 360 samples whatever it is: an hour at 10 s.
+	SampleEvery time.Duration
 
 	// Reload, if set, re-reads the configuration; POST /-/reload calls it (sentinel-proxy reload).
 	Reload func() error
@@ -75,6 +81,7 @@ type Server struct {
 	csrfKey      []byte
 	adminMu      sync.Mutex
 	adminLog     []AdminAction // newest last, at most adminLogLen
+	history      history
 	pageTmpl     *template.Template
 	confirmTm    *template.Template
 }
@@ -136,9 +143,12 @@ func (s *Server) buildHandler() http.Handler {
 	s.settings.CompareAndSwap(nil, s.initialSettings())
 	funcs := template.FuncMap{
 		"bytes": humanBytes, "ago": ago, "dur": roundDuration, "lower": strings.ToLower,
-		"list": func(s ...string) []string { return s },
+		"list":  func(s ...string) []string { return s },
+		"minus": func(a, b float64) float64 { return a - b },
+		"half":  func(a, b float64) float64 { return (a + b) / 2 },
+		"split": func(s string) []string { return strings.Split(s, ",") }, // Sentinel's flags, to wrap after each comma
 	}
-	s.pageTmpl = template.Must(template.New("page.html").Funcs(funcs).ParseFS(templates, "templates/page.html"))
+	s.pageTmpl = template.Must(template.New("page.html").Funcs(funcs).ParseFS(templates, "templates/page.html", "templates/chart.html"))
 	s.confirmTm = template.Must(template.New("confirm.html").Funcs(funcs).ParseFS(templates, "templates/confirm.html"))
 	s.csrfKey = make([]byte, 32)
 	_, _ = rand.Read(s.csrfKey) // crypto/rand.Read never fails on Linux; a zero key would still be per-user
@@ -268,7 +278,11 @@ func userOf(r *http.Request) string {
 
 func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := s.pageTmpl.Execute(w, s.build(r)); err != nil {
+	p := s.build(r)
+	for i := range p.Groups {
+		p.Groups[i].Charts = groupCharts(p.Groups[i].Name, p.Groups[i].HistorySeries)
+	}
+	if err := s.pageTmpl.Execute(w, p); err != nil {
 		s.Log.Error().Err(err).Msg("render stats page")
 	}
 }

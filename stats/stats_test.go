@@ -35,6 +35,7 @@ const (
 )
 
 type fixture struct {
+	s      *Server
 	srv    *httptest.Server
 	router *routing.Router
 	logs   *redistest.SyncBuffer
@@ -79,11 +80,11 @@ func newFixture(t *testing.T, admin bool) *fixture {
 	metrics := NewMetrics()
 	router.OnSwitch = metrics.ObserveSwitch
 	s := &Server{User: "haproxy", Password: "password", Admin: admin, Control: routerControl{router, groups},
-		Snapshot: router.Snapshot, History: router.History, Metrics: metrics, Groups: groups,
-		Version: "test", Log: log, Started: time.Now()}
+		Snapshot: router.Snapshot, History: router.History, NoMasterSpans: router.NoMasterSpans, Metrics: metrics,
+		Groups: groups, Version: "test", Log: log, Started: time.Now()}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, router: router, logs: logs}
+	return &fixture{s: s, srv: srv, router: router, logs: logs}
 }
 
 // routerControl carries admin actions to the fixture's router and listeners, as the proxy's own Control
@@ -532,7 +533,7 @@ func TestMetricsDocumented(t *testing.T) {
 func TestRespModeGroup(t *testing.T) {
 	snap := routing.Decide(routing.NewState([]string{"g"}, 1, 1), []string{"g"}, time.Now())
 	s := &Server{User: "ops", Password: "pw", Snapshot: func() *routing.Snapshot { return snap },
-		Groups: []GroupPorts{{Name: "g", Mode: "resp", Master: &proxy.Listener{Name: "g/master"}}},
+		Groups:  []GroupPorts{{Name: "g", Mode: "resp", Master: &proxy.Listener{Name: "g/master"}}},
 		Metrics: NewMetrics(), Log: zerolog.Nop(), Started: time.Now()}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()

@@ -54,6 +54,10 @@ type GroupView struct {
 	Nodes              []NodeView     `json:"nodes"`
 	Sentinels          []SentinelView `json:"sentinels"`
 	History            []SwitchView   `json:"history"` // newest first, at most 50
+	// HistorySeries is the recent past the page's charts draw; omitted from the metrics' view.
+	HistorySeries *HistorySeries `json:"history_series,omitempty"`
+
+	Charts []chartView `json:"-"` // for the HTML page only
 }
 
 // FailoverView is a failover in progress, as the leader Sentinel announced it.
@@ -207,7 +211,11 @@ func (s *Server) build(r *http.Request) Page {
 		if gs == nil {
 			continue
 		}
-		p.Groups = append(p.Groups, s.buildGroup(g, gs, snap.Rise, snap.Fall, now))
+		gv := s.buildGroup(g, gs, snap.Rise, snap.Fall, now)
+		if r != nil { // a request, not a scrape: /metrics has no use for the series
+			gv.HistorySeries = s.historySeries(g, gs.Failover, now)
+		}
+		p.Groups = append(p.Groups, gv)
 	}
 	return p
 }

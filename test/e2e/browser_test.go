@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+	"github.com/sentinel-proxy/sentinel-proxy/server"
 	"github.com/sentinel-proxy/sentinel-proxy/stats"
 )
 
@@ -33,6 +34,13 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// pageWidth is the window the stats page must fit without sideways scrolling.
+const pageWidth = 1440
+
+// chartSampling samples the charts four times a second, so that a short test draws lines: their 360
+// samples cover 90 s, the whole test.
+const chartSampling = 250 * time.Millisecond
+
 // browser starts headless chromium that answers the stats page's basic-auth challenge with user and
 // password, as an operator typing them into the browser's login prompt.
 func browser(t *testing.T, user, password string) context.Context {
@@ -41,7 +49,7 @@ func browser(t *testing.T, user, password string) context.Context {
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.NoSandbox, // CI runs as root, where chromium's sandbox refuses to start
 		chromedp.DisableGPU,
-		chromedp.WindowSize(1500, 1000),
+		chromedp.WindowSize(pageWidth, 1000), // the page must fit this width (docs/stats.md)
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
@@ -77,11 +85,16 @@ func browser(t *testing.T, user, password string) context.Context {
 
 // screenshot saves the page as docs/img/<name>.png when SCREENSHOTS is set (make screenshots).
 func screenshot(t *testing.T, ctx context.Context, name string) {
+	shoot(t, ctx, name, chromedp.FullScreenshot(100))
+}
+
+// shoot saves what take photographs as docs/img/<name>.png when SCREENSHOTS is set.
+func shoot(t *testing.T, ctx context.Context, name string, take chromedp.Action[[]byte]) {
 	dir := os.Getenv("SCREENSHOTS")
 	if dir == "" {
 		return
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(ctx, take)
 	if err != nil {
 		t.Errorf("screenshot %s: %v", name, err)
 		return
@@ -109,13 +122,15 @@ func statsJSON(t *testing.T, p *runningProxy) stats.Page {
 	return page
 }
 
-// TestStatsPageInBrowser logs in to the stats page with headless chromium, reads the master row, puts a
-// replica in MAINT through the confirmation page, and sees the new state on the page and in JSON.
+// TestStatsPageInBrowser logs in to the stats page with headless chromium, reads the master row, sees
+// the charts drawn and the page fit a 1,440-pixel window, puts a replica in MAINT through the
+// confirmation page and sees the new state on the page and in JSON; then fails the master over and
+// finds the failover as a band on the charts, with the old and new master on hover.
 func TestStatsPageInBrowser(t *testing.T) {
 	topo := newTopology(t, 2)
 	cfg := testConfig(t, topo, topo.Name)
 	cfg.Stats.Admin = true
-	p := startProxy(t, cfg)
+	p := startProxyWith(t, cfg, server.Options{ChartSampling: chartSampling})
 	master, replica := topo.Nodes[0].Addr, topo.Nodes[1].Addr
 	waitRoutedTo(t, p.master, master, 10*time.Second)
 	if err := redistest.Eventually(10*time.Second, func() error {
@@ -144,6 +159,9 @@ func TestStatsPageInBrowser(t *testing.T) {
 	if masterText != master || status != "UP" {
 		t.Fatalf("page shows master %q and replica %s %q; want %s and UP", masterText, replica, status, master)
 	}
+	// The traffic above is in the charts once a sample after it was taken.
+	waitForPage(t, ctx, base+"/stats", "a chart line per listener", `document.querySelectorAll('#chart-`+topo.Name+`-sessions path.line').length == 2`)
+	checkFits(t, ctx, "the page")
 	screenshot(t, ctx, "stats-normal")
 
 	err = chromedp.Do(ctx,
@@ -191,15 +209,62 @@ func TestStatsPageInBrowser(t *testing.T) {
 		t.Fatalf("an unconfirmed MAINT changed the master: %+v", page.Groups[0].Master)
 	}
 
-	if os.Getenv("SCREENSHOTS") != "" {
-		adminAction(t, p, replica, "READY") // or Sentinel may promote a node the proxy will not route to
-		screenshotFailover(t, ctx, topo, p, master)
+	adminAction(t, p, replica, "READY") // or Sentinel may promote a node the proxy will not route to
+	newMaster := failover(t, ctx, topo, p, master)
+
+	// The failover is a band on every chart, and hovering it names both masters.
+	hover := "failover " + master + " → " + newMaster
+	js := fmt.Sprintf(`Array.from(document.querySelectorAll('#charts-%s figure')).filter(f =>
+		Array.from(f.querySelectorAll('rect.band-failover title')).some(e => e.textContent.includes(%q))).length`, topo.Name, hover)
+	charts, err := chromedp.Run(ctx, chromedp.Evaluate[int](js))
+	if err != nil || charts != 4 {
+		titles, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('rect.band title')).map(e => e.textContent)`))
+		t.Errorf("want the failover as a band on each of the 4 charts with %q on hover; found it on %d (%v); bands: %q", hover, charts, err, titles)
+	}
+	checkFits(t, ctx, "the page after a failover")
+	if hs := statsJSON(t, p).Groups[0].HistorySeries; hs == nil || len(hs.Bands) == 0 || len(hs.Listeners) != 2 || len(hs.Listeners[0].At) == 0 {
+		t.Errorf("/stats.json history_series: %+v", hs)
 	}
 }
 
-// screenshotFailover pauses the master and photographs the page while the proxy has no master, then
-// once the new one is routed (the history row).
-func screenshotFailover(t *testing.T, ctx context.Context, topo *redistest.Topology, p *runningProxy, master string) {
+// waitForPage reloads url until the expression holds: a sample, or a switch, comes in its own time.
+func waitForPage(t *testing.T, ctx context.Context, url, what, expr string) {
+	t.Helper()
+	err := redistest.Eventually(20*time.Second, func() error {
+		err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("body")))
+		ok := false
+		if err == nil {
+			ok, err = chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		}
+		if err != nil || !ok {
+			return fmt.Errorf("no %s on the page (%v)", what, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkFits fails the test when the page scrolls sideways in the pageWidth window, naming what sticks out.
+func checkFits(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	widest, _ := chromedp.Run(ctx, chromedp.Evaluate[float64](`Math.max(...Array.from(document.querySelectorAll('table')).map(e => e.getBoundingClientRect().right))`))
+	t.Logf("%s: the widest table ends at %.0f pixels", what, widest)
+	if width > pageWidth {
+		wide, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('table, .charts')).
+			filter(e => e.getBoundingClientRect().right > `+fmt.Sprint(pageWidth)+`).map(e => e.previousElementSibling ? e.previousElementSibling.textContent : e.id)`))
+		t.Errorf("%s is %d pixels wide in a %d-pixel window; too wide after: %q", what, width, pageWidth, wide)
+	}
+}
+
+// failover pauses the master and photographs the page while the proxy has no master, then once the new
+// one is routed (the history row), and returns the new master.
+func failover(t *testing.T, ctx context.Context, topo *redistest.Topology, p *runningProxy, master string) string {
 	if err := topo.Node(master).Pause(); err != nil {
 		t.Fatal(err)
 	}
@@ -214,15 +279,20 @@ func screenshotFailover(t *testing.T, ctx context.Context, topo *redistest.Topol
 	}
 	_ = chromedp.Do(ctx, chromedp.Navigate("http://"+p.stats+"/stats"), chromedp.WaitVisible(chromedp.CSS("body")))
 	screenshot(t, ctx, "stats-failover")
-	if _, err := topo.WaitNewMaster(master, 30*time.Second); err != nil {
+	newMaster, err := topo.WaitNewMaster(master, 30*time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
-	_ = redistest.Eventually(10*time.Second, func() error {
+	if err := redistest.Eventually(10*time.Second, func() error {
 		if len(statsJSON(t, p).Groups[0].History) == 0 {
-			return fmt.Errorf("no switch yet")
+			return fmt.Errorf("no switch in the failover history yet")
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	_ = chromedp.Do(ctx, chromedp.Navigate("http://"+p.stats+"/stats"), chromedp.WaitVisible(chromedp.CSS("body")))
 	screenshot(t, ctx, "stats-after-failover")
+	shoot(t, ctx, "stats-charts", chromedp.Screenshot(chromedp.ID("charts-"+topo.Name)))
+	return newMaster
 }

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,5 +169,62 @@ func TestDeployManifestsParse(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("manifest lacks %q", want)
 		}
+	}
+}
+
+// TestGrafanaDashboardQueriesParse checks every PromQL query of contrib/grafana/sentinel-proxy.json
+// (panels and annotations) with promtool, Grafana's variables replaced by values of their kind. Which
+// metrics they name is checked against a running /metrics by stats' TestGrafanaDashboard.
+func TestGrafanaDashboardQueriesParse(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "contrib", "grafana", "sentinel-proxy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("contrib/grafana/sentinel-proxy.json: %v", err)
+	}
+	var exprs []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && k == "expr" {
+					exprs = append(exprs, s)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(doc)
+	if len(exprs) < 20 {
+		t.Fatalf("found only %d queries", len(exprs))
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool missing; .ci/run installs Debian's prometheus package for it")
+		}
+		t.Skip("promtool not installed (apt-get install prometheus)")
+	}
+	grafanaVars := strings.NewReplacer("$__rate_interval", "1m", "$__interval", "30s", "$__range_s", "3600",
+		"$__range", "1h", "$group", ".*", "$instance", ".*")
+	var sb strings.Builder
+	sb.WriteString("groups:\n- name: dashboard\n  rules:\n")
+	for i, e := range exprs {
+		q, _ := json.Marshal(grafanaVars.Replace(e)) // a JSON string is a YAML string
+		fmt.Fprintf(&sb, "  - record: dashboard_query_%d\n    expr: %s\n", i, q)
+	}
+	path := filepath.Join(t.TempDir(), "dashboard.rules.yml")
+	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "rules", path).CombinedOutput(); err != nil {
+		t.Errorf("promtool check rules on the dashboard's queries: %v\n%s\n%s", err, out, sb.String())
 	}
 }
