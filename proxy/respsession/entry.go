@@ -34,6 +34,7 @@ const (
 	effTracking
 	effSubscribe // confirmations of a (P|S)SUBSCRIBE or (P|S)UNSUBSCRIBE: the state changed when it was sent
 	effQueued    // a command sent inside MULTI: +QUEUED
+	effSync      // SYNC or PSYNC: what answers it is the replication stream (see conv.replica)
 )
 
 // entry is one command waiting for its reply, oldest first in the session's queue. It is kept small:
