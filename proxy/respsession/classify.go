@@ -50,7 +50,9 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		if len(args) > 1 {
 			if v, err := strconv.Atoi(string(args[1])); err == nil && (v == 2 || v == 3) {
 				e.n = int32(v)
-				c.proto = int8(v) // the replies after it come in the new protocol
+				if !c.txOpen {
+					c.proto = int8(v) // the replies after it come in the new protocol
+				}
 			}
 		}
 		for i := 2; i < len(args); i++ {
@@ -96,9 +98,15 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		}
 	case "multi":
 		e.effect, tx = effMulti, true
+		if !c.txOpen {
+			c.txState = nil
+		}
 		c.txOpen = true
 	case "exec":
 		e.effect, tx = effExec, true
+		if c.txOpen && len(c.txState) > 0 {
+			e.ext().tx, c.txState = c.txState, nil // in force if the transaction runs
+		}
 		c.txOpen = false
 		if c.watchSent {
 			e.n = 1 // guarded by WATCH: lost in a failover, it can answer "aborted" (see inFlight)
@@ -106,7 +114,7 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		c.watchSent = false
 	case "discard":
 		e.effect, tx = effDiscard, true
-		c.txOpen, c.watchSent = false, false
+		c.txOpen, c.watchSent, c.txState = false, false, nil
 	case "watch":
 		e.effect, tx = effWatch, true
 		c.watchSent = true
@@ -116,7 +124,7 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 	case "reset":
 		e.effect = effReset
 		c.txOpen, c.watchSent, c.replyOff, c.skip, c.proto = false, false, false, false, 2
-		c.localTx, c.execNull, c.watchLost = false, false, false
+		c.localTx, c.execNull, c.watchLost, c.txState = false, false, false, nil
 	case "monitor":
 		e.effect = effMonitor
 	case "quit":
@@ -137,8 +145,13 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 	}
 	if c.txOpen && e.effect != effMulti && e.effect != effQuit {
 		// Queued, +QUEUED answers it. MULTI is refused in a transaction, QUIT and RESET run at once
-		// (server.c, processCommand); RESET closed the transaction above.
-		e.effect, e.resend = effQueued, false
+		// (server.c, processCommand); RESET closed the transaction above. What a queued command sets
+		// on the connection is in force once EXEC runs it.
+		switch e.effect {
+		case effAuth, effHello, effSelect, effSetName, effTracking:
+			c.txState = append(c.txState, e)
+		}
+		e.effect, e.resend, e.x = effQueued, false, nil
 	}
 	if c.replyOff {
 		return entry{}, false
@@ -215,7 +228,15 @@ func (c *conv) applyEffect(e *entry) {
 		st.replyOff = false
 	case effMulti:
 		st.inMulti = true
-	case effExec, effDiscard:
+	case effExec:
+		st.inMulti, st.watching = false, false
+		if x != nil && !x.aborted {
+			for i := range x.tx {
+				c.applyEffect(&x.tx[i])
+			}
+			c.proto = int8(st.proto) // a HELLO it ran: the replies after it come in its protocol
+		}
+	case effDiscard:
 		st.inMulti, st.watching = false, false
 	case effWatch:
 		st.watching = true

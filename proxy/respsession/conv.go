@@ -53,7 +53,7 @@ type conv struct {
 	said  arena               // the session's own answers, waiting for their turn
 	q     queue
 	stash []byte // bytes of the command being read, before its disposition was known
-	peek  []byte // the start of a RESP2 pub/sub frame or a push, before its kind is known
+	peek  []byte // the start of a reply too short to tell what it is (a pub/sub frame's kind, a null)
 	// The backend's current read: cur[span:scanned] is scanned and due to the client, not yet given to
 	// it, so that consecutive replies go out in one write (span -1: nothing due).
 	cur           []byte
@@ -64,11 +64,12 @@ type conv struct {
 	proto         int8  // the protocol replies come in: st.proto, or what a HELLO in flight asked for
 	disp          disposition
 
-	keep      bool // the current command's bytes go to the arena
-	replyOff  bool // CLIENT REPLY OFF
-	skip      bool // CLIENT REPLY SKIP: the next command gets no reply
-	txOpen    bool // a MULTI was sent and no EXEC or DISCARD yet
-	watchSent bool // a WATCH was sent and no EXEC, DISCARD or UNWATCH yet
+	keep      bool    // the current command's bytes go to the arena
+	replyOff  bool    // CLIENT REPLY OFF
+	skip      bool    // CLIENT REPLY SKIP: the next command gets no reply
+	txOpen    bool    // a MULTI was sent and no EXEC or DISCARD yet
+	watchSent bool    // a WATCH was sent and no EXEC, DISCARD or UNWATCH yet
+	txState   []entry // commands queued in the open transaction that set connection state (see entryExt.tx)
 
 	inReply     bool // in the middle of a backend value
 	toEntry     bool // the value is the reply to the queue's front entry
@@ -386,8 +387,8 @@ func (c *conv) frontBackend() (*entry, error) {
 // to the client in one piece unless an answer of the session's must go between them.
 func (c *conv) fromBackend(b []byte) error {
 	if len(c.peek) > 0 {
-		// A pub/sub frame or push began in the last bytes, too short to tell its kind: read it again
-		// whole. Rare, and short: the frame's first line and a word.
+		// A value began in the last bytes, too short to tell what it is: read it again whole. Rare,
+		// and short: a pub/sub frame's first line and a word, or the two bytes of a null.
 		b = append(c.peek, b...)
 		c.peek = nil
 	}
@@ -480,6 +481,13 @@ func (c *conv) startReply(b []byte) (decided bool, err error) {
 		c.pop()
 		c.replica = true
 		return true, nil
+	}
+	if e.effect == effExec && e.x != nil && len(e.x.tx) > 0 {
+		// A null reply says the transaction did not run (a WATCH): what it queued is not in force.
+		if len(b) < 2 {
+			return false, nil
+		}
+		e.x.aborted = b[0] == '_' || b[0] == '*' && b[1] == '-'
 	}
 	c.toEntry = true
 	c.swallow = e.kind == swallowed

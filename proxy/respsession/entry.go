@@ -59,6 +59,10 @@ type entryExt struct {
 	name       string
 	auth       bool     // HELLO with AUTH
 	args       [][]byte // CLIENT TRACKING's arguments
+	// EXEC: the commands of its transaction that set connection state (AUTH, HELLO, SELECT, CLIENT
+	// SETNAME, CLIENT TRACKING), in force once it ran; aborted when it answered a null (a WATCH).
+	tx      []entry
+	aborted bool
 }
 
 func (e *entry) ext() *entryExt {

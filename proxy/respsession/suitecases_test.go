@@ -186,3 +186,43 @@ func TestRepliesOffSurviveAMove(t *testing.T) {
 		t.Fatalf("replay after ON %q", out)
 	}
 }
+
+// TestStateSetInsideATransaction: SELECT, CLIENT SETNAME, HELLO queued in MULTI are in force once EXEC
+// runs them, and a move replays them; a transaction that did not run (DISCARD, a WATCH's null) leaves
+// the state as it was. A HELLO queued changes the protocol only when EXEC runs.
+func TestStateSetInsideATransaction(t *testing.T) {
+	c, w, _ := testConv(t)
+	mustFeed(t, c.fromClient, cmd("MULTI")+cmd("SELECT", "2")+cmd("CLIENT", "SETNAME", "w1")+cmd("HELLO", "3"))
+	if c.proto != 2 {
+		t.Fatal("a queued HELLO changed the protocol before EXEC")
+	}
+	mustFeed(t, c.fromClient, cmd("EXEC"))
+	// The EXEC reply cut right after its first byte: whether it is a null is not known yet.
+	mustFeed(t, c.fromBackend, "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*")
+	mustFeed(t, c.fromBackend, "3\r\n+OK\r\n+OK\r\n%1\r\n+proto\r\n:3\r\n")
+	if _, client := w.take(); client != "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n+OK\r\n%1\r\n+proto\r\n:3\r\n" {
+		t.Fatalf("client got %q", client)
+	}
+	if c.st.db != 2 || c.st.name != "w1" || c.st.proto != 3 || c.proto != 3 {
+		t.Fatalf("after EXEC: db %d, name %q, protocol %d/%d", c.st.db, c.st.name, c.st.proto, c.proto)
+	}
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	if out := string(c.attach()); out != cmd("HELLO", "3", "SETNAME", "w1")+cmd("SELECT", "2") {
+		t.Fatalf("replay %q", out)
+	}
+
+	for _, end := range []struct{ cmds, replies string }{
+		{cmd("DISCARD"), "+OK\r\n"},
+		{cmd("EXEC"), "*-1\r\n"},
+	} {
+		c, w, _ := testConv(t)
+		mustFeed(t, c.fromClient, cmd("WATCH", "k")+cmd("MULTI")+cmd("SELECT", "5")+end.cmds)
+		mustFeed(t, c.fromBackend, "+OK\r\n+OK\r\n+QUEUED\r\n"+end.replies)
+		w.take()
+		if c.st.db != 0 || c.q.len() != 0 {
+			t.Fatalf("%q: db %d, %d entries left", end.cmds, c.st.db, c.q.len())
+		}
+	}
+}
