@@ -20,7 +20,7 @@ import (
 func main() {
 	src := flag.String("src", ".cache/redis-src", "Redis source tree holding runtest and tests/ (make redis-suite-src fetches the installed server's)")
 	proxyBin := flag.String("proxy", "bin/sentinel-proxy", "sentinel-proxy binary (make build)")
-	via := flag.String("via", "all", "comma-separated paths to run: direct, tcp, or all")
+	via := flag.String("via", "all", "comma-separated paths to run: direct, tcp, resp, or all")
 	units := flag.String("units", "", "comma-separated units, e.g. unit/type/list,unit/latency-monitor (runtest --single each); empty: runtest's whole list")
 	out := flag.String("out", "bench/out", "where a directory for this invocation's raw outputs and proxy logs is made")
 	tags := flag.String("tags", DefaultTags, "runtest --tags (see Suite.Args for why these)")

@@ -14,12 +14,12 @@ type Path struct {
 }
 
 // KnownPaths lists every path -via accepts, direct first: it is what the others are compared with. A
-// session mode of the proxy is one more entry here, e.g. {Name: "resp", Proxied: true,
-// Master: `mode = "resp"`}.
+// session mode of the proxy is one more entry here.
 func KnownPaths() []Path {
 	return []Path{
 		{Name: "direct"},
 		{Name: "tcp", Proxied: true}, // the byte forwarder: the default mode, so no line is needed
+		{Name: "resp", Proxied: true, Master: `mode = "resp"`}, // sessions that read RESP (proxy/respsession)
 	}
 }
 

@@ -7,11 +7,12 @@ func TestParsePaths(t *testing.T) {
 		in, want string
 		err      bool
 	}{
-		{"all", "direct, tcp", false},
+		{"all", "direct, tcp, resp", false},
 		{"tcp,direct", "direct, tcp", false}, // direct first: the others are compared with it
 		{"tcp", "tcp", false},
 		{" direct , ", "direct", false},
-		{"resp", "", true},
+		{"resp,tcp", "tcp, resp", false},
+		{"udp", "", true},
 		{"", "", true},
 	} {
 		paths, err := ParsePaths(tc.in)

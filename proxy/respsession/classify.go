@@ -50,7 +50,9 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		if len(args) > 1 {
 			if v, err := strconv.Atoi(string(args[1])); err == nil && (v == 2 || v == 3) {
 				e.n = int32(v)
-				c.proto = int8(v) // the replies after it come in the new protocol
+				if !c.txOpen {
+					c.proto = int8(v) // the replies after it come in the new protocol
+				}
 			}
 		}
 		for i := 2; i < len(args); i++ {
@@ -77,14 +79,17 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 			e.ext().name = string(args[2])
 		case equalFold(sub, "reply") && len(args) == 3:
 			switch {
+			case c.txOpen:
+				// Queued: answered +QUEUED, in force after EXEC, which the session does not follow.
 			case equalFold(args[2], "on"):
+				// ON clears a SKIP too, and is answered itself (networking.c, clientCommand).
 				e.effect = effReplyOn
-				c.replyOff = false
+				c.replyOff, c.skip = false, false
 			case equalFold(args[2], "off"):
-				c.replyOff = true
+				c.replyOff, c.skip, c.st.replyOff = true, false, true // no reply confirms it: in force once sent
 				return entry{}, false
 			case equalFold(args[2], "skip"):
-				c.skip = true
+				c.skip = !c.replyOff // SKIP does nothing while replies are off
 				return entry{}, false
 			}
 		case equalFold(sub, "tracking"):
@@ -93,9 +98,15 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		}
 	case "multi":
 		e.effect, tx = effMulti, true
+		if !c.txOpen {
+			c.txState = nil
+		}
 		c.txOpen = true
 	case "exec":
 		e.effect, tx = effExec, true
+		if c.txOpen && len(c.txState) > 0 {
+			e.ext().tx, c.txState = c.txState, nil // in force if the transaction runs
+		}
 		c.txOpen = false
 		if c.watchSent {
 			e.n = 1 // guarded by WATCH: lost in a failover, it can answer "aborted" (see inFlight)
@@ -103,7 +114,7 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		c.watchSent = false
 	case "discard":
 		e.effect, tx = effDiscard, true
-		c.txOpen, c.watchSent = false, false
+		c.txOpen, c.watchSent, c.txState = false, false, nil
 	case "watch":
 		e.effect, tx = effWatch, true
 		c.watchSent = true
@@ -113,42 +124,63 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 	case "reset":
 		e.effect = effReset
 		c.txOpen, c.watchSent, c.replyOff, c.skip, c.proto = false, false, false, false, 2
+		c.localTx, c.execNull, c.watchLost, c.txState = false, false, false, nil
 	case "monitor":
 		e.effect = effMonitor
 	case "quit":
 		e.effect = effQuit
+	case "sync", "psync":
+		e.effect = effSync
 	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
-		kind := subscriptionKind(name)
-		names := args[1:]
-		if bytes.HasSuffix(name, []byte("unsubscribe")) {
-			list := *c.st.subscriptions(kind)
-			e.replies = int32(len(names))
-			if len(names) == 0 {
-				e.replies = int32(max(len(list), 1)) // one confirmation per name it drops, or one saying none
-			}
-			c.st.unsubscribe(kind, names)
-		} else {
-			e.replies = int32(len(names))
-			c.st.subscribe(kind, names)
+		unsub := bytes.HasSuffix(name, []byte("unsubscribe"))
+		if c.txOpen || !unsub && len(args) < 2 {
+			break // queued in a transaction, or refused for its arity: one reply, as for any command
 		}
-		e.effect, e.resend = effSubscribe, true
-		if c.proto == 3 {
-			return entry{}, false // the confirmations come as pushes
-		}
+		return c.classifySubscription(name, args[1:], unsub)
 	}
-	if e.effect != effSubscribe && !tx {
+	if !tx {
 		if info := lookup(name, sub); info != nil {
 			e.resend = info.flags&flagReadonly != 0 || info.flags&(flagWrite|flagMayReplicate|flagAdmin) == 0
 		}
 	}
-	if c.txOpen && e.effect != effMulti {
-		e.effect, e.resend = effQueued, false
+	if c.txOpen && e.effect != effMulti && e.effect != effQuit {
+		// Queued, +QUEUED answers it. MULTI is refused in a transaction, QUIT and RESET run at once
+		// (server.c, processCommand); RESET closed the transaction above. What a queued command sets
+		// on the connection is in force once EXEC runs it.
+		switch e.effect {
+		case effAuth, effHello, effSelect, effSetName, effTracking:
+			c.txState = append(c.txState, e)
+		}
+		e.effect, e.resend, e.x = effQueued, false, nil
 	}
 	if c.replyOff {
 		return entry{}, false
 	}
 	if c.skip {
 		c.skip = false
+		return entry{}, false
+	}
+	return e, true
+}
+
+// classifySubscription describes a (P|S)SUBSCRIBE or (P|S)UNSUBSCRIBE of names and applies it to the
+// state as it is sent. Its confirmations are pushes to Redis (pubsub.c, CLIENT_PUSHING): they come even
+// while replies are off or skipped, and the command consumes a CLIENT REPLY SKIP. In RESP2 they are
+// replies the queue counts; in RESP3 they are pushes, which are nobody's reply.
+func (c *conv) classifySubscription(name []byte, names [][]byte, unsub bool) (e entry, ok bool) {
+	kind := subscriptionKind(name)
+	e = entry{kind: viaBackend, effect: effSubscribe, resend: true, replies: int32(len(names))}
+	if unsub {
+		if len(names) == 0 {
+			// One confirmation per name it drops, or one saying there was none.
+			e.replies = int32(max(len(*c.st.subscriptions(kind)), 1))
+		}
+		c.st.unsubscribe(kind, names)
+	} else {
+		c.st.subscribe(kind, names)
+	}
+	c.skip = false
+	if c.proto == 3 {
 		return entry{}, false
 	}
 	return e, true
@@ -192,9 +224,19 @@ func (c *conv) applyEffect(e *entry) {
 		st.db = int(e.n)
 	case effSetName:
 		st.name = x.name
+	case effReplyOn:
+		st.replyOff = false
 	case effMulti:
 		st.inMulti = true
-	case effExec, effDiscard:
+	case effExec:
+		st.inMulti, st.watching = false, false
+		if x != nil && !x.aborted {
+			for i := range x.tx {
+				c.applyEffect(&x.tx[i])
+			}
+			c.proto = int8(st.proto) // a HELLO it ran: the replies after it come in its protocol
+		}
+	case effDiscard:
 		st.inMulti, st.watching = false, false
 	case effWatch:
 		st.watching = true

@@ -3,6 +3,7 @@ package respsession
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/sentinel-proxy/sentinel-proxy/resp"
 )
@@ -52,7 +53,7 @@ type conv struct {
 	said  arena               // the session's own answers, waiting for their turn
 	q     queue
 	stash []byte // bytes of the command being read, before its disposition was known
-	peek  []byte // the start of a RESP2 pub/sub frame or a push, before its kind is known
+	peek  []byte // the start of a reply too short to tell what it is (a pub/sub frame's kind, a null)
 	// The backend's current read: cur[span:scanned] is scanned and due to the client, not yet given to
 	// it, so that consecutive replies go out in one write (span -1: nothing due).
 	cur           []byte
@@ -63,16 +64,21 @@ type conv struct {
 	proto         int8  // the protocol replies come in: st.proto, or what a HELLO in flight asked for
 	disp          disposition
 
-	keep      bool // the current command's bytes go to the arena
-	replyOff  bool // CLIENT REPLY OFF
-	skip      bool // CLIENT REPLY SKIP: the next command gets no reply
-	txOpen    bool // a MULTI was sent and no EXEC or DISCARD yet
-	watchSent bool // a WATCH was sent and no EXEC, DISCARD or UNWATCH yet
+	keep      bool    // the current command's bytes go to the arena
+	replyOff  bool    // CLIENT REPLY OFF
+	skip      bool    // CLIENT REPLY SKIP: the next command gets no reply
+	txOpen    bool    // a MULTI was sent and no EXEC or DISCARD yet
+	watchSent bool    // a WATCH was sent and no EXEC, DISCARD or UNWATCH yet
+	txState   []entry // commands queued in the open transaction that set connection state (see entryExt.tx)
 
 	inReply     bool // in the middle of a backend value
 	toEntry     bool // the value is the reply to the queue's front entry
 	swallow     bool // the value is read and dropped
 	passthrough bool // MONITOR: everything the backend sends goes to the client, nothing is a reply
+	// replica: SYNC or PSYNC had its turn: the connection is a replication link, whose stream is not
+	// RESP (newlines as pings, an RDB payload with no CRLF after it). Its bytes pass unread both ways,
+	// and it cannot move to another backend.
+	replica bool
 
 	// Failover.
 	attached   bool // a backend connection is there: commands go to it
@@ -81,6 +87,14 @@ type conv struct {
 	watchLost  bool // a WATCH was lost with the old backend: the next transaction's EXEC answers null
 	invalidate bool // client-side caching: the client must drop its cache (RESP3 tracking moved)
 }
+
+// replyLimits bound the backend's replies only where the session must: it keeps none of a reply (a
+// line's text is read only for a length), so a reply of any size passes, as it would reach a client
+// connected directly. Nesting is bounded by what Redis sends: a script returning a table that holds
+// itself nests ~8,000 arrays deep before "reached lua stack limit" (script_lua.c); each level costs the
+// scanner 16 bytes while the reply passes.
+var replyLimits = resp.Limits{MaxBulk: math.MaxInt64 - 2, MaxElements: math.MaxInt64 / 2, MaxDepth: 1 << 16,
+	MaxLine: math.MaxInt}
 
 // env is what a conversation asks of its session: the time, and why there is no backend now.
 type env interface {
@@ -91,6 +105,7 @@ type env interface {
 func newConv(out output, e env, hold int64) *conv {
 	c := &conv{out: out, env: e, st: newState(), proto: 2, holdNs: hold, span: -1}
 	c.cmd.Budget = budget
+	c.rep.Limits = replyLimits
 	return c
 }
 
@@ -107,6 +122,10 @@ func (c *conv) commandName(buf *[maxName]byte) []byte {
 // fromClient takes bytes the client sent. A returned error ends the session (a protocol error, after
 // its error reply is written). Consecutive commands forwarded from b go out in one piece.
 func (c *conv) fromClient(b []byte) error {
+	if c.replica {
+		c.out.toBackend(b)
+		return nil
+	}
 	span := -1 // start of bytes of b to forward, not yet given to the output
 	flush := func(end int) {
 		if span >= 0 && end > span {
@@ -196,8 +215,8 @@ func (c *conv) decide() disposition {
 	switch {
 	case c.passthrough:
 		return forward
-	case c.localTx:
-		return answer
+	case c.localTx && !c.isCommand("quit") && !c.isCommand("reset"):
+		return answer // QUIT and RESET are not queued: they run at once, as in any transaction
 	case c.watchLost && c.isCommand("multi"):
 		return answer // the transaction opens here, so that its EXEC can answer null
 	case !c.attached:
@@ -374,10 +393,14 @@ func (c *conv) frontBackend() (*entry, error) {
 // to the client in one piece unless an answer of the session's must go between them.
 func (c *conv) fromBackend(b []byte) error {
 	if len(c.peek) > 0 {
-		// A pub/sub frame or push began in the last bytes, too short to tell its kind: read it again
-		// whole. Rare, and short: the frame's first line and a word.
+		// A value began in the last bytes, too short to tell what it is: read it again whole. Rare,
+		// and short: a pub/sub frame's first line and a word, or the two bytes of a null.
 		b = append(c.peek, b...)
 		c.peek = nil
+	}
+	if c.replica {
+		c.out.toClient(b)
+		return nil
 	}
 	c.cur, c.span, c.scanned = b, -1, 0
 	defer func() { c.flushSpan(-1); c.cur = nil }()
@@ -387,6 +410,12 @@ func (c *conv) fromBackend(b []byte) error {
 			decided, err := c.startReply(b[pos:])
 			if err != nil {
 				return err
+			}
+			if c.replica { // SYNC's turn: what follows is the replication stream
+				c.flushSpan(pos)
+				c.out.toClient(b[pos:])
+				c.scanned = int32(len(b))
+				return nil
 			}
 			if !decided {
 				c.flushSpan(pos)
@@ -453,6 +482,18 @@ func (c *conv) startReply(b []byte) (decided bool, err error) {
 	}
 	if e == nil {
 		return false, fmt.Errorf("backend sent a reply nobody asked for (%q)", kind)
+	}
+	if e.effect == effSync {
+		c.pop()
+		c.replica = true
+		return true, nil
+	}
+	if e.effect == effExec && e.x != nil && len(e.x.tx) > 0 {
+		// A null reply says the transaction did not run (a WATCH): what it queued is not in force.
+		if len(b) < 2 {
+			return false, nil
+		}
+		e.x.aborted = b[0] == '_' || b[0] == '*' && b[1] == '-'
 	}
 	c.toEntry = true
 	c.swallow = e.kind == swallowed

@@ -34,6 +34,7 @@ const (
 	effTracking
 	effSubscribe // confirmations of a (P|S)SUBSCRIBE or (P|S)UNSUBSCRIBE: the state changed when it was sent
 	effQueued    // a command sent inside MULTI: +QUEUED
+	effSync      // SYNC or PSYNC: what answers it is the replication stream (see conv.replica)
 )
 
 // entry is one command waiting for its reply, oldest first in the session's queue. It is kept small:
@@ -58,6 +59,10 @@ type entryExt struct {
 	name       string
 	auth       bool     // HELLO with AUTH
 	args       [][]byte // CLIENT TRACKING's arguments
+	// EXEC: the commands of its transaction that set connection state (AUTH, HELLO, SELECT, CLIENT
+	// SETNAME, CLIENT TRACKING), in force once it ran; aborted when it answered a null (a WATCH).
+	tx      []entry
+	aborted bool
 }
 
 func (e *entry) ext() *entryExt {

@@ -17,14 +17,15 @@ var (
 // closed it). It works out what each command in flight gets: a read, or a command that only sets
 // connection state, is sent again to the next backend; any other gets an error saying it may or may not
 // have been applied; a transaction's commands are answered as a discarded transaction's. It returns
-// errCannotMove when the client cannot go on unnoticed: part of a reply already reached it, or it tracks
-// keys for another connection (RESP2 tracking redirects to a client id the new backend does not have).
+// errCannotMove when the client cannot go on unnoticed: part of a reply already reached it, it tracks
+// keys for another connection (RESP2 tracking redirects to a client id the new backend does not have),
+// or it is a replica reading the replication stream.
 func (c *conv) detach() error {
 	if !c.attached {
 		return nil
 	}
 	c.attached = false
-	if c.inReply && !c.swallow {
+	if c.inReply && !c.swallow || c.replica {
 		return errCannotMove
 	}
 	if c.st.tracked() != nil && c.st.proto == 2 {
