@@ -53,8 +53,9 @@ func TestRESPAdminKillClosesSessions(t *testing.T) {
 	adminAction(t, p, master, "KILL")
 	closed("master", onMaster...)
 	alive("replica sessions after KILL on the master", append(onReplica[b], onReplica[c]...))
-	if line := grepLines(p.logs.String()[logFrom:], `"action":"KILL"`); !strings.Contains(line, `"sessions_closed":5`) {
-		t.Errorf("the KILL's log line does not count the 5 sessions: %s", line)
+	// At least the 5: a session of waitRoutedTo's, closed by its client, may not have ended yet.
+	if n := killCount(p.logs.String()[logFrom:]); n < 5 {
+		t.Errorf("the KILL's log line counts %d sessions closed, want at least the 5 pooled ones", n)
 	}
 	waitRoutedTo(t, p.master, master, 5*time.Second)
 
@@ -87,4 +88,21 @@ func TestRESPAdminKillClosesSessions(t *testing.T) {
 		}
 	}
 	t.Logf("MAINT on %s: %d sessions closed, %d moved", c, closedN, movedN)
+}
+
+// killCount reads sessions_closed from the first KILL's admin_action line in log; -1 if there is none.
+func killCount(log string) int {
+	line := grepLines(log, `"action":"KILL"`)
+	_, rest, ok := strings.Cut(line, `"sessions_closed":`)
+	if !ok {
+		return -1
+	}
+	n := 0
+	for _, d := range rest {
+		if d < '0' || d > '9' {
+			break
+		}
+		n = n*10 + int(d-'0')
+	}
+	return n
 }
