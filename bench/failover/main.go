@@ -1,8 +1,10 @@
-// Command failover runs failover scenarios through sentinel-proxy and through HAProxy with the seed's
-// tcp-check configuration, side by side on the same kind of topology, and prints one table: acknowledged
-// writes, lost acknowledged writes, the longest gap between acknowledged writes, and how long after the
-// first +switch-master (and after the leader's +failover-state-wait-promotion) the new master
-// acknowledged its first write. See docs/failover.md.
+// Command failover runs failover scenarios through sentinel-proxy (in tcp mode and in resp mode) and
+// through HAProxy with the seed's tcp-check configuration, side by side on the same kind of topology, and
+// prints one table: acknowledged writes, lost acknowledged writes, the writes the clients saw fail, the
+// longest gap between acknowledged writes, how long after the first +switch-master (and after the
+// leader's +failover-state-wait-promotion) the new master acknowledged its first write, and how many of
+// 200 idle pooled clients (authenticated, on database 3, named) opened before the action fail their next
+// command after it. See docs/failover.md.
 //
 //	go run ./bench/failover -proxy bin/sentinel-proxy -haproxy haproxy -runs 5
 package main
@@ -14,7 +16,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sentinel-proxy/sentinel-proxy/bench/harness"
@@ -24,8 +28,12 @@ import (
 const password = "mypassword"
 
 type target struct {
+	key   string // what -targets names it by
 	name  string
 	start func(topo *redistest.Topology, dir string) (masterAddr string, stop func(), err error)
+	// moves: sessions are meant to move to the new master (resp mode): an idle client that fails keeps
+	// the run's logs.
+	moves bool
 }
 
 type scenario struct {
@@ -36,10 +44,14 @@ type scenario struct {
 
 type result struct {
 	acked, errors, lost    int
+	idleFailed             int // idle clients whose next command failed after the failover
 	gap                    time.Duration
 	afterSwitch, afterProm time.Duration
 	haveSwitch, haveProm   bool
 }
+
+// idleClients is how many idle pooled clients each run opens before the action.
+const idleClients = 200
 
 func main() {
 	proxyBin := flag.String("proxy", "bin/sentinel-proxy", "sentinel-proxy binary")
@@ -48,18 +60,24 @@ func main() {
 	only := flag.String("scenarios", "kill,pause,manual,restart", "comma-separated scenarios")
 	pause := flag.Duration("pause", 4*time.Second, "how long the pause scenario stops the master")
 	downAfter := flag.Duration("down-after", time.Second, "Sentinel down-after-milliseconds")
-	targetNames := flag.String("targets", "sentinel-proxy,haproxy", "comma-separated: sentinel-proxy, haproxy")
+	targetNames := flag.String("targets", "sentinel-proxy,sentinel-proxy-resp,haproxy",
+		"comma-separated: sentinel-proxy, sentinel-proxy-resp, haproxy")
 	flag.Parse()
 
-	targets := []target{
-		{"sentinel-proxy", func(topo *redistest.Topology, dir string) (string, func(), error) {
-			p, err := harness.StartSentinelProxy(*proxyBin, topo, dir, "")
+	sentinelProxy := func(o harness.ProxyOptions) func(*redistest.Topology, string) (string, func(), error) {
+		return func(topo *redistest.Topology, dir string) (string, func(), error) {
+			p, err := harness.StartSentinelProxyWith(*proxyBin, topo, dir, o)
 			if err != nil {
 				return "", nil, err
 			}
 			return p.Addr, p.Stop, nil
-		}},
-		{"haproxy (seed)", func(topo *redistest.Topology, dir string) (string, func(), error) {
+		}
+	}
+	targets := []target{
+		{key: "sentinel-proxy", name: "sentinel-proxy", start: sentinelProxy(harness.ProxyOptions{})},
+		{key: "sentinel-proxy-resp", name: "sentinel-proxy resp", moves: true,
+			start: sentinelProxy(harness.ProxyOptions{Master: `mode = "resp"`})},
+		{key: "haproxy", name: "haproxy (seed)", start: func(topo *redistest.Topology, dir string) (string, func(), error) {
 			p, err := harness.StartHAProxy(*haproxyBin, topo, dir)
 			if err != nil {
 				return "", nil, err
@@ -70,7 +88,7 @@ func main() {
 	var keep []target
 	for _, name := range strings.Split(*targetNames, ",") {
 		for _, t := range targets {
-			if strings.HasPrefix(t.name, name) {
+			if t.key == strings.TrimSpace(name) {
 				keep = append(keep, t)
 			}
 		}
@@ -85,8 +103,8 @@ func main() {
 			}
 		}
 	}
-	fmt.Printf("# failover benchmark: %d runs, Sentinel down-after %s, pause %s, 4 writers with 10s timeouts\n",
-		*runs, *downAfter, *pause)
+	fmt.Printf("# failover benchmark: %d runs, Sentinel down-after %s, pause %s, 4 writers with 10s timeouts, %d idle clients\n",
+		*runs, *downAfter, *pause, idleClients)
 	results := map[string][]result{}
 	for _, sc := range chosen {
 		for run := 0; run < *runs; run++ {
@@ -95,35 +113,39 @@ func main() {
 				slices.Reverse(order) // alternate who goes first
 			}
 			for _, tg := range order {
-				r, err := runOnce(tg, sc, *downAfter, fmt.Sprintf("%s-%s-run%d", sc.name, strings.Fields(tg.name)[0], run+1))
+				r, err := runOnce(tg, sc, *downAfter, fmt.Sprintf("%s-%s-run%d", sc.name, tg.key, run+1))
 				if err != nil {
 					fmt.Fprintf(os.Stderr, "%s on %s, run %d: %v\n", sc.name, tg.name, run+1, err)
 					continue
 				}
 				key := sc.name + "|" + tg.name
 				results[key] = append(results[key], r)
-				fmt.Printf("%-8s %-15s run %d: acked=%d errors=%d lost=%d longest_gap=%s switch->first_write=%s promotion->first_write=%s\n",
+				fmt.Printf("%-8s %-19s run %d: acked=%d errors=%d lost=%d longest_gap=%s switch->first_write=%s promotion->first_write=%s idle_failed=%d/%d\n",
 					sc.name, tg.name, run+1, r.acked, r.errors, r.lost, r.gap.Round(time.Millisecond),
-					fmtDur(r.afterSwitch, r.haveSwitch), fmtDur(r.afterProm, r.haveProm))
+					fmtDur(r.afterSwitch, r.haveSwitch), fmtDur(r.afterProm, r.haveProm), r.idleFailed, idleClients)
 			}
 		}
 	}
 	fmt.Println()
-	fmt.Println("| scenario | path | acked writes (median) | lost acked writes (median / max) | longest write gap (median) | first write on new master after first `+switch-master` (median / max) | after `+failover-state-wait-promotion` (median) |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Println("| scenario | path | acked writes (median) | lost acked writes (median / max) | client-visible errors (median / max) | longest write gap (median) | first write on new master after first `+switch-master` (median / max) | after `+failover-state-wait-promotion` (median) | idle clients failing their next command, of 200 (median / max) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, sc := range chosen {
 		for _, tg := range targets {
 			rs := results[sc.name+"|"+tg.name]
 			if len(rs) == 0 {
 				continue
 			}
-			var acked, lost, gaps, sw, pr []float64
-			maxLost, maxSw := 0, time.Duration(-1<<63)
+			var acked, lost, errs, idle, gaps, sw, pr []float64
+			maxLost, maxErrs, maxIdle, maxSw := 0, 0, 0, time.Duration(-1<<63)
 			for _, r := range rs {
 				acked = append(acked, float64(r.acked))
 				lost = append(lost, float64(r.lost))
+				errs = append(errs, float64(r.errors))
+				idle = append(idle, float64(r.idleFailed))
 				gaps = append(gaps, float64(r.gap))
 				maxLost = max(maxLost, r.lost)
+				maxErrs = max(maxErrs, r.errors)
+				maxIdle = max(maxIdle, r.idleFailed)
 				if r.haveSwitch {
 					sw = append(sw, float64(r.afterSwitch))
 					maxSw = max(maxSw, r.afterSwitch)
@@ -132,9 +154,11 @@ func main() {
 					pr = append(pr, float64(r.afterProm))
 				}
 			}
-			fmt.Printf("| %s | %s | %.0f | %.0f / %d | %s | %s / %s | %s |\n", sc.name, tg.name, harness.Median(acked), harness.Median(lost), maxLost,
+			fmt.Printf("| %s | %s | %.0f | %.0f / %d | %.0f / %d | %s | %s / %s | %s | %.0f / %d |\n", sc.name, tg.name,
+				harness.Median(acked), harness.Median(lost), maxLost, harness.Median(errs), maxErrs,
 				time.Duration(harness.Median(gaps)).Round(time.Millisecond), fmtDur(time.Duration(harness.Median(sw)), len(sw) > 0),
-				fmtDur(maxSw, len(sw) > 0), fmtDur(time.Duration(harness.Median(pr)), len(pr) > 0))
+				fmtDur(maxSw, len(sw) > 0), fmtDur(time.Duration(harness.Median(pr)), len(pr) > 0),
+				harness.Median(idle), maxIdle)
 		}
 	}
 }
@@ -164,7 +188,7 @@ func runOnce(tg target, sc scenario, downAfter time.Duration, name string) (r re
 	}
 	var events *redistest.EventLog
 	defer func() {
-		if err == nil && r.lost == 0 {
+		if err == nil && r.lost == 0 && (!tg.moves || r.idleFailed == 0) {
 			os.RemoveAll(dir)
 			return
 		}
@@ -204,6 +228,17 @@ func runOnce(tg target, sc scenario, downAfter time.Duration, name string) (r re
 		done <- (&redistest.WriteLoad{Addr: masterPort, Password: password, Writers: 4, Timeout: 10 * time.Second}).Run(loadCtx)
 	}()
 	time.Sleep(time.Second)
+	idle, err := openIdle(masterPort, idleClients)
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	if err != nil {
+		stopLoad()
+		<-done
+		return result{}, err
+	}
 	start := time.Now()
 	newMaster, err := sc.act(topo, events)
 	if err != nil {
@@ -222,6 +257,14 @@ func runOnce(tg target, sc scenario, downAfter time.Duration, name string) (r re
 	res := <-done
 
 	r = result{acked: len(res.Acks), errors: res.Errors}
+	failures := checkIdle(idle, newMaster)
+	r.idleFailed = len(failures)
+	for i, f := range failures {
+		if i == 3 || !tg.moves {
+			break
+		}
+		fmt.Printf("  idle client failed: %s\n", f)
+	}
 	lost, err := res.Lost(newMaster, password)
 	if err != nil {
 		return r, err
@@ -295,4 +338,69 @@ func scenarios(pause time.Duration) []scenario {
 			return m, waitOldConverted(topo, old.Addr)
 		}},
 	}
+}
+
+// openIdle opens n clients through addr as a connection pool holds them: authenticated, on database 3,
+// each with its name.
+func openIdle(addr string, n int) ([]*redistest.Conn, error) {
+	conns := make([]*redistest.Conn, 0, n)
+	for i := 0; i < n; i++ {
+		c, err := redistest.Dial(addr, password)
+		if err != nil {
+			return conns, fmt.Errorf("idle client %d: %w", i, err)
+		}
+		conns = append(conns, c)
+		for _, cmd := range [][]string{{"SELECT", "3"}, {"CLIENT", "SETNAME", fmt.Sprintf("idle-%d", i)}} {
+			if r, err := c.Do(cmd...); err != nil || r != "OK" {
+				return conns, fmt.Errorf("idle client %d: %v: %q %v", i, cmd, r, err)
+			}
+		}
+	}
+	return conns, nil
+}
+
+// checkIdle sends each idle client its next command, CLIENT INFO, and returns why each that failed did:
+// an error (its connection was closed, say), or an answer from another node than master (a connection
+// left on the old master, now a replica, whose next write would fail), or without its database and name.
+func checkIdle(conns []*redistest.Conn, master string) []string {
+	var mu sync.Mutex
+	var failures []string
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < 20; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if why := checkOne(conns[i], i, master); why != "" {
+					mu.Lock()
+					failures = append(failures, why)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range conns {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	sort.Strings(failures)
+	return failures
+}
+
+func checkOne(c *redistest.Conn, i int, master string) string {
+	info, err := c.Do("CLIENT", "INFO")
+	if err != nil {
+		return fmt.Sprintf("idle-%d: %v", i, err)
+	}
+	f := map[string]string{}
+	for _, kv := range strings.Fields(info) {
+		k, v, _ := strings.Cut(kv, "=")
+		f[k] = v
+	}
+	if f["laddr"] != master || f["db"] != "3" || f["name"] != fmt.Sprintf("idle-%d", i) {
+		return fmt.Sprintf("idle-%d: on %s as db=%s name=%s, want %s db=3 name=idle-%d", i, f["laddr"], f["db"], f["name"], master, i)
+	}
+	return ""
 }
