@@ -42,6 +42,9 @@ type Options struct {
 	ReloadSignal <-chan os.Signal
 	// Started reports the bound addresses to tests.
 	Started func(addrs map[string]string)
+	// SwitchoverStep, if set, is called after each step of a planned switchover that succeeded, before
+	// the next begins: tests break things between steps with it.
+	SwitchoverStep func(group, step string)
 }
 
 // proxyRuntime is a running proxy: the data plane (listeners, handler, sessions), which outlives a
@@ -62,10 +65,11 @@ type proxyRuntime struct {
 	wg        sync.WaitGroup
 	serveErrs chan error
 
-	reloadMu sync.Mutex // one reload at a time
-	cfg      *config.Config
+	reloadMu    sync.Mutex // one reload at a time
+	cfg         *config.Config
+	switchovers *switchovers
 
-	mu    sync.Mutex // guards ports: read by the router goroutine (applyRoutes), changed by reload
+	mu    sync.Mutex // guards ports and cfg: read by the router goroutine (applyRoutes) and switchovers, changed by reload
 	ports []*ports
 }
 
@@ -97,6 +101,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	}
 	rt.ports = all
 	rt.buildControlPlane(cfg)
+	rt.switchovers = rt.newSwitchovers(opts.SwitchoverStep)
 
 	rt.spawn(func() { rt.router.Run(serveCtx) })
 	rt.spawn(func() { rt.monitor.Run(serveCtx) })

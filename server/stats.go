@@ -20,7 +20,7 @@ func (rt *proxyRuntime) startStats(cfg *config.Config, ln net.Listener, reload f
 			PasswordHash: cfg.Stats.PasswordHash, Admin: cfg.Stats.Admin,
 			Control: newControl(rt.ctx, rt.router, rt.statsPorts), Snapshot: rt.router.Snapshot,
 			History: rt.router.History, Metrics: rt.metrics, Groups: rt.statsPorts(), Version: rt.version,
-			Log: rt.log, Started: time.Now()}
+			Log: rt.log, Started: time.Now(), Switchover: rt.switchovers}
 		if reload != nil {
 			rt.statsSrv.Reload = func() error { return rt.reload(reload, "POST /-/reload") }
 		}
