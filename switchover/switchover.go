@@ -17,6 +17,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -417,6 +419,9 @@ func (sw *run) hold(ctx context.Context) (string, error) {
 }
 
 // catchUp waits until the target has applied every write the master had acknowledged when the hold began.
+// A target that does not answer in time is waited for, as a slow node is not a dead one, until the
+// switchover's timeout; one that refuses the connection or answers wrong ends the switchover at once, so
+// that the writes are not held for nothing.
 func (sw *run) catchUp(ctx context.Context) (string, error) {
 	master, err := sw.nodes.Replication(ctx, sw.res.Old)
 	if err != nil {
@@ -441,11 +446,15 @@ func (sw *run) catchUp(ctx context.Context) (string, error) {
 				lagged = master.MasterReplOffset - target.SlaveReplOffset
 			}
 		}
-		if err != nil {
+		if err != nil && !slow(err) {
 			return "", fmt.Errorf("target %s: %w", sw.res.Target, err)
 		}
 		if werr := wait(ctx, catchUpPoll); werr != nil {
-			return "", fmt.Errorf("target %s still behind the master's offset %d: %w", sw.res.Target, master.MasterReplOffset, werr)
+			why := fmt.Sprintf("still behind the master's offset %d", master.MasterReplOffset)
+			if err != nil {
+				why = "not answering: " + err.Error()
+			}
+			return "", fmt.Errorf("target %s %s: %w", sw.res.Target, why, werr)
 		}
 	}
 }
@@ -621,6 +630,13 @@ func (sw *run) fields(ev *zerolog.Event) *zerolog.Event {
 		}
 	}
 	return ev
+}
+
+// slow reports whether err is a node not answering in time, rather than refusing or failing.
+func slow(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &netErr) && netErr.Timeout())
 }
 
 // retry calls f until it succeeds, three times at most while ctx lasts.
