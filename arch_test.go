@@ -23,10 +23,15 @@ func TestImportsFlowOneWay(t *testing.T) {
 		"redistest": {"resp"},
 		"routing":   {"check", "resp", "sentinel"},
 		"stats":     {"check", "proxy", "resp", "routing", "sentinel"},
+		// A switchover reads routing snapshots (whose types come from check and sentinel) and is handed
+		// everything else: credentials by server, not config; the proxy's hold through an interface, not
+		// proxy. Only server wires it to the router and the listeners.
+		"switchover": {"check", "resp", "routing", "sentinel"},
 	}
 	// The forwarder is told routes and "close the sessions to X": it must never follow Sentinel or decide.
 	forbidden := map[string][]string{
-		"proxy": {"routing", "sentinel"},
+		"proxy":      {"routing", "sentinel"},
+		"switchover": {"config", "proxy", "stats", "server"},
 	}
 	for pkg, ok := range allowed {
 		deps := ourDeps(t, "-deps", "./"+pkg+"/...")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -81,6 +82,48 @@ func runReload(ctx context.Context, base, user, password string, out io.Writer) 
 	}
 }
 
+// runSwitchover asks a running proxy for a planned switchover, through its stats port, and prints each
+// step as the proxy reports it. It returns nil only when the proxy's last line says the switchover
+// completed: the new master took the place of the old and answers as master through the proxy.
+func runSwitchover(ctx context.Context, base, user, password string, form url.Values, timeout time.Duration, out io.Writer) error {
+	// The proxy ends the switchover by its own timeout; this one only keeps a lost answer from hanging.
+	ctx, cancel := context.WithTimeout(ctx, timeout+time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", base+"/-/switchover", strings.NewReader(form.Encode()))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("switchover: %v", err), 1)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(user, password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("switchover: %v (is the proxy running, with [stats].listen on?)", err), 1)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return cli.Exit(fmt.Sprintf("switchover: %s: %s", resp.Status, strings.TrimSpace(string(body))), 1)
+	}
+	lines := bufio.NewScanner(resp.Body)
+	last := ""
+	for lines.Scan() {
+		last = lines.Text()
+		fmt.Fprintln(out, last)
+	}
+	switch {
+	case strings.HasPrefix(last, "switchover completed"):
+		return nil
+	case strings.HasPrefix(last, "switchover aborted"):
+		return cli.Exit("switchover: aborted (the master did not move, or could not be verified; see the last line)", 1)
+	}
+	why := "the answer ended before the outcome"
+	if err := lines.Err(); err != nil {
+		why = err.Error()
+	}
+	return cli.Exit(fmt.Sprintf("switchover: %s: the outcome is unknown here; look for switchover_completed or "+
+		"switchover_aborted in the proxy's log", why), 1)
+}
+
 func healthCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "health",
@@ -152,6 +195,57 @@ func reloadCommand(stdout io.Writer, configFlag cli.Flag) *cli.Command {
 				password = c.String("password")
 			}
 			return runReload(c.Context, strings.TrimSuffix(base, "/"), user, password, stdout)
+		},
+	}
+}
+
+func switchoverCommand(stdout io.Writer, configFlag cli.Flag) *cli.Command {
+	return &cli.Command{
+		Name:  "switchover",
+		Usage: "move a group's master to a replica on purpose, holding writes so none is lost; print each step",
+		Description: "Asks the running proxy, through POST /-/switchover on its stats port ([stats].listen, user and\n" +
+			"password read from the file, or --url, --user, --password), to choose the target (--to, or the healthy\n" +
+			"replica with the highest offset), steer Sentinel towards it, hold the writes, wait until the target has\n" +
+			"them all, have Sentinel promote it and let the writes go to it. Whatever fails, everything is put back.\n" +
+			"Exit status: 0 the new master takes writes through the proxy, 1 aborted or refused (the last line says\n" +
+			"why and what was put back), 2 the configuration is invalid.",
+		Flags: []cli.Flag{configFlag,
+			&cli.StringFlag{Name: "group", Usage: "the [[masters]] name; may be left out when there is one group"},
+			&cli.StringFlag{Name: "to", Usage: "the replica to promote, host:port as Sentinel lists it; default: the healthy replica with the highest offset"},
+			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "abort (and put everything back) if the switchover takes longer"},
+			&cli.StringFlag{Name: "url", Usage: "base URL of the running proxy's stats port"},
+			&cli.StringFlag{Name: "user", Usage: "stats user of the running proxy"},
+			&cli.StringFlag{Name: "password", Usage: "stats password of the running proxy", EnvVars: []string{"SENTINEL_PROXY_STATS_PASSWORD"}},
+		},
+		Action: func(c *cli.Context) error {
+			cfg, err := loadConfig(c.String("config"))
+			if err != nil {
+				return err
+			}
+			base := c.String("url")
+			if base == "" {
+				if cfg.Stats.Listen == "" {
+					return cli.Exit("switchover: [stats].listen is off: the proxy has no port to ask", 1)
+				}
+				if base, err = statsBase(cfg.Stats.Listen); err != nil {
+					return cli.Exit(err.Error(), 2)
+				}
+			}
+			user, password := cfg.Stats.User, cfg.Stats.Password
+			if c.IsSet("user") {
+				user = c.String("user")
+			}
+			if c.IsSet("password") {
+				password = c.String("password")
+			}
+			form := url.Values{"timeout": {c.Duration("timeout").String()}}
+			if g := c.String("group"); g != "" {
+				form.Set("group", g)
+			}
+			if to := c.String("to"); to != "" {
+				form.Set("to", to)
+			}
+			return runSwitchover(c.Context, strings.TrimSuffix(base, "/"), user, password, form, c.Duration("timeout"), stdout)
 		},
 	}
 }

@@ -116,6 +116,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 			healthCommand(stdout),
 			reloadCommand(stdout, configFlag),
+			switchoverCommand(stdout, configFlag),
 			hashPasswordCommand(os.Stdin, stdout),
 			{
 				Name:  "version",

@@ -70,10 +70,12 @@ type GroupSnapshot struct {
 	Fenced      bool
 	FenceReason string
 	// Failover is the failover in progress, nil when none; Detected the first sign of the current trouble.
-	Failover  *Failover
-	Detected  Detection
-	Nodes     []NodeSnapshot
-	Sentinels []SentinelSnapshot
+	Failover *Failover
+	Detected Detection
+	// Switchover is the planned switchover under way, nil when none is.
+	Switchover *Switchover
+	Nodes      []NodeSnapshot
+	Sentinels  []SentinelSnapshot
 }
 
 // NodeSnapshot describes one data node.
@@ -141,6 +143,10 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 	if f := g.Failover; f != nil {
 		cp := *f
 		gs.Failover = &cp
+	}
+	if sw := g.Switchover; sw != nil {
+		cp := *sw
+		gs.Switchover = &cp
 	}
 	named, epoch, answered := g.named()
 	views := g.usableViews()

@@ -71,6 +71,9 @@ type Switch struct {
 	NoMaster       time.Duration `json:"no_master_ns"`        // how long the master port had no master
 	SessionsClosed int           `json:"sessions_closed"`
 	Leader         string        `json:"failover_leader,omitempty"`
+	// Switchover is set when the switch is the one a planned switchover asked for (sentinel-proxy
+	// switchover), not a failure.
+	Switchover bool `json:"switchover"`
 }
 
 // History returns the group's last switches, newest first.
@@ -244,6 +247,10 @@ func (r *Router) Run(ctx context.Context) {
 				close(in.Done)
 			}
 		case ConfigInput:
+			if in.Done != nil {
+				close(in.Done)
+			}
+		case SwitchoverInput:
 			if in.Done != nil {
 				close(in.Done)
 			}
@@ -497,6 +504,10 @@ func (r *Router) switched(old string, ng *GroupSnapshot, cause Input, closed int
 	if f := ng.Failover; f != nil && f.Promoting == ng.Master {
 		sw.Leader = f.Leader
 		ev.Str("failover_leader", f.Leader).Str("failover_stage", f.Stage)
+	}
+	if p := ng.Switchover; p != nil && p.Target == ng.Master {
+		sw.Switchover = true
+		ev.Bool("switchover", true).Str("switchover_by", p.By)
 	}
 	ev.Msg("master switched")
 	r.record(sw)

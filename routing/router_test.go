@@ -217,3 +217,54 @@ func TestRouterRecordsStretchesWithoutMaster(t *testing.T) {
 		t.Errorf("the switch and its stretch disagree: %+v and %+v", h, switched)
 	}
 }
+
+// TestRouterMarksAPlannedSwitchover: the switch to the target of an announced switchover is recorded and
+// logged as one; the mark ends with the switchover and changes no route by itself.
+func TestRouterMarksAPlannedSwitchover(t *testing.T) {
+	logs := &redistest.SyncBuffer{}
+	r := NewRouter([]string{"g"}, 2, 3, 0, zerolog.New(logs))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	wait := func(what string, cond func(g *GroupSnapshot) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond(r.Snapshot().Group("g")) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v\n%s", what, r.Snapshot().Group("g"), logs.String())
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	for _, in := range healthy() {
+		r.Submit(ctx, in)
+	}
+	wait("routed", func(g *GroupSnapshot) bool { return g.Master == nodeA })
+	applied := make(chan struct{})
+	r.Submit(ctx, SwitchoverInput{Group: "g", Target: nodeB, By: "admin", Active: true, Done: applied})
+	<-applied
+	if sw := r.Snapshot().Group("g").Switchover; sw == nil || sw.Target != nodeB || sw.By != "admin" {
+		t.Fatalf("snapshot switchover = %+v", sw)
+	}
+	if g := r.Snapshot().Group("g"); g.Master != nodeA {
+		t.Fatalf("the mark moved the route: %+v", g)
+	}
+	for _, in := range []Input{switchMaster(s1, nodeA, nodeB), view(s1, nodeB, 2, nodeA, nodeC), probeMaster(nodeB)} {
+		r.Submit(ctx, in)
+	}
+	wait("switched", func(g *GroupSnapshot) bool { return g.Master == nodeB })
+	ended := make(chan struct{})
+	r.Submit(ctx, SwitchoverInput{Group: "g", Done: ended})
+	<-ended
+	if sw := r.Snapshot().Group("g").Switchover; sw != nil {
+		t.Errorf("switchover still marked after its end: %+v", sw)
+	}
+	h := r.History("g")
+	if len(h) != 1 || !h[0].Switchover || h[0].New != nodeB {
+		t.Errorf("history = %+v, want one switch to %s marked as a switchover", h, nodeB)
+	}
+	if !strings.Contains(logs.String(), `"switchover":true,"switchover_by":"admin"`) {
+		t.Errorf("master_switched does not say it was a switchover:\n%s", logs.String())
+	}
+}

@@ -47,11 +47,25 @@ type ConfigInput struct {
 	Done                 chan struct{}
 }
 
-func (ViewInput) input()   {}
-func (EventInput) input()  {}
-func (ProbeInput) input()  {}
-func (AdminInput) input()  {}
-func (ConfigInput) input() {}
+// SwitchoverInput announces a planned switchover of a group's master to Target (Active set), or its
+// end, whatever the outcome (Active unset). The router only records it: the switch it leads to is marked
+// as a switchover in the history and the master_switched line; routing decides as for any failover.
+// Done, if not nil, is closed once the input is applied.
+type SwitchoverInput struct {
+	Group  string
+	Target string
+	By     string    // who asked, e.g. "admin from 127.0.0.1:51234"
+	At     time.Time // when it was asked
+	Active bool
+	Done   chan struct{}
+}
+
+func (ViewInput) input()       {}
+func (EventInput) input()      {}
+func (ProbeInput) input()      {}
+func (AdminInput) input()      {}
+func (ConfigInput) input()     {}
+func (SwitchoverInput) input() {}
 
 // AdminState is what an operator set on a node, as in HAProxy's `set server state`.
 type AdminState string
@@ -104,6 +118,16 @@ type Group struct {
 	Detected Detection
 	// EventsReceived counts the pub/sub messages each Sentinel published for this group.
 	EventsReceived map[string]uint64
+	// Switchover is the planned switchover under way, nil when none is.
+	Switchover *Switchover
+}
+
+// Switchover is a planned switchover an operator asked for: sentinel-proxy holds the writes and has
+// Sentinel promote Target.
+type Switchover struct {
+	Target string
+	By     string
+	Since  time.Time
 }
 
 // Failover is what the failover leader has announced of its progress.
@@ -226,6 +250,13 @@ func (s *State) Apply(in Input) Effects {
 		}
 	case ProbeInput:
 		fx = s.observe(in.Result)
+	case SwitchoverInput:
+		if g := s.Groups[in.Group]; g != nil {
+			g.Switchover = nil
+			if in.Active {
+				g.Switchover = &Switchover{Target: in.Target, By: in.By, Since: in.At}
+			}
+		}
 	}
 	return fx
 }

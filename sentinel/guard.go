@@ -75,3 +75,9 @@ func (g *guardConn) scan(b []byte) error {
 	}
 	return nil
 }
+
+// GuardedDialer dials a Sentinel as the watchers do (TLS when tlsConfig is set, the RESP guard on the
+// connection), for other clients of the Sentinels, such as a planned switchover's.
+func GuardedDialer(timeout time.Duration, tlsConfig *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return dialGuarded(timeout, tlsConfig)
+}

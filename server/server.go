@@ -46,6 +46,9 @@ type Options struct {
 	// ChartSampling is how often the stats page's charts sample the listeners; zero is 10 s. Tests
 	// shorten it (the charts keep 360 samples, so their window shortens with it).
 	ChartSampling time.Duration
+	// SwitchoverStep, if set, is called after each step of a planned switchover that succeeded, before
+	// the next begins: tests break things between steps with it.
+	SwitchoverStep func(group, step string)
 }
 
 // proxyRuntime is a running proxy: the data plane (listeners, handler, sessions), which outlives a
@@ -67,10 +70,11 @@ type proxyRuntime struct {
 	wg        sync.WaitGroup
 	serveErrs chan error
 
-	reloadMu sync.Mutex // one reload at a time
-	cfg      *config.Config
+	reloadMu    sync.Mutex // one reload at a time
+	cfg         *config.Config
+	switchovers *switchovers
 
-	mu    sync.Mutex // guards ports: read by the router goroutine (applyRoutes), changed by reload
+	mu    sync.Mutex // guards ports and cfg: read by the router goroutine (applyRoutes) and switchovers, changed by reload
 	ports []*ports
 }
 
@@ -103,6 +107,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	}
 	rt.ports = all
 	rt.buildControlPlane(cfg)
+	rt.switchovers = rt.newSwitchovers(opts.SwitchoverStep)
 
 	rt.spawn(func() { rt.router.Run(serveCtx) })
 	rt.spawn(func() { rt.monitor.Run(serveCtx) })

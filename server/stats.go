@@ -20,7 +20,8 @@ func (rt *proxyRuntime) startStats(cfg *config.Config, ln net.Listener, reload f
 			PasswordHash: cfg.Stats.PasswordHash, Admin: cfg.Stats.Admin,
 			Control: newControl(rt.ctx, rt.router, rt.statsPorts), Snapshot: rt.router.Snapshot,
 			History: rt.router.History, NoMasterSpans: rt.router.NoMasterSpans, Metrics: rt.metrics,
-			Groups: rt.statsPorts(), Version: rt.version, Log: rt.log, Started: time.Now(), SampleEvery: rt.sampling}
+			Groups: rt.statsPorts(), Version: rt.version, Log: rt.log, Started: time.Now(), SampleEvery: rt.sampling,
+			Switchover: rt.switchovers}
 		if reload != nil {
 			rt.statsSrv.Reload = func() error { return rt.reload(reload, "POST /-/reload") }
 		}

@@ -71,6 +71,8 @@ type Server struct {
 
 	// Reload, if set, re-reads the configuration; POST /-/reload calls it (sentinel-proxy reload).
 	Reload func() error
+	// Switchover, if set, runs planned switchovers: POST /-/switchover (sentinel-proxy switchover).
+	Switchover Switchover
 
 	settings     atomic.Pointer[Settings]
 	bcryptOK     atomic.Pointer[[32]byte]
@@ -193,6 +195,9 @@ func (s *Server) buildHandler() http.Handler {
 	}
 	if s.Reload != nil {
 		mux.Handle("POST /-/reload", s.auth(http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.reload))))
+	}
+	if s.Switchover != nil {
+		mux.Handle("POST /-/switchover", s.auth(http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.switchover))))
 	}
 	mux.Handle("GET /{$}", http.RedirectHandler("/stats", http.StatusFound))
 	return securityHeaders(mux)

@@ -160,6 +160,7 @@ type SwitchView struct {
 	NoMasterMS       float64   `json:"no_master_ms"`
 	SessionsClosed   int       `json:"sessions_closed"`
 	Leader           string    `json:"failover_leader,omitempty"`
+	Switchover       bool      `json:"switchover"` // a planned switchover, not a failure
 }
 
 // AdminAction is one action taken from the page.
@@ -294,7 +295,7 @@ func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall 
 		for _, sw := range s.History(g.Name) {
 			sv := SwitchView{At: sw.At, Old: sw.Old, New: sw.New, Epoch: sw.Epoch, Trigger: sw.Trigger,
 				DetectedBy: sw.DetectedBy, DetectToSwitchMS: -1, NoMasterMS: msOf(sw.NoMaster),
-				SessionsClosed: sw.SessionsClosed, Leader: sw.Leader}
+				SessionsClosed: sw.SessionsClosed, Leader: sw.Leader, Switchover: sw.Switchover}
 			if sw.DetectToSwitch >= 0 {
 				sv.DetectToSwitchMS = msOf(sw.DetectToSwitch)
 			}
