@@ -20,6 +20,8 @@ const (
 	actionDrain = "DRAIN"
 	actionMaint = "MAINT"
 	actionKill  = "KILL"
+	// actionSwitchover only asks for its confirmation page here: the page's form posts to /-/switchover.
+	actionSwitchover = "SWITCHOVER"
 )
 
 // csrfToken is bound to the process (a random key made at start) and to the user: a page rendered for
@@ -58,6 +60,13 @@ type confirmation struct {
 	Node, Action, Group, CSRF string
 	Consequence               string
 	Warning                   string // set when the action affects the master port
+
+	// A switchover's page also offers its targets, the healthy replicas (none: Sentinel's choice only),
+	// and the timeout, the CLI's by default.
+	Switchover bool
+	Targets    []string
+	Timeout    string
+	MaxTimeout string
 }
 
 // admin applies an action in two steps: the first POST answers with a page saying what the action
@@ -84,6 +93,9 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 	}
 	switch action {
 	case actionReady, actionDrain, actionMaint, actionKill:
+	case actionSwitchover:
+		s.confirmSwitchover(w, page.CSRF, group, row)
+		return
 	default:
 		http.Error(w, fmt.Sprintf("unknown action %q (want READY, DRAIN, MAINT or KILL)", action), http.StatusBadRequest)
 		return
@@ -180,4 +192,53 @@ func (s *Server) consequence(g *GroupView, n *NodeView, action string) confirmat
 		}
 	}
 	return c
+}
+
+// confirmSwitchover answers the master row's switchover button with the confirmation page, whose form
+// posts to /-/switchover.
+func (s *Server) confirmSwitchover(w http.ResponseWriter, csrf string, g *GroupView, n *NodeView) {
+	if s.Switchover == nil {
+		http.Error(w, "this proxy runs no switchovers", http.StatusNotFound)
+		return
+	}
+	if n.Addr != g.Master {
+		http.Error(w, fmt.Sprintf("%s is not the routed master of %s: a switchover moves the master", n.Addr, g.Name),
+			http.StatusBadRequest)
+		return
+	}
+	c := confirmation{Node: n.Addr, Action: actionSwitchover, Group: g.Name, CSRF: csrf, Switchover: true,
+		Targets: switchoverTargets(g), Timeout: defaultSwitchoverTimeout.String(), MaxTimeout: maxSwitchoverTimeout.String()}
+	masterPort := ""
+	for _, l := range g.Listeners {
+		if l.Role == "master" {
+			masterPort = l.Addr
+		}
+	}
+	c.Consequence = fmt.Sprintf("sentinel-proxy holds the writes to %s, waits until the target has every write, has "+
+		"Sentinel promote exactly the target and sends the held writes to it. If any step fails or the timeout "+
+		"passes, everything it changed is put back and %s stays the master.", n.Addr, n.Addr)
+	if g.Mode == "resp" {
+		c.Consequence += fmt.Sprintf(" Clients of the master port %s stay connected: their commands wait in the proxy for the switch.", masterPort)
+	} else {
+		c.Consequence += fmt.Sprintf(" Writes are paused on %s (CLIENT PAUSE WRITE); at the switch the master port %s "+
+			"closes its sessions to it, as in any failover.", n.Addr, masterPort)
+	}
+	if len(c.Targets) == 0 {
+		c.Warning = fmt.Sprintf("%s has no healthy replica with its link up: the switchover will abort.", g.Name)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := s.confirmTm.Execute(w, c); err != nil {
+		s.Log.Error().Err(err).Msg("render switchover confirmation page")
+	}
+}
+
+// switchoverTargets are the replicas a switchover may promote: up, READY, their link to the master up.
+func switchoverTargets(g *GroupView) []string {
+	var out []string
+	for _, n := range g.Nodes {
+		if n.Addr != g.Master && (n.Status == "UP" || n.Status == "NOLB") && n.LinkStatus == "up" {
+			out = append(out, n.Addr)
+		}
+	}
+	return out
 }

@@ -42,7 +42,7 @@ type ListenerSeries struct {
 const (
 	BandNoMaster   = "no-master"  // the master port had no verified master
 	BandFailover   = "failover"   // the master moved: from the first sign of trouble to the switch
-	BandSwitchover = "switchover" // a planned switch (a history entry whose trigger starts with "switchover")
+	BandSwitchover = "switchover" // a planned switch (sentinel-proxy switchover)
 )
 
 // Band is a stretch of time the charts shade: a stretch without a master, or a master switch (from its
@@ -60,11 +60,10 @@ type Band struct {
 	NoMasterMS float64   `json:"no_master_ms,omitempty"`
 }
 
-// switchKind tells a planned switchover from a failover by the history entry's trigger. Planned
-// switchovers do not exist yet: the one that adds them names its trigger "switchover ..." and the charts
-// show it apart without another change.
-func switchKind(trigger string) string {
-	if strings.HasPrefix(trigger, "switchover") {
+// switchKind tells a planned switchover from a failover: the router marks the switch a switchover asked
+// for; a trigger that starts with "switchover" is one too.
+func switchKind(sw routing.Switch) string {
+	if sw.Switchover || strings.HasPrefix(sw.Trigger, "switchover") {
 		return BandSwitchover
 	}
 	return BandFailover
@@ -154,7 +153,7 @@ func bands(switches []routing.Switch, gaps []routing.NoMasterSpan, failover *rou
 	}
 	for i := len(switches) - 1; i >= 0; i-- {
 		sw := switches[i]
-		b := Band{Kind: switchKind(sw.Trigger), From: sw.At, To: sw.At, Old: sw.Old, New: sw.New,
+		b := Band{Kind: switchKind(sw), From: sw.At, To: sw.At, Old: sw.Old, New: sw.New,
 			Trigger: sw.Trigger, DetectedBy: sw.DetectedBy, NoMasterMS: msOf(sw.NoMaster)}
 		if sw.DetectToSwitch > 0 {
 			b.From = sw.At.Add(-sw.DetectToSwitch)

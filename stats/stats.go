@@ -86,6 +86,7 @@ type Server struct {
 	history      history
 	pageTmpl     *template.Template
 	confirmTm    *template.Template
+	switchTm     *template.Template
 }
 
 const adminLogLen = 20
@@ -152,6 +153,7 @@ func (s *Server) buildHandler() http.Handler {
 	}
 	s.pageTmpl = template.Must(template.New("page.html").Funcs(funcs).ParseFS(templates, "templates/page.html", "templates/chart.html"))
 	s.confirmTm = template.Must(template.New("confirm.html").Funcs(funcs).ParseFS(templates, "templates/confirm.html"))
+	s.switchTm = template.Must(template.New("switchover.html").ParseFS(templates, "templates/switchover.html"))
 	s.csrfKey = make([]byte, 32)
 	_, _ = rand.Read(s.csrfKey) // crypto/rand.Read never fails on Linux; a zero key would still be per-user
 

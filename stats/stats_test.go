@@ -42,8 +42,8 @@ type fixture struct {
 }
 
 // newFixture runs a real Router fed with one Sentinel's view and probes: a verified master, a synced
-// replica and a replica that refuses connections.
-func newFixture(t *testing.T, admin bool) *fixture {
+// replica and a replica that refuses connections. Each of with sets more of the server before it serves.
+func newFixture(t *testing.T, admin bool, with ...func(*Server)) *fixture {
 	t.Helper()
 	logs := &redistest.SyncBuffer{}
 	log := zerolog.New(logs)
@@ -82,6 +82,9 @@ func newFixture(t *testing.T, admin bool) *fixture {
 	s := &Server{User: "haproxy", Password: "password", Admin: admin, Control: routerControl{router, groups},
 		Snapshot: router.Snapshot, History: router.History, NoMasterSpans: router.NoMasterSpans, Metrics: metrics,
 		Groups: groups, Version: "test", Log: log, Started: time.Now()}
+	for _, w := range with {
+		w(s)
+	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &fixture{s: s, srv: srv, router: router, logs: logs}

@@ -22,9 +22,11 @@ type Page struct {
 	Actions []AdminAction `json:"admin_actions"` // newest first
 
 	// For the HTML page only.
-	CSRF    string `json:"-"`
-	Refresh int    `json:"-"` // seconds; 0 is off
-	Notice  string `json:"-"`
+	CSRF       string `json:"-"`
+	Refresh    int    `json:"-"` // seconds; 0 is off
+	Notice     string `json:"-"`
+	Switchover bool   `json:"-"` // the master rows get a switchover button
+
 }
 
 // GroupView is one master group.
@@ -201,6 +203,7 @@ func (s *Server) build(r *http.Request) Page {
 	if r != nil {
 		if p.Admin {
 			p.CSRF = s.csrfToken(userOf(r))
+			p.Switchover = s.Switchover != nil
 		}
 		if n, err := strconv.Atoi(r.URL.Query().Get("refresh")); err == nil && n > 0 {
 			p.Refresh = min(max(n, 1), 3600)
