@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -295,4 +296,86 @@ func failover(t *testing.T, ctx context.Context, topo *redistest.Topology, p *ru
 	screenshot(t, ctx, "stats-after-failover")
 	shoot(t, ctx, "stats-charts", chromedp.Screenshot(chromedp.ID("charts-"+topo.Name)))
 	return newMaster
+}
+
+// TestStatsPageInBrowserSwitchover clicks the master row's switchover button, picks a replica on the
+// confirmation page and confirms; the answer lists the steps and reports completion, the chosen
+// replica is the master, and the failover history shows the switch as a planned switchover. (Its
+// name starts with TestStatsPageInBrowser so that make screenshots photographs it too.)
+func TestStatsPageInBrowserSwitchover(t *testing.T) {
+	topo := newTopology(t, 2)
+	cfg := testConfig(t, topo, topo.Name)
+	cfg.Stats.Admin = true
+	p := startProxyWith(t, cfg, server.Options{ChartSampling: chartSampling})
+	master, target := topo.Nodes[0].Addr, topo.Nodes[2].Addr
+	waitRoutedTo(t, p.master, master, 10*time.Second)
+	if err := redistest.Eventually(20*time.Second, func() error {
+		if row := nodeRow(t, p, target); row.Status != "UP" || row.LinkStatus != "up" {
+			return fmt.Errorf("%s is %s, link %q", target, row.Status, row.LinkStatus)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := browser(t, "admin", "stats-pw")
+	base := "http://" + p.stats
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/stats"),
+		chromedp.Click(chromedp.CSS(`button[data-node="`+master+`"][value="SWITCHOVER"]`)),
+		chromedp.WaitVisible(chromedp.ID("to")),
+	)
+	if err != nil {
+		t.Fatalf("switchover button: %v", err)
+	}
+	options, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#to option')).map(o => o.value)`))
+	if err != nil || len(options) != 3 || options[0] != "" || !slices.Contains(options, target) || slices.Contains(options, master) {
+		t.Fatalf("targets offered: %q (%v); want Sentinel's choice and both replicas", options, err)
+	}
+	screenshot(t, ctx, "stats-switchover-confirm")
+	// A long timeout: Sentinel may take a while on a loaded machine, and this test is about the page.
+	err = chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("to"), target),
+		chromedp.SetValue(chromedp.ID("timeout"), "40s"),
+		chromedp.Click(chromedp.ID("confirm")),
+		chromedp.WaitVisible(chromedp.ID("result")),
+	)
+	if err != nil {
+		t.Fatalf("confirm the switchover: %v", err)
+	}
+	result, steps := text(t, ctx, chromedp.ID("result")), text(t, ctx, chromedp.ID("steps"))
+	if !strings.HasPrefix(result, "Switchover completed") || !strings.Contains(steps, "switchover completed: "+topo.Name+" master "+master+" -> "+target) {
+		t.Fatalf("result page: %q\nsteps:\n%s", result, steps)
+	}
+	screenshot(t, ctx, "stats-switchover-result")
+
+	if err := redistest.Eventually(10*time.Second, func() error {
+		g := statsJSON(t, p).Groups[0]
+		if g.Master != target || len(g.History) == 0 || !g.History[0].Switchover || g.History[0].New != target {
+			return fmt.Errorf("master %s, history %+v", g.Master, g.History)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("after the switchover: %v", err)
+	}
+	// Sentinel ends its failover and converts the old master a moment later; the screenshot is calmer
+	// then, but the test need not wait for it.
+	_ = redistest.Eventually(15*time.Second, func() error {
+		if g := statsJSON(t, p).Groups[0]; g.Failover != nil || len(g.DualMasters) > 0 {
+			return fmt.Errorf("Sentinel's failover still in progress")
+		}
+		return nil
+	})
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("back")), chromedp.WaitVisible(chromedp.ID("master-"+topo.Name))); err != nil {
+		t.Fatalf("back to the page: %v", err)
+	}
+	row := text(t, ctx, chromedp.CSS(`#group-`+topo.Name+` tr.switchover-row`))
+	if !strings.Contains(row, "planned switchover") || !strings.Contains(row, master+" → "+target) {
+		t.Errorf("history row: %q", row)
+	}
+	if m := text(t, ctx, chromedp.ID("master-"+topo.Name)); m != target {
+		t.Errorf("page shows master %q, want %s", m, target)
+	}
+	checkFits(t, ctx, "the page after a switchover")
+	screenshot(t, ctx, "stats-after-switchover")
 }
