@@ -32,6 +32,18 @@ func (s *Server) csrfToken(user string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// csrfOK checks the form's CSRF token against the user's; when it is missing or wrong it logs and
+// answers the refusal (403).
+func (s *Server) csrfOK(w http.ResponseWriter, r *http.Request, user string) bool {
+	if hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(s.csrfToken(user))) {
+		return true
+	}
+	s.Log.Warn().Str("event", "admin_rejected").Str("user", user).Str("remote", r.RemoteAddr).
+		Str("reason", "missing or wrong CSRF token").Msg("admin request rejected")
+	http.Error(w, "missing or wrong CSRF token: reload the stats page and try again", http.StatusForbidden)
+	return false
+}
+
 func (s *Server) actions() []AdminAction {
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
@@ -78,10 +90,7 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := userOf(r)
-	if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(s.csrfToken(user))) {
-		s.Log.Warn().Str("event", "admin_rejected").Str("user", user).Str("remote", r.RemoteAddr).
-			Str("reason", "missing or wrong CSRF token").Msg("admin request rejected")
-		http.Error(w, "missing or wrong CSRF token: reload the stats page and try again", http.StatusForbidden)
+	if !s.csrfOK(w, r, user) {
 		return
 	}
 	node, action := r.PostForm.Get("node"), strings.ToUpper(r.PostForm.Get("action"))

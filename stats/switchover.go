@@ -2,7 +2,6 @@ package stats
 
 import (
 	"context"
-	"crypto/hmac"
 	"errors"
 	"fmt"
 	"html/template"
@@ -53,10 +52,7 @@ func (s *Server) switchover(w http.ResponseWriter, r *http.Request) {
 	}
 	user := userOf(r)
 	_, fromPage := r.PostForm["csrf"]
-	if fromPage && !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(s.csrfToken(user))) {
-		s.Log.Warn().Str("event", "admin_rejected").Str("user", user).Str("remote", r.RemoteAddr).
-			Str("reason", "missing or wrong CSRF token").Msg("switchover request rejected")
-		http.Error(w, "missing or wrong CSRF token: reload the stats page and try again", http.StatusForbidden)
+	if fromPage && !s.csrfOK(w, r, user) {
 		return
 	}
 	out := switchoverOutput{w: w, tmpl: s.switchTm, log: s.Log}

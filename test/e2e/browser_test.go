@@ -123,17 +123,25 @@ func statsJSON(t *testing.T, p *runningProxy) stats.Page {
 	return page
 }
 
+// browserTopology is a master and two replicas behind a proxy with admin actions on and fast chart
+// sampling, once the master is routed.
+func browserTopology(t *testing.T) (*redistest.Topology, *runningProxy) {
+	t.Helper()
+	topo := newTopology(t, 2)
+	cfg := testConfig(t, topo, topo.Name)
+	cfg.Stats.Admin = true
+	p := startProxyWith(t, cfg, server.Options{ChartSampling: chartSampling})
+	waitRoutedTo(t, p.master, topo.Nodes[0].Addr, 10*time.Second)
+	return topo, p
+}
+
 // TestStatsPageInBrowser logs in to the stats page with headless chromium, reads the master row, sees
 // the charts drawn and the page fit a 1,440-pixel window, puts a replica in MAINT through the
 // confirmation page and sees the new state on the page and in JSON; then fails the master over and
 // finds the failover as a band on the charts, with the old and new master on hover.
 func TestStatsPageInBrowser(t *testing.T) {
-	topo := newTopology(t, 2)
-	cfg := testConfig(t, topo, topo.Name)
-	cfg.Stats.Admin = true
-	p := startProxyWith(t, cfg, server.Options{ChartSampling: chartSampling})
+	topo, p := browserTopology(t)
 	master, replica := topo.Nodes[0].Addr, topo.Nodes[1].Addr
-	waitRoutedTo(t, p.master, master, 10*time.Second)
 	if err := redistest.Eventually(10*time.Second, func() error {
 		if row := nodeRow(t, p, replica); row.Status != "UP" {
 			return fmt.Errorf("%s is %s", replica, row.Status)
@@ -303,12 +311,8 @@ func failover(t *testing.T, ctx context.Context, topo *redistest.Topology, p *ru
 // replica is the master, and the failover history shows the switch as a planned switchover. (Its
 // name starts with TestStatsPageInBrowser so that make screenshots photographs it too.)
 func TestStatsPageInBrowserSwitchover(t *testing.T) {
-	topo := newTopology(t, 2)
-	cfg := testConfig(t, topo, topo.Name)
-	cfg.Stats.Admin = true
-	p := startProxyWith(t, cfg, server.Options{ChartSampling: chartSampling})
+	topo, p := browserTopology(t)
 	master, target := topo.Nodes[0].Addr, topo.Nodes[2].Addr
-	waitRoutedTo(t, p.master, master, 10*time.Second)
 	if err := redistest.Eventually(20*time.Second, func() error {
 		if row := nodeRow(t, p, target); row.Status != "UP" || row.LinkStatus != "up" {
 			return fmt.Errorf("%s is %s, link %q", target, row.Status, row.LinkStatus)
