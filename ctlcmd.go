@@ -13,8 +13,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/sentinel-proxy/sentinel-proxy/config"
 )
 
 // statsBase is the URL of the stats port that a command on the same host reaches: the configured listen
@@ -160,6 +158,44 @@ func healthCommand(stdout io.Writer) *cli.Command {
 	}
 }
 
+// statsPortFlags are the flags of a command that asks a running proxy through its stats port.
+func statsPortFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "url", Usage: "base URL of the running proxy's stats port"},
+		&cli.StringFlag{Name: "user", Usage: "stats user of the running proxy"},
+		&cli.StringFlag{Name: "password", Usage: "stats password of the running proxy", EnvVars: []string{"SENTINEL_PROXY_STATS_PASSWORD"}},
+	}
+}
+
+// statsPort is where a command reaches the running proxy's stats port, and as whom.
+type statsPort struct{ base, user, password string }
+
+// statsPortOf reads the stats port from the configuration file, overridden by --url, --user and
+// --password; noPort is the message when the file turns the port off and no --url is given.
+func statsPortOf(c *cli.Context, noPort string) (statsPort, error) {
+	cfg, err := loadConfig(c.String("config"))
+	if err != nil {
+		return statsPort{}, err
+	}
+	port := statsPort{base: c.String("url"), user: cfg.Stats.User, password: cfg.Stats.Password}
+	if port.base == "" {
+		if cfg.Stats.Listen == "" {
+			return statsPort{}, cli.Exit(noPort, 1)
+		}
+		if port.base, err = statsBase(cfg.Stats.Listen); err != nil {
+			return statsPort{}, cli.Exit(err.Error(), 2)
+		}
+	}
+	port.base = strings.TrimSuffix(port.base, "/")
+	if c.IsSet("user") {
+		port.user = c.String("user")
+	}
+	if c.IsSet("password") {
+		port.password = c.String("password")
+	}
+	return port, nil
+}
+
 func reloadCommand(stdout io.Writer, configFlag cli.Flag) *cli.Command {
 	return &cli.Command{
 		Name:  "reload",
@@ -168,33 +204,13 @@ func reloadCommand(stdout io.Writer, configFlag cli.Flag) *cli.Command {
 			"[stats].listen, user and password read from the file. When the reload changes those, pass the\n" +
 			"running values with --url, --user and --password, or send SIGHUP instead.\n" +
 			"Exit status: 0 reloaded, 2 rejected (every problem printed; the proxy keeps running as it was), 1 other.",
-		Flags: []cli.Flag{configFlag,
-			&cli.StringFlag{Name: "url", Usage: "base URL of the running proxy's stats port"},
-			&cli.StringFlag{Name: "user", Usage: "stats user of the running proxy"},
-			&cli.StringFlag{Name: "password", Usage: "stats password of the running proxy", EnvVars: []string{"SENTINEL_PROXY_STATS_PASSWORD"}},
-		},
+		Flags: append([]cli.Flag{configFlag}, statsPortFlags()...),
 		Action: func(c *cli.Context) error {
-			cfg, err := config.Load(c.String("config"))
+			port, err := statsPortOf(c, "reload: [stats].listen is off; send SIGHUP to the proxy instead")
 			if err != nil {
-				return cli.Exit(err.Error(), 2)
+				return err
 			}
-			base := c.String("url")
-			if base == "" {
-				if cfg.Stats.Listen == "" {
-					return cli.Exit("reload: [stats].listen is off; send SIGHUP to the proxy instead", 1)
-				}
-				if base, err = statsBase(cfg.Stats.Listen); err != nil {
-					return cli.Exit(err.Error(), 2)
-				}
-			}
-			user, password := cfg.Stats.User, cfg.Stats.Password
-			if c.IsSet("user") {
-				user = c.String("user")
-			}
-			if c.IsSet("password") {
-				password = c.String("password")
-			}
-			return runReload(c.Context, strings.TrimSuffix(base, "/"), user, password, stdout)
+			return runReload(c.Context, port.base, port.user, port.password, stdout)
 		},
 	}
 }
@@ -209,34 +225,15 @@ func switchoverCommand(stdout io.Writer, configFlag cli.Flag) *cli.Command {
 			"them all, have Sentinel promote it and let the writes go to it. Whatever fails, everything is put back.\n" +
 			"Exit status: 0 the new master takes writes through the proxy, 1 aborted or refused (the last line says\n" +
 			"why and what was put back), 2 the configuration is invalid.",
-		Flags: []cli.Flag{configFlag,
+		Flags: append([]cli.Flag{configFlag,
 			&cli.StringFlag{Name: "group", Usage: "the [[masters]] name; may be left out when there is one group"},
 			&cli.StringFlag{Name: "to", Usage: "the replica to promote, host:port as Sentinel lists it; default: the healthy replica with the highest offset"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "abort (and put everything back) if the switchover takes longer"},
-			&cli.StringFlag{Name: "url", Usage: "base URL of the running proxy's stats port"},
-			&cli.StringFlag{Name: "user", Usage: "stats user of the running proxy"},
-			&cli.StringFlag{Name: "password", Usage: "stats password of the running proxy", EnvVars: []string{"SENTINEL_PROXY_STATS_PASSWORD"}},
-		},
+		}, statsPortFlags()...),
 		Action: func(c *cli.Context) error {
-			cfg, err := loadConfig(c.String("config"))
+			port, err := statsPortOf(c, "switchover: [stats].listen is off: the proxy has no port to ask")
 			if err != nil {
 				return err
-			}
-			base := c.String("url")
-			if base == "" {
-				if cfg.Stats.Listen == "" {
-					return cli.Exit("switchover: [stats].listen is off: the proxy has no port to ask", 1)
-				}
-				if base, err = statsBase(cfg.Stats.Listen); err != nil {
-					return cli.Exit(err.Error(), 2)
-				}
-			}
-			user, password := cfg.Stats.User, cfg.Stats.Password
-			if c.IsSet("user") {
-				user = c.String("user")
-			}
-			if c.IsSet("password") {
-				password = c.String("password")
 			}
 			form := url.Values{"timeout": {c.Duration("timeout").String()}}
 			if g := c.String("group"); g != "" {
@@ -245,7 +242,7 @@ func switchoverCommand(stdout io.Writer, configFlag cli.Flag) *cli.Command {
 			if to := c.String("to"); to != "" {
 				form.Set("to", to)
 			}
-			return runSwitchover(c.Context, strings.TrimSuffix(base, "/"), user, password, form, c.Duration("timeout"), stdout)
+			return runSwitchover(c.Context, port.base, port.user, port.password, form, c.Duration("timeout"), stdout)
 		},
 	}
 }
