@@ -105,21 +105,7 @@ func TestRouterLogsTheFence(t *testing.T) {
 	var fences int
 	var mu sync.Mutex
 	r.OnFence = func(string) { mu.Lock(); fences++; mu.Unlock() }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-
-	wait := func(what string, cond func(g *GroupSnapshot) bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond(r.Snapshot().Group("g")) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %+v\n%s", what, r.Snapshot().Group("g"), logs.String())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	ctx, wait := runRouter(t, r, logs)
 	r.Submit(ctx, ConfigInput{Groups: []string{"g"}, Rise: 2, Fall: 3, Sentinels: []string{s1, s2, s3},
 		Fence: FenceSettings{Enabled: true, ReplicaTimeout: 3 * time.Second}})
 	for _, in := range []Input{view(s1, nodeA, 1, nodeB), view(s2, nodeA, 1, nodeB), view(s3, nodeA, 1, nodeB),
@@ -162,20 +148,7 @@ func TestRouterRecordsStretchesWithoutMaster(t *testing.T) {
 	r := NewRouter([]string{"g"}, 2, 3, 0, zerolog.Nop())
 	var clock int64 // seconds; one tick per input, read on the router's goroutine only
 	r.Now = func() time.Time { clock++; return time.Unix(clock, 0) }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	wait := func(what string, cond func(g *GroupSnapshot) bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond(r.Snapshot().Group("g")) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %+v", what, r.Snapshot().Group("g"))
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}
+	ctx, wait := runRouter(t, r, nil)
 	for _, in := range healthy() {
 		r.Submit(ctx, in)
 	}
@@ -223,20 +196,7 @@ func TestRouterRecordsStretchesWithoutMaster(t *testing.T) {
 func TestRouterMarksAPlannedSwitchover(t *testing.T) {
 	logs := &redistest.SyncBuffer{}
 	r := NewRouter([]string{"g"}, 2, 3, 0, zerolog.New(logs))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	wait := func(what string, cond func(g *GroupSnapshot) bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond(r.Snapshot().Group("g")) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %+v\n%s", what, r.Snapshot().Group("g"), logs.String())
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}
+	ctx, wait := runRouter(t, r, logs)
 	for _, in := range healthy() {
 		r.Submit(ctx, in)
 	}
@@ -267,4 +227,28 @@ func TestRouterMarksAPlannedSwitchover(t *testing.T) {
 	if !strings.Contains(logs.String(), `"switchover":true,"switchover_by":"admin"`) {
 		t.Errorf("master_switched does not say it was a switchover:\n%s", logs.String())
 	}
+}
+
+// runRouter runs r until the test ends. It returns the context to submit with, and a wait that polls group
+// g's snapshot until cond holds, failing the test after 5 s with the snapshot and logs (if any).
+func runRouter(t *testing.T, r *Router, logs *redistest.SyncBuffer) (context.Context, func(what string, cond func(g *GroupSnapshot) bool)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	wait := func(what string, cond func(g *GroupSnapshot) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond(r.Snapshot().Group("g")) {
+			if time.Now().After(deadline) {
+				var logged string
+				if logs != nil {
+					logged = logs.String()
+				}
+				t.Fatalf("%s: %+v\n%s", what, r.Snapshot().Group("g"), logged)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return ctx, wait
 }
