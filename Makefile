@@ -97,9 +97,13 @@ fuzz:
 bench: bench-deps build
 	$(GO) run ./bench/throughput -proxy $(BIN) -rounds 5
 
-# bench-failover runs the failover scenarios through sentinel-proxy and HAProxy side by side.
+# bench-failover runs the failover scenarios through sentinel-proxy (tcp and resp mode) and HAProxy side by
+# side, five runs each; then sentinel-proxy's planned switchover (to a replica chosen at random) beside a bare
+# SENTINEL FAILOVER on every path, ten runs each, and says whether the switchover's targets were met. ARGS adds
+# flags to both, e.g. ARGS='-runs 1' for a short check, or ARGS='-targets sentinel-proxy-resp'.
 bench-failover: bench-deps build
-	$(GO) run ./bench/failover -proxy $(BIN) -runs 5
+	$(GO) run ./bench/failover -proxy $(BIN) -runs 5 -scenarios kill,pause,restart $(ARGS)
+	$(GO) run ./bench/failover -proxy $(BIN) -runs 10 -scenarios switchover,manual $(ARGS)
 
 # bench-partitions runs the network-partition scenarios through sentinel-proxy and HAProxy side by side, each
 # run on a fresh lab of network namespaces (package netlab): needs root, iproute2 and nftables. Raw logs in

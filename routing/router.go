@@ -506,7 +506,10 @@ func (r *Router) switched(old string, ng *GroupSnapshot, cause Input, closed int
 		ev.Str("failover_leader", f.Leader).Str("failover_stage", f.Stage)
 	}
 	if p := ng.Switchover; p != nil && p.Target == ng.Master {
+		// The history's trigger says it first: the stats page's charts tell a switchover from a failover
+		// by its trigger. The log line keeps the cause as trigger and says it with its own fields.
 		sw.Switchover = true
+		sw.Trigger = "switchover by " + p.By + "; " + sw.Trigger
 		ev.Bool("switchover", true).Str("switchover_by", p.By)
 	}
 	ev.Msg("master switched")

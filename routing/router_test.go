@@ -221,8 +221,8 @@ func TestRouterMarksAPlannedSwitchover(t *testing.T) {
 		t.Errorf("switchover still marked after its end: %+v", sw)
 	}
 	h := r.History("g")
-	if len(h) != 1 || !h[0].Switchover || h[0].New != nodeB {
-		t.Errorf("history = %+v, want one switch to %s marked as a switchover", h, nodeB)
+	if len(h) != 1 || !h[0].Switchover || h[0].New != nodeB || !strings.HasPrefix(h[0].Trigger, "switchover by admin; ") {
+		t.Errorf("history = %+v, want one switch to %s marked as a switchover, its trigger starting \"switchover by admin; \"", h, nodeB)
 	}
 	if !strings.Contains(logs.String(), `"switchover":true,"switchover_by":"admin"`) {
 		t.Errorf("master_switched does not say it was a switchover:\n%s", logs.String())
