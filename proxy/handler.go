@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/sentinel-proxy/sentinel-proxy/resp"
@@ -171,6 +172,16 @@ func (c *Client) Route() (backends []string, start uint64, refusal string) {
 		return nil, 0, "no route yet"
 	}
 	return r.Backends, c.l.rr.Add(1), r.Refusal
+}
+
+// Routed reports whether addr is one of the listener's backends now. A session that connected to a
+// backend read from an older route checks it once registered (Established or Moved): if a route change
+// retired that backend between the read and the registration, the retirement missed the session, and
+// the session must act on it itself. (RetireBackend runs after SetRoute, so a session registered before
+// the retirement looked is found by it, and one registered after it sees the new route here.)
+func (c *Client) Routed(addr string) bool {
+	r := c.l.route.Load()
+	return r != nil && slices.Contains(r.Backends, addr)
 }
 
 // WatchRoute calls fn after each change of the listener's route, until stop is called: a session

@@ -169,6 +169,10 @@ func (s *esession) connected() {
 		return
 	}
 	s.counters, s.registered = counters, true
+	if !s.c.Routed(s.backendAddr) {
+		s.closeSession() // retired while connecting: its retirement did not see this session
+		return
+	}
 	eventloop.NoDelay(int(s.client.fd))
 	s.lp.Cancel(&s.timer)
 	if idle := s.c.IdleTimeout(); idle > 0 {

@@ -39,6 +39,9 @@ func (portable) Serve(c *proxy.Client) {
 		return
 	}
 	s.counters = counters
+	if !c.Routed(addr) {
+		s.Close() // retired while connecting: its retirement did not see this session
+	}
 	s.forward(c.IdleTimeout())
 	c.Ended(s)
 }

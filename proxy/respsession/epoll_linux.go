@@ -368,6 +368,13 @@ func (s *session) connected() {
 	} else {
 		s.counters = s.c.Moved(s, from)
 	}
+	if !s.c.Routed(addr) {
+		// The route moved off addr while connecting, and its retirement did not see this session:
+		// move on before sending anything. (The client's bytes that arrived meanwhile raised no edge.)
+		s.backendGone(true)
+		s.pump(&s.client)
+		return
+	}
 	s.toBackend(s.conv.attach())
 	// Edge-triggered: what arrived meanwhile raised no new edge, so read both now.
 	s.pump(&s.client)

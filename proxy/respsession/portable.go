@@ -39,6 +39,9 @@ func (portable) Serve(c *proxy.Client) {
 	s.counters = counters
 	s.mu.Lock()
 	s.attachLocked(conn)
+	if !c.Routed(addr) {
+		s.backendGoneLocked(true) // retired while connecting: its retirement did not see this session
+	}
 	s.mu.Unlock()
 	go s.writeLoop(s.client, &s.clientOut, nil)
 	s.readClient()
@@ -306,6 +309,9 @@ func (s *psession) connect() {
 			s.addr = addr
 			s.counters = s.c.Moved(s, "")
 			s.attachLocked(conn)
+			if !s.c.Routed(addr) {
+				s.backendGoneLocked(true) // retired while connecting: its retirement did not see this session
+			}
 			s.afterLocked()
 			s.mu.Unlock()
 			return
