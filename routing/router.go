@@ -53,6 +53,10 @@ type Router struct {
 	// majorityLost holds the groups whose Sentinel majority was lost (logged), so that regaining it is
 	// logged only after a loss, not when the first views arrive at start-up.
 	majorityLost map[string]bool
+	// applied is how long the last route change took to hand to the data plane (OnChange), and
+	// appliedAt when that finished: a route change's log line says how late it reached the listeners.
+	applied   time.Duration
+	appliedAt time.Time
 }
 
 // HistoryLen is how many switches per group History keeps.
@@ -236,7 +240,10 @@ func (r *Router) Run(ctx context.Context) {
 		r.snap.Store(next)
 		var closed map[string]int
 		if r.OnChange != nil && !routesEqual(prev, next) {
+			start := time.Now()
 			closed = r.OnChange(prev, next)
+			r.appliedAt = time.Now()
+			r.applied = r.appliedAt.Sub(start)
 		}
 		r.logRouteChanges(prev, next, in, closed)
 		r.logFence(prev, next, in, closed)
@@ -468,7 +475,7 @@ func (r *Router) logMasterChange(pg, ng *GroupSnapshot, cause Input, closed int,
 		r.openNoMaster(NoMasterSpan{Group: ng.Name, Old: pg.Master, Reason: ng.NoMasterReason, Since: now})
 		r.log.Error().Str("event", "no_master").Str("group", ng.Name).Str("old", pg.Master).
 			Str("named", ng.Named).Str("reason", ng.NoMasterReason).Str("trigger", describe(cause)).
-			Int("sessions_closed", closed).Msg("no verified master: the master port refuses new clients")
+			Int("sessions_closed", closed).Func(r.latency(cause)).Msg("no verified master: the master port refuses new clients")
 	case pg.Master != "":
 		r.switched(pg.Master, ng, cause, closed, 0, now)
 	default:
@@ -490,13 +497,25 @@ func (r *Router) logMasterChange(pg, ng *GroupSnapshot, cause Input, closed int,
 	}
 }
 
+// latency adds to a route change's log line how long the data plane took to get it (routes_applied_ms)
+// and, for a Sentinel event, how long after its arrival that was done (event_age_ms): the time in which
+// clients could still reach the old route.
+func (r *Router) latency(cause Input) func(*zerolog.Event) {
+	return func(ev *zerolog.Event) {
+		ev.Float64("routes_applied_ms", ms(r.applied))
+		if in, ok := cause.(EventInput); ok && !in.Event.At.IsZero() && !r.appliedAt.IsZero() {
+			ev.Float64("event_age_ms", ms(r.appliedAt.Sub(in.Event.At)))
+		}
+	}
+}
+
 // switched logs the one master_switched line of a switch.
 func (r *Router) switched(old string, ng *GroupSnapshot, cause Input, closed int, gap time.Duration, now time.Time) {
 	sw := Switch{At: now, Group: ng.Name, Old: old, New: ng.Master, Epoch: ng.NamedEpoch, Trigger: describe(cause),
 		DetectToSwitch: -1, NoMaster: gap, SessionsClosed: closed}
 	ev := r.log.Warn().Str("event", "master_switched").Str("group", ng.Name).Str("old", old).
 		Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", sw.Trigger).
-		Float64("no_master_ms", ms(gap)).Int("sessions_closed", closed)
+		Float64("no_master_ms", ms(gap)).Int("sessions_closed", closed).Func(r.latency(cause))
 	if d := ng.Detected; d.Master == old && !d.At.IsZero() {
 		sw.DetectToSwitch, sw.DetectedBy = now.Sub(d.At), d.Signal
 		ev.Float64("detect_to_switch_ms", ms(sw.DetectToSwitch)).Str("detected_by", d.Signal)
