@@ -24,6 +24,12 @@ type checkedWire struct {
 	unreadable bool                // it is not commands (a replication link, MONITOR's raw bytes)
 }
 
+// newCheckedWire reads what reaches the client within the limits the session passes (a reply nested
+// deeper than a scanner's default 128 passes through, as it would reach a client connected directly).
+func newCheckedWire(t *testing.T, attached *bool) *checkedWire {
+	return &checkedWire{t: t, attached: attached, scan: resp.Scanner{Limits: replyLimits}}
+}
+
 func (w *checkedWire) toBackend(b []byte) {
 	if !*w.attached {
 		w.t.Fatalf("%q sent to a backend while the session has none", b)
@@ -92,7 +98,7 @@ func FuzzReplyStream(f *testing.F) {
 		cuts[1] = append(cuts[1], len(replies))
 		for _, ends := range cuts {
 			attached := true
-			w := &checkedWire{t: t, attached: &attached}
+			w := newCheckedWire(t, &attached)
 			clock := int64(0)
 			c := newConv(w, testEnv{&clock}, 1e9)
 			c.attach()
@@ -180,7 +186,7 @@ func FuzzConversation(f *testing.F) {
 	f.Add([]byte{0, 23, 1, 23, 4, 4, 1, 35})
 	f.Fuzz(func(t *testing.T, script []byte) {
 		attached := true
-		w := &checkedWire{t: t, attached: &attached}
+		w := newCheckedWire(t, &attached)
 		clock := int64(0)
 		c := newConv(w, testEnv{&clock}, 1e9)
 		c.attach()
