@@ -49,7 +49,8 @@ type Client struct {
 	// ConnectFailed.
 	Conn net.Conn
 	l    *Listener
-	adm  *admission // while on the way to a backend; nil in session
+	adm  *admission   // while on the way to a backend; nil in session
+	hold *CommandHold // the listener's hold in force when the session was established (CommandHold)
 }
 
 // admission is what a client needs on its way to a backend: held, connecting, retrying.
@@ -124,11 +125,11 @@ func (c *Client) ConnectFailed(err error) { c.l.connectFailed(c, err) }
 // bytes go to. ok is false when the listener is closing: the handler then closes the session and calls
 // Release.
 func (c *Client) Established(s Session) (counters Counters, ok bool) {
-	b := c.l.sessions.add(s)
+	b, hold := c.l.sessions.add(s)
 	if b == nil {
 		return Counters{}, false
 	}
-	c.adm = nil
+	c.adm, c.hold = nil, hold
 	return Counters{l: c.l, b: b}, true
 }
 

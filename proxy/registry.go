@@ -26,17 +26,20 @@ type BackendStats struct {
 type registry struct {
 	mu       sync.Mutex
 	closed   bool
+	held     *CommandHold // the listener's HoldCommands in force, nil for none
 	byAddr   map[string]map[Session]struct{}
 	counters map[string]*backendCounters
 }
 
-// add registers s under its backend and returns that backend's counters; nil when the registry is
-// closed (the listener is shutting down).
-func (r *registry) add(s Session) *backendCounters {
+// add registers s under its backend and returns that backend's counters, and the hold in force (nil
+// for none): registered under the same lock as a hold begins, a session either is among those the hold
+// tells, or learns of it here. Counters are nil when the registry is closed (the listener is shutting
+// down).
+func (r *registry) add(s Session) (*backendCounters, *CommandHold) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil
+		return nil, nil
 	}
 	if r.byAddr == nil {
 		r.byAddr = map[string]map[Session]struct{}{}
@@ -56,7 +59,7 @@ func (r *registry) add(s Session) *backendCounters {
 	}
 	c.current.Add(1)
 	c.total.Add(1)
-	return c
+	return c, r.held
 }
 
 // move takes s from under from and registers it under s.Backend() now, returning that backend's
@@ -99,6 +102,9 @@ func (r *registry) move(s Session, from string) *backendCounters {
 func (r *registry) remove(s Session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.held != nil {
+		r.held.Answered(s) // a session that ended has nothing in flight
+	}
 	addr := s.Backend()
 	if set := r.byAddr[addr]; set != nil {
 		if _, ok := set[s]; ok {
@@ -121,6 +127,45 @@ func (r *registry) sessionsTo(addr string) []Session {
 		out = append(out, s)
 	}
 	return out
+}
+
+// hold begins a hold of every registered session's commands and returns it with the sessions to tell;
+// sessions registered from now on get it from add. ErrHoldUnsupported when a session cannot hold.
+func (r *registry) hold() (*CommandHold, []Session, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.held != nil {
+		return nil, nil, errHoldInForce
+	}
+	var sessions []Session
+	for _, set := range r.byAddr {
+		for s := range set {
+			if _, ok := s.(CommandHolder); !ok {
+				return nil, nil, ErrHoldUnsupported
+			}
+			sessions = append(sessions, s)
+		}
+	}
+	r.held = newCommandHold(sessions)
+	return r.held, sessions, nil
+}
+
+// unhold ends h and returns the sessions to tell: every session registered now, whether it was told of
+// h or got it from add.
+func (r *registry) unhold(h *CommandHold) []Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.held != h {
+		return nil
+	}
+	r.held = nil
+	var sessions []Session
+	for _, set := range r.byAddr {
+		for s := range set {
+			sessions = append(sessions, s)
+		}
+	}
+	return sessions
 }
 
 // closeAll closes every session and refuses new ones.

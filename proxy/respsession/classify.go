@@ -141,7 +141,10 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 	if !tx {
 		if info := lookup(name, sub); info != nil {
 			e.resend = info.flags&flagReadonly != 0 || info.flags&(flagWrite|flagMayReplicate|flagAdmin) == 0
+			e.blocks = info.flags&flagBlocking != 0
 		}
+		// WAIT and WAITAOF wait for replicas, not for keys, and Redis does not flag them blocking.
+		e.blocks = e.blocks || string(name) == "wait" || string(name) == "waitaof"
 	}
 	if c.txOpen && e.effect != effMulti && e.effect != effQuit {
 		// Queued, +QUEUED answers it. MULTI is refused in a transaction, QUIT and RESET run at once
@@ -151,7 +154,7 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		case effAuth, effHello, effSelect, effSetName, effTracking:
 			c.txState = append(c.txState, e)
 		}
-		e.effect, e.resend, e.x = effQueued, false, nil
+		e.effect, e.resend, e.blocks, e.x = effQueued, false, false, nil // a queued command blocks nothing
 	}
 	if c.replyOff {
 		return entry{}, false

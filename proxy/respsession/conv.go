@@ -81,7 +81,10 @@ type conv struct {
 	replica bool
 
 	// Failover.
-	attached   bool // a backend connection is there: commands go to it
+	attached bool // a backend connection is there: commands go to it
+	// holding: a planned switchover holds the commands in the proxy (proxy.Listener.HoldCommands): they
+	// are kept even with a backend, and with no time limit, until releaseCommands.
+	holding    bool
 	localTx    bool // the transaction was lost with the old backend: its commands are answered here
 	execNull   bool // ... and its EXEC answers a null reply (a WATCH was lost), not EXECABORT
 	watchLost  bool // a WATCH was lost with the old backend: the next transaction's EXEC answers null
@@ -219,7 +222,7 @@ func (c *conv) decide() disposition {
 		return answer // QUIT and RESET are not queued: they run at once, as in any transaction
 	case c.watchLost && c.isCommand("multi"):
 		return answer // the transaction opens here, so that its EXEC can answer null
-	case !c.attached:
+	case !c.attached || c.holding:
 		return hold
 	}
 	return forward
@@ -241,14 +244,18 @@ func (c *conv) commandDone() {
 		c.pushLocal(c.localAnswer(name))
 		return
 	case drop:
+		why := "no master to send this command to"
+		if c.holding {
+			why = "commands are held for a switchover"
+		}
 		c.pushLocal(resp.AppendError(nil,
-			fmt.Sprintf("ERR sentinel-proxy: no master to send this command to, and it is too long to hold (over %d bytes)", maxKept)))
+			fmt.Sprintf("ERR sentinel-proxy: %s, and it is too long to hold (over %d bytes)", why, maxKept)))
 		return
 	}
 	raw := span{off: c.keptFrom, n: int32(c.kept.base + int64(len(c.kept.buf)) - c.keptFrom)}
-	// A command held while it streamed in, whose backend came meanwhile, goes out now: attach sent
-	// only the commands read in full.
-	sendNow := disp == hold && c.attached
+	// A command held while it streamed in, whose backend came (or whose hold was released) meanwhile,
+	// goes out now: attach and releaseCommands sent only the commands read in full.
+	sendNow := disp == hold && c.attached && !c.holding
 	if sendNow {
 		c.out.toBackend(c.kept.get(raw))
 	}

@@ -42,9 +42,12 @@ const (
 type entry struct {
 	kind    entryKind
 	effect  effect
-	sent    bool  // sent to the backend (false: held while the session has no backend)
-	resend  bool  // may be sent again to another backend: reads, and commands that only set connection state
-	started bool  // part of its reply reached the client: it cannot be sent again
+	sent    bool // sent to the backend (false: held while the session has no backend)
+	resend  bool // may be sent again to another backend: reads, and commands that only set connection state
+	started bool // part of its reply reached the client: it cannot be sent again
+	// blocks: a blocking command (BLPOP, XREAD, WAIT...), whose reply may not come soon: a switchover's
+	// hold does not wait for it (see conv.answered).
+	blocks  bool
 	replies int32 // replies still expected from the backend
 	n       int32 // a number the effect needs: the database, the protocol, EXEC guarded by WATCH
 	raw     span  // in the session's arena: the command's bytes (for a resend, or held), or a local answer

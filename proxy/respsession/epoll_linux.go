@@ -4,6 +4,7 @@ package respsession
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,6 +23,14 @@ func NewEpoll(loops *eventloop.Loops) *Epoll { return &Epoll{loops: loops} }
 
 // Name implements proxy.Handler.
 func (e *Epoll) Name() string { return "resp" }
+
+// SessionsHoldCommands implements proxy.HoldingHandler.
+func (e *Epoll) SessionsHoldCommands() bool { return true }
+
+var (
+	_ proxy.HoldingHandler = (*Epoll)(nil)
+	_ proxy.CommandHolder  = (*session)(nil)
+)
 
 // Serve implements proxy.Handler.
 func (e *Epoll) Serve(c *proxy.Client) {
@@ -77,6 +86,10 @@ type session struct {
 	closing     bool // close once the client's output is flushed
 	closed      bool
 	timer       eventloop.Timer
+	// hold is the listener's hold in force (HoldCommands); holdWaits until the session told it that
+	// what it sent before is answered.
+	hold      *proxy.CommandHold
+	holdWaits bool
 }
 
 func startSession(lp *eventloop.Loop, c *proxy.Client, fd int) {
@@ -105,6 +118,44 @@ func (s *session) Retire(backend string) {
 			s.after()
 		}
 	})
+}
+
+// HoldCommands implements proxy.CommandHolder, on the session's loop like every change of its state.
+func (s *session) HoldCommands(h *proxy.CommandHold) {
+	s.lp.Post(func() {
+		if s.closed || h.Released() {
+			h.Answered(s)
+			return
+		}
+		s.hold, s.holdWaits = h, true
+		s.conv.holdCommands()
+		s.after()
+	})
+}
+
+// ReleaseCommands implements proxy.CommandHolder.
+func (s *session) ReleaseCommands(h *proxy.CommandHold) {
+	s.lp.Post(func() {
+		if s.closed || s.hold != h {
+			return
+		}
+		s.hold, s.holdWaits = nil, false
+		// The held commands go to the route in force now. A session still on (or on its way to) a
+		// backend the route left, which was not cut because it connected as the cut was made, moves
+		// first, as a cut session does.
+		if (s.conv.attached && !s.routeHas(s.addr)) || (s.connecting && s.established && !s.routeHas(s.pendingAddr)) {
+			s.backendGone(true)
+		}
+		s.toBackend(s.conv.releaseCommands())
+		s.after()
+	})
+}
+
+// routeHas reports whether the listener's route has addr, or no backend at all (then the session
+// stays where it is: nothing is better).
+func (s *session) routeHas(addr string) bool {
+	backends, _, _ := s.c.Route()
+	return len(backends) == 0 || slices.Contains(backends, addr)
 }
 
 // now implements env.
@@ -164,6 +215,10 @@ func (s *session) after() {
 	}
 	if !s.conv.attached && !s.connecting && s.retryAt == 0 && s.conv.needsBackend() {
 		s.connect()
+	}
+	if s.holdWaits && s.conv.answered() {
+		s.holdWaits = false
+		s.hold.Answered(s)
 	}
 	s.armTimer()
 }
@@ -360,6 +415,11 @@ func (s *session) connected() {
 			return
 		}
 		s.counters, s.established = counters, true
+		if h := s.c.CommandHold(); h != nil && !h.Released() {
+			// Held from its first command: the release, posted to this loop, comes after.
+			s.hold = h
+			s.conv.holdCommands()
+		}
 		if err := s.lp.Add(s.client.fd, &s.client); err != nil {
 			s.close()
 			return

@@ -124,17 +124,25 @@ func (c *conv) attach() []byte {
 	if c.st.monitor && replies == 0 {
 		c.passthrough = true
 	}
-	for i := 0; i < c.q.len(); i++ {
-		e := c.q.at(i)
-		if e.kind == viaBackend && !e.sent {
-			out = append(out, c.kept.get(e.raw)...)
-			e.sent = true
-		}
+	if !c.holding {
+		out = c.sendHeld(out)
 	}
 	if c.invalidate {
 		c.invalidate = false
 		if c.st.proto == 3 {
 			c.client(invalidateAll)
+		}
+	}
+	return out
+}
+
+// sendHeld appends to out the commands held, in order, and marks them sent.
+func (c *conv) sendHeld(out []byte) []byte {
+	for i := 0; i < c.q.len(); i++ {
+		e := c.q.at(i)
+		if e.kind == viaBackend && !e.sent {
+			out = append(out, c.kept.get(e.raw)...)
+			e.sent = true
 		}
 	}
 	return out
@@ -160,6 +168,9 @@ func (c *conv) needsBackend() bool {
 // expireHolds answers, with the refusal, every held command whose hold ran out by now (unix
 // nanoseconds), and returns the earliest deadline of those still held (0 for none).
 func (c *conv) expireHolds(now int64) (next int64, err error) {
+	if c.holding {
+		return 0, nil // a switchover's hold has no time limit: its release ends it
+	}
 	for i := 0; i < c.q.len(); i++ {
 		e := c.q.at(i)
 		if e.kind != viaBackend || e.sent {

@@ -10,13 +10,24 @@ import (
 // checkedWire is a conversation's output that checks, as it goes, what a client and a backend could not
 // tell from a bug: nothing reaches a backend while the session has none, and what reaches the client is
 // always RESP, cut only at value ends or mid-value, never spliced (a session's own answer inside a
-// backend's reply would make the client's stream unreadable).
+// backend's reply would make the client's stream unreadable). It counts the commands begun on the
+// backend (commands), for the switchover's hold: no command may begin there while it is in force.
 type checkedWire struct {
 	t        *testing.T
 	attached *bool
 	client   bytes.Buffer
 	backend  bytes.Buffer
 	scan     resp.Scanner
+
+	cmds       resp.CommandScanner // the backend's stream, a replay made during a hold aside
+	commands   int                 // commands begun in it
+	unreadable bool                // it is not commands (a replication link, MONITOR's raw bytes)
+}
+
+// newCheckedWire reads what reaches the client within the limits the session passes (a reply nested
+// deeper than a scanner's default 128 passes through, as it would reach a client connected directly).
+func newCheckedWire(t *testing.T, attached *bool) *checkedWire {
+	return &checkedWire{t: t, attached: attached, scan: resp.Scanner{Limits: replyLimits}}
 }
 
 func (w *checkedWire) toBackend(b []byte) {
@@ -24,7 +35,23 @@ func (w *checkedWire) toBackend(b []byte) {
 		w.t.Fatalf("%q sent to a backend while the session has none", b)
 	}
 	w.backend.Write(b)
+	for len(b) > 0 && !w.unreadable {
+		starting := !w.cmds.InCommand()
+		n, done, err := w.cmds.Next(b)
+		if err != nil {
+			w.unreadable = true
+			return
+		}
+		if starting && (w.cmds.InCommand() || done) {
+			w.commands++
+		}
+		b = b[n:]
+	}
 }
+
+// newBackend starts the count on a new backend connection: the command the old one was sent in part
+// is not continued there.
+func (w *checkedWire) newBackend() { w.cmds = resp.CommandScanner{} }
 
 func (w *checkedWire) toClient(b []byte) {
 	w.client.Write(b)
@@ -71,7 +98,7 @@ func FuzzReplyStream(f *testing.F) {
 		cuts[1] = append(cuts[1], len(replies))
 		for _, ends := range cuts {
 			attached := true
-			w := &checkedWire{t: t, attached: &attached}
+			w := newCheckedWire(t, &attached)
 			clock := int64(0)
 			c := newConv(w, testEnv{&clock}, 1e9)
 			c.attach()
@@ -144,10 +171,13 @@ var (
 )
 
 // FuzzConversation drives a conversation with a script: commands and replies from the vocabularies
-// above, cut anywhere, raw bytes either way, failovers (the backend leaves, a new one comes) and time
-// passing for held commands. Whatever the script, the conversation must not panic, must send nothing to
-// a backend while it has none, must give the client only well-formed RESP, and must not grow its queue
-// beyond the commands it was given.
+// above, cut anywhere, raw bytes either way, failovers (the backend leaves, a new one comes), time
+// passing for held commands, and a switchover's hold beginning and ending. Whatever the script, the
+// conversation must not panic, must send nothing to a backend while it has none, must give the client
+// only well-formed RESP, and must not grow its queue beyond the commands it was given. While a hold is in
+// force, no command may begin on the backend (but the one whose start it had when the hold began, and
+// what passes unread: MONITOR, a replication link), and no held command may expire; once it is
+// released with a backend, no command is left unsent.
 func FuzzConversation(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 4, 4, 0, 1})
 	f.Add([]byte{0, 7, 1, 19, 0, 1, 4, 0, 2, 4, 1, 0, 5, 200})
@@ -156,11 +186,26 @@ func FuzzConversation(f *testing.F) {
 	f.Add([]byte{0, 23, 1, 23, 4, 4, 1, 35})
 	f.Fuzz(func(t *testing.T, script []byte) {
 		attached := true
-		w := &checkedWire{t: t, attached: &attached}
+		w := newCheckedWire(t, &attached)
 		clock := int64(0)
 		c := newConv(w, testEnv{&clock}, 1e9)
 		c.attach()
+		// commands counts the commands the client's stream holds, read as the session reads it: raw
+		// bytes inside a command can turn the rest of it into inline commands, a line each.
 		commands := 0
+		var clientCmds resp.CommandScanner
+		countCommands := func(b []byte) {
+			for len(b) > 0 {
+				n, done, err := clientCmds.Next(b)
+				if err != nil {
+					return // the session ends on it too
+				}
+				if done {
+					commands++
+				}
+				b = b[n:]
+			}
+		}
 		// The client's stream is fed a piece at a time: a command cut at a point of the script's
 		// choosing continues with the next client step.
 		var clientRest, backendRest []byte
@@ -172,13 +217,35 @@ func FuzzConversation(f *testing.F) {
 			script = script[1:]
 			return b
 		}
+		holding := false
+		begun := 0 // commands begun on the backend when the hold began
 		for len(script) > 0 {
 			var err error
-			switch op := next() % 6; op {
+			op := next()
+			if op >= 240 {
+				// The switchover's hold begins or ends. Kept apart from the six steps below (op%6), so
+				// that saved scripts keep their meaning.
+				if !holding {
+					holding = true
+					c.holdCommands()
+					begun = w.commands // a command whose start went before may be continued
+				} else {
+					holding = false
+					if out := c.releaseCommands(); len(out) > 0 {
+						w.toBackend(out)
+					}
+					for i := 0; attached && i < c.q.len(); i++ {
+						if e := c.q.at(i); e.kind == viaBackend && !e.sent {
+							t.Fatalf("released with a backend, entry %d is still held", i)
+						}
+					}
+				}
+				continue
+			}
+			switch op %= 6; op {
 			case 0, 2: // a command, or raw bytes, from the client
 				if op == 0 {
 					clientRest = append(clientRest, fuzzCommands[int(next())%len(fuzzCommands)]...)
-					commands++
 				} else {
 					n := int(next() % 16)
 					clientRest = append(clientRest, script[:min(n, len(script))]...)
@@ -188,6 +255,7 @@ func FuzzConversation(f *testing.F) {
 				if k := int(next()); k%4 == 0 && cut > 1 {
 					cut = 1 + k%(cut-1)
 				}
+				countCommands(clientRest[:cut])
 				err = c.fromClient(append([]byte(nil), clientRest[:cut]...))
 				clientRest = clientRest[cut:]
 			case 1, 3: // a reply, or raw bytes, from the backend
@@ -214,14 +282,32 @@ func FuzzConversation(f *testing.F) {
 					err = c.detach()
 				} else if c.needsBackend() || next()%2 == 0 {
 					attached = true
+					w.newBackend()
+					counted := w.commands
 					if replay := c.attach(); len(replay) > 0 {
 						w.toBackend(replay)
+					}
+					if holding {
+						begun += w.commands - counted // the replay of the client's state: all it sends
 					}
 				}
 			case 5: // time passes
 				clock += int64(next()) * 1e7
 				if !attached {
-					_, err = c.expireHolds(clock)
+					var until int64
+					until, err = c.expireHolds(clock)
+					if holding && until != 0 {
+						t.Fatalf("during the hold, a held command has a deadline (%d)", until)
+					}
+				}
+			}
+			if holding {
+				c.answered() // must not panic whatever the state
+				switch {
+				case c.passthrough || c.replica:
+					begun = w.commands // what passes unread is not held
+				case !w.unreadable && w.commands > begun:
+					t.Fatalf("during the hold %d commands began on the backend", w.commands-begun)
 				}
 			}
 			if err != nil {

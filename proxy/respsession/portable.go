@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +19,14 @@ var Portable proxy.Handler = portable{}
 type portable struct{}
 
 func (portable) Name() string { return "resp-portable" }
+
+// SessionsHoldCommands implements proxy.HoldingHandler.
+func (portable) SessionsHoldCommands() bool { return true }
+
+var (
+	_ proxy.HoldingHandler = portable{}
+	_ proxy.CommandHolder  = (*psession)(nil)
+)
 
 func (portable) Serve(c *proxy.Client) {
 	s := &psession{c: c, client: c.Conn}
@@ -38,6 +47,12 @@ func (portable) Serve(c *proxy.Client) {
 	}
 	s.counters = counters
 	s.mu.Lock()
+	if h := c.CommandHold(); h != nil && !h.Released() {
+		// Held from its first command. Checked under mu, as ReleaseCommands looks at s.hold: a release
+		// either came before (Released) or finds the hold taken.
+		s.hold = h
+		s.conv.holdCommands()
+	}
 	s.attachLocked(conn)
 	if !c.Routed(addr) {
 		s.backendGoneLocked(true) // retired while connecting: its retirement did not see this session
@@ -67,6 +82,10 @@ type psession struct {
 	closed     bool
 	holdTimer  *time.Timer
 	lastActive time.Time
+	// hold is the listener's hold in force (HoldCommands); holdWaits until the session told it that
+	// what it sent before is answered.
+	hold      *proxy.CommandHold
+	holdWaits bool
 }
 
 // Backend implements proxy.Session.
@@ -88,6 +107,38 @@ func (s *psession) Retire(backend string) {
 	if s.addr == backend && !s.closed {
 		s.backendGoneLocked(true)
 	}
+}
+
+// HoldCommands implements proxy.CommandHolder.
+func (s *psession) HoldCommands(h *proxy.CommandHold) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || h.Released() {
+		h.Answered(s)
+		return
+	}
+	s.hold, s.holdWaits = h, true
+	s.conv.holdCommands()
+	s.afterLocked()
+}
+
+// ReleaseCommands implements proxy.CommandHolder.
+func (s *psession) ReleaseCommands(h *proxy.CommandHold) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.hold != h {
+		return
+	}
+	s.hold, s.holdWaits = nil, false
+	// The held commands go to the route in force now: a session on a backend the route left, which was
+	// not cut because it connected as the cut was made, moves first.
+	if s.backend != nil {
+		if backends, _, _ := s.c.Route(); len(backends) > 0 && !slices.Contains(backends, s.addr) {
+			s.backendGoneLocked(true)
+		}
+	}
+	s.toBackend(s.conv.releaseCommands())
+	s.afterLocked()
 }
 
 func (s *psession) now() int64 { return time.Now().UnixNano() }
@@ -254,6 +305,10 @@ func (s *psession) backendGoneLocked(retired bool) {
 
 // afterLocked connects when the conversation needs a backend, and keeps the hold timer.
 func (s *psession) afterLocked() {
+	if s.holdWaits && s.conv.answered() {
+		s.holdWaits = false
+		s.hold.Answered(s)
+	}
 	if s.closed || s.closing {
 		return
 	}
