@@ -210,14 +210,35 @@ func (w *Watcher) tilt(ctx context.Context) (bool, error) {
 	return strings.Contains(cmd.Val(), "sentinel_tilt:1"), nil
 }
 
+// viewAttempts is how many times view reads a Sentinel whose answers changed between its queries.
+const viewAttempts = 3
+
+// view asks the Sentinel how it sees the master group name. Its queries are separate commands, and the
+// Sentinel's configuration can change between them (a +switch-master applied from a peer's hello): a
+// view whose GET-MASTER-ADDR-BY-NAME still names the old master while SENTINEL MASTER already carries
+// the new epoch would name the old master with the new epoch, and the routing would follow it back. Such
+// a torn view is read again; one still torn after viewAttempts is reported as an error.
 func (w *Watcher) view(ctx context.Context, name string) View {
-	v := View{Sentinel: w.opts.Addr, MasterName: name, AskedAt: time.Now()}
 	cctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
-	fail := func(step string, err error) View {
+	var v View
+	for range viewAttempts {
+		var again bool
+		if v, again = w.viewOnce(cctx, name); !again {
+			return v
+		}
+	}
+	v.Err = fmt.Errorf("sentinel %s: %s: its configuration changed while it was read, %d times", w.opts.Addr, name, viewAttempts)
+	return v
+}
+
+// viewOnce reads the Sentinel's view once; isTorn reports answers from before and after a change.
+func (w *Watcher) viewOnce(cctx context.Context, name string) (v View, isTorn bool) {
+	v = View{Sentinel: w.opts.Addr, MasterName: name, AskedAt: time.Now()}
+	fail := func(step string, err error) (View, bool) {
 		v.At = time.Now()
 		v.Err = fmt.Errorf("sentinel %s: %s %s: %w", w.opts.Addr, step, name, err)
-		return v
+		return v, false
 	}
 	addr, err := w.client.GetMasterAddrByName(cctx, name).Result()
 	if errors.Is(err, redis.Nil) {
@@ -236,6 +257,9 @@ func (w *Watcher) view(ctx context.Context, name string) View {
 	}
 	v.MasterFlags = master["flags"]
 	v.FailedOver = net.JoinHostPort(master["ip"], master["port"]) != v.MasterAddr
+	if torn(v) {
+		return v, true
+	}
 	if v.ConfigEpoch, err = strconv.ParseInt(master["config-epoch"], 10, 64); err != nil {
 		return fail("SENTINEL MASTER", fmt.Errorf("config-epoch %q: %w", master["config-epoch"], err))
 	}
@@ -265,8 +289,14 @@ func (w *Watcher) view(ctx context.Context, name string) View {
 		}
 	}
 	v.At = time.Now()
-	return v
+	return v, false
 }
+
+// torn reports a view read across a configuration change: GET-MASTER-ADDR-BY-NAME names another node
+// than SENTINEL MASTER, which Sentinel answers only while it runs a failover that has promoted a replica
+// (failover_in_progress); without that flag the address came from before a switch and the record from
+// after it.
+func torn(v View) bool { return v.FailedOver && !v.FailoverInProgress() }
 
 func (w *Watcher) setReachable(ok bool, err error) {
 	w.mu.Lock()

@@ -196,3 +196,22 @@ func TestGuardConnScan(t *testing.T) {
 		t.Errorf("an endless line passed the guard")
 	}
 }
+
+// TestTornView: a view whose address and master record disagree is torn unless the Sentinel is running
+// the failover that promoted the address (the leader late in a failover answers that way on purpose).
+func TestTornView(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		v    View
+		want bool
+	}{
+		{"consistent", View{MasterAddr: "a:1", MasterFlags: "master"}, false},
+		{"leader late in its failover", View{MasterAddr: "b:1", FailedOver: true, MasterFlags: "master,failover_in_progress"}, false},
+		{"old address, new record", View{MasterAddr: "a:1", FailedOver: true, ConfigEpoch: 1, MasterFlags: "master"}, true},
+		{"old address, new record, down flags", View{MasterAddr: "a:1", FailedOver: true, MasterFlags: "s_down,master"}, true},
+	} {
+		if got := torn(c.v); got != c.want {
+			t.Errorf("%s: torn = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
