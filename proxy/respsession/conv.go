@@ -337,6 +337,11 @@ func (c *conv) pushLocal(b []byte) {
 // emitLocal writes the answers of the local entries at the front of the queue: they go out as soon as
 // every reply before them has. errQuit after the answer to a QUIT.
 func (c *conv) emitLocal() error {
+	if c.inReply && !c.swallow {
+		// A backend value (a push, a message) is part-way to the client: an answer now would land inside
+		// it. The value's end calls this again.
+		return nil
+	}
 	for e := c.q.front(); e != nil && e.kind == local; e = c.q.front() {
 		c.client(c.said.get(e.raw))
 		quit := e.effect == effQuit
