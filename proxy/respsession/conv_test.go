@@ -136,6 +136,29 @@ func TestCommandsInFlightAtTheCut(t *testing.T) {
 	}
 }
 
+// TestWatchedExecInFlightAtTheCut: an EXEC in flight is a write whose fate is unknown, watched or not:
+// it gets the "may or may not have been applied" error, never the null reply of an aborted transaction
+// (the client would run its transaction again on a fresh read, and apply it twice if it had run).
+func TestWatchedExecInFlightAtTheCut(t *testing.T) {
+	c, w, _ := testConv(t)
+	mustFeed(t, c.fromClient, cmd("WATCH", "n")+cmd("GET", "n")+cmd("MULTI")+cmd("SET", "n", "2")+cmd("EXEC"))
+	mustFeed(t, c.fromBackend, "+OK\r\n$1\r\n1\r\n+OK\r\n+QUEUED\r\n") // EXEC in flight
+	w.take()
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	if out := string(c.attach()); out != "" {
+		t.Fatalf("sent again: %q, want nothing", out)
+	}
+	if _, client := w.take(); client != string(mayHaveApplied) {
+		t.Fatalf("the EXEC in flight answered %q, want %q", client, mayHaveApplied)
+	}
+	mustFeed(t, c.fromClient, cmd("GET", "n"))
+	if backend, _ := w.take(); backend != cmd("GET", "n") {
+		t.Fatalf("after the move: backend %q", backend)
+	}
+}
+
 // TestTransactionLostInAFailover: MULTI open at the cut: the rest is queued here and EXEC answers
 // EXECABORT; nothing reaches the new backend.
 func TestTransactionLostInAFailover(t *testing.T) {

@@ -95,13 +95,10 @@ func (c *conv) inFlight(e entry) entry {
 		return answer(resp.AppendSimple(nil, "RESET"))
 	case effQuit:
 		return answer(resp.AppendSimple(nil, "OK"))
-	case effExec:
-		if e.n == 1 {
-			// Guarded by WATCH: "aborted" is safe whether or not it ran, since the client retries from
-			// a fresh read of the watched keys.
-			return answer(resp.AppendNullArray(nil, int(c.proto)))
-		}
 	}
+	// An EXEC in flight, watched or not, is a write like any other: whether it ran is not known. A null
+	// reply ("a watched key changed") would be a lie when it did run, and the client would apply its
+	// transaction a second time on a fresh read.
 	if e.resend && e.raw.n > 0 {
 		// Held like a command that arrives now: sent to the next backend, or refused when the hold
 		// runs out before there is one.

@@ -102,10 +102,11 @@ type casAck struct {
 }
 
 // casRun is what a WATCH/MULTI/EXEC loop saw: the increments acknowledged, the EXECs answered aborted
-// (the value each would have set), and the error that ended it, if any.
+// (the value each would have set), the EXECs in flight at a cut, answered "may or may not have been
+// applied" (unknown), and the error that ended it, if any.
 type casRun struct {
-	acked, aborted []casAck
-	err            error
+	acked, aborted, unknown []casAck
+	err                     error
 }
 
 // casLoop increments a counter with WATCH/MULTI/EXEC through addr until ctx ends, retrying aborted
@@ -117,29 +118,34 @@ func casLoop(ctx context.Context, addr, key string) (run casRun) {
 		return run
 	}
 	defer c.Close()
-	run.acked, run.aborted, run.err = casIterations(ctx, c, key)
+	run.acked, run.aborted, run.unknown, run.err = casIterations(ctx, c, key)
 	return run
 }
 
-func casIterations(ctx context.Context, c *redistest.Conn, key string) (acked, aborted []casAck, err error) {
+func casIterations(ctx context.Context, c *redistest.Conn, key string) (acked, aborted, unknown []casAck, err error) {
 	for ctx.Err() == nil {
 		if _, err := c.Do("WATCH", key); err != nil {
-			return acked, aborted, fmt.Errorf("WATCH: %w", err)
+			return acked, aborted, unknown, fmt.Errorf("WATCH: %w", err)
 		}
 		v, err := c.Do("GET", key)
 		if err != nil {
-			return acked, aborted, fmt.Errorf("GET: %w", err)
+			return acked, aborted, unknown, fmt.Errorf("GET: %w", err)
 		}
 		n, _ := strconv.Atoi(v)
 		if _, err := c.Do("MULTI"); err != nil {
-			return acked, aborted, fmt.Errorf("MULTI: %w", err)
+			return acked, aborted, unknown, fmt.Errorf("MULTI: %w", err)
 		}
 		if r, err := c.Do("SET", key, strconv.Itoa(n+1)); err != nil || r != "QUEUED" {
-			return acked, aborted, fmt.Errorf("SET in MULTI: %q %w", r, err)
+			return acked, aborted, unknown, fmt.Errorf("SET in MULTI: %q %w", r, err)
 		}
 		r, err := c.Do("EXEC")
+		if err != nil && strings.Contains(err.Error(), "may or may not have been applied") {
+			// In flight at a cut: it may have run. The loop reads the counter again, as after an abort.
+			unknown = append(unknown, casAck{At: time.Now(), Value: n + 1})
+			continue
+		}
 		if err != nil {
-			return acked, aborted, fmt.Errorf("EXEC: %w", err)
+			return acked, aborted, unknown, fmt.Errorf("EXEC: %w", err)
 		}
 		if r != "" { // "" is the null reply: a watched key changed (or the failover said so): retry
 			acked = append(acked, casAck{At: time.Now(), Value: n + 1})
@@ -147,14 +153,15 @@ func casIterations(ctx context.Context, c *redistest.Conn, key string) (acked, a
 			aborted = append(aborted, casAck{At: time.Now(), Value: n + 1})
 		}
 	}
-	return acked, aborted, nil
+	return acked, aborted, unknown, nil
 }
 
 // TestRESPFailoverIsInvisible runs failovers under a resp-mode proxy with 200 idle pooled clients on
 // database 3 with names, writers that do not retry, a subscriber and a WATCH/MULTI/EXEC loop: after each
 // failover every idle client answers from the new master with its state, the writers lose no
 // acknowledged write and see errors only for writes in flight, the subscriber keeps receiving, and the
-// loop sees only aborted transactions, never an error or a lost increment.
+// loop sees only aborted transactions (and, for an EXEC in flight at the cut, the "may or may not have been
+// applied" error), never another error, a lost increment or one applied twice.
 func TestRESPFailoverIsInvisible(t *testing.T) {
 	scenarios := []struct {
 		name       string
@@ -268,8 +275,8 @@ func TestRESPFailoverIsInvisible(t *testing.T) {
 			pubWG.Wait()
 			cr := <-cas
 			cuts := routeCuts(p.logs.String()[logFrom:])
-			t.Logf("new master %s (final %s, %d route changes): %d writes acknowledged, %d failed; %d CAS increments, %d EXECs answered aborted; %d messages of %d published",
-				newMaster, final, cuts, len(res.Acks), res.Errors, len(cr.acked), len(cr.aborted), sub.received.Load(), published.Load())
+			t.Logf("new master %s (final %s, %d route changes): %d writes acknowledged, %d failed; %d CAS increments, %d EXECs answered aborted, %d in flight at a cut; %d messages of %d published",
+				newMaster, final, cuts, len(res.Acks), res.Errors, len(cr.acked), len(cr.aborted), len(cr.unknown), sub.received.Load(), published.Load())
 
 			checkIdleClients(t, idle, final)
 			if sub.received.Load() <= before {
@@ -371,6 +378,9 @@ func checkCAS(t *testing.T, key string, run casRun, counter int, switched time.T
 		if cur.Value == prev.Value+1 {
 			continue
 		}
+		if cur.Value == prev.Value+2 && fateUnknown(run, prev.Value+1, prev.At, cur.At) {
+			continue // the EXEC in flight at a cut ran: the loop was told it may have
+		}
 		if cur.Value > prev.Value+1 {
 			phantom := ""
 			if cur.Value == prev.Value+2 {
@@ -403,6 +413,7 @@ func checkCAS(t *testing.T, key string, run casRun, counter int, switched time.T
 	case counter < last.Value:
 		t.Errorf("%s on the final master is %d, the last acknowledged increment set %d at %s", key, counter,
 			last.Value, last.At.Format("15:04:05.000"))
+	case counter == last.Value+1 && fateUnknown(run, counter, last.At, time.Now()):
 	case counter > last.Value:
 		t.Errorf("%s on the final master is %d, above the last acknowledged increment's %d: the EXEC answered "+
 			"aborted at %s was applied", key, counter, last.Value, abortedTo(last.Value+1, last.At, time.Now()))
@@ -410,6 +421,17 @@ func checkCAS(t *testing.T, key string, run casRun, counter int, switched time.T
 	if lost > 0 {
 		t.Logf("%s: %d increments acknowledged before the switch were lost with the master that acknowledged them", key, lost)
 	}
+}
+
+// fateUnknown reports whether the loop was told, between from and to, that an EXEC setting v was in
+// flight at a cut and may or may not have been applied.
+func fateUnknown(run casRun, v int, from, to time.Time) bool {
+	for _, a := range run.unknown {
+		if a.Value == v && !a.At.Before(from) && !a.At.After(to) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestRESPWatchedExecInFlight runs 16 WATCH/MULTI/EXEC increment loops, each on its own key, through
@@ -450,7 +472,7 @@ func TestRESPWatchedExecInFlight(t *testing.T) {
 	waitRoutedTo(t, p.master, final, 10*time.Second)
 	time.Sleep(300 * time.Millisecond)
 	cancel()
-	acked, aborted := 0, 0
+	acked, aborted, unknown := 0, 0, 0
 	for i, ch := range runs {
 		r := <-ch
 		key := fmt.Sprintf("cas:%d", i)
@@ -465,6 +487,7 @@ func TestRESPWatchedExecInFlight(t *testing.T) {
 		checkCAS(t, key, r, counter, time.Time{}, true)
 		acked += len(r.acked)
 		aborted += len(r.aborted)
+		unknown += len(r.unknown)
 	}
-	t.Logf("%d increments acknowledged, %d EXECs answered aborted", acked, aborted)
+	t.Logf("%d increments acknowledged, %d EXECs answered aborted, %d in flight at a cut", acked, aborted, unknown)
 }
