@@ -212,6 +212,26 @@ func TestWatchLostInAFailover(t *testing.T) {
 
 // TestSubscriberMoves: RESP2 subscriptions are made again on the next backend; its confirmations are
 // swallowed, messages flow on, including one that arrives between the confirmations.
+// TestTrackingClientReconnectsAtOnce: a RESP3 client with CLIENT TRACKING ON serves its cache without
+// asking, so after a cut it must get its full invalidation, and the new master's, without sending a
+// command first.
+func TestTrackingClientReconnectsAtOnce(t *testing.T) {
+	c, w, _ := testConv(t)
+	mustFeed(t, c.fromClient, cmd("HELLO", "3")+cmd("CLIENT", "TRACKING", "ON"))
+	mustFeed(t, c.fromBackend, "%1\r\n+proto\r\n:3\r\n+OK\r\n")
+	w.take()
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.needsBackend() {
+		t.Fatal("a tracking client must reconnect at once")
+	}
+	c.attach()
+	if _, client := w.take(); client != ">2\r\n$10\r\ninvalidate\r\n_\r\n" {
+		t.Fatalf("client got %q, want the full invalidation", client)
+	}
+}
+
 func TestSubscriberMoves(t *testing.T) {
 	c, w, _ := testConv(t)
 	mustFeed(t, c.fromClient, cmd("SUBSCRIBE", "a", "b")+cmd("PSUBSCRIBE", "n*"))

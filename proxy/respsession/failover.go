@@ -146,12 +146,14 @@ func (c *conv) sendHeld(out []byte) []byte {
 }
 
 // needsBackend reports whether the session should connect now rather than wait for the client's next
-// command: commands wait for a backend, or the client listens (subscriptions, MONITOR).
+// command: commands wait for a backend, or the client listens (subscriptions, MONITOR, or CLIENT
+// TRACKING: a caching client serves its cache without asking, so it must get the full invalidation, and
+// the new master's, without sending a command first).
 func (c *conv) needsBackend() bool {
 	if c.attached {
 		return false
 	}
-	if c.st.subscribed() || c.st.monitor {
+	if c.st.subscribed() || c.st.monitor || c.st.tracked() != nil {
 		return true
 	}
 	for i := 0; i < c.q.len(); i++ {
