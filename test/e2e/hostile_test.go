@@ -21,12 +21,18 @@ import (
 	"github.com/sentinel-proxy/sentinel-proxy/redistest"
 )
 
-// TestClientGarbageHurtsNobodyElse sends random bytes through both ports from many clients at once:
-// Redis answers them with protocol errors and closes them; the proxy stays healthy and other sessions
-// do not notice.
+// TestClientGarbageHurtsNobodyElse sends random bytes through both ports from many clients at once, in
+// each mode: they get protocol errors (Redis's, or in resp mode the proxy's, worded as Redis's) and are
+// closed; the proxy stays healthy and other sessions do not notice.
 func TestClientGarbageHurtsNobodyElse(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { clientGarbage(t, mode) })
+	}
+}
+
+func clientGarbage(t *testing.T, mode string) {
 	topo := newTopology(t, 1)
-	p := startProxy(t, testConfig(t, topo, topo.Name))
+	p := startProxy(t, inMode(testConfig(t, topo, topo.Name), mode))
 	waitRoutedTo(t, p.master, topo.Nodes[0].Addr, 10*time.Second)
 	waitRoutedTo(t, p.replica, topo.Nodes[1].Addr, 10*time.Second)
 	good := map[string]*redistest.Conn{}
