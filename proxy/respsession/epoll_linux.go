@@ -90,6 +90,9 @@ type session struct {
 	// what it sent before is answered.
 	hold      *proxy.CommandHold
 	holdWaits bool
+	// keptFull is set while the client is not read because the session keeps too many of its commands
+	// (conv.keptFull); after reads it again once there is room.
+	keptFull bool
 }
 
 func startSession(lp *eventloop.Loop, c *proxy.Client, fd int) {
@@ -199,6 +202,10 @@ func (s *session) after() {
 	if s.closed {
 		return
 	}
+	if s.keptFull && s.conv.keptRoom() {
+		s.keptFull, s.client.paused = false, false
+		s.pump(&s.client)
+	}
 	if s.client.broken {
 		s.close()
 		return
@@ -235,6 +242,9 @@ func (s *session) pump(sd *side) {
 			if sd == &s.client {
 				s.counters.In(n)
 				cerr = s.conv.fromClient(buf[:n])
+				if cerr == nil && s.conv.keptFull() {
+					s.keptFull, sd.paused = true, true
+				}
 			} else {
 				s.counters.Out(n)
 				cerr = s.conv.fromBackend(buf[:n])

@@ -6,6 +6,19 @@ package respsession
 // limit; they go out, in order, at releaseCommands or, if the backend left meanwhile, at the next
 // attach after it.
 
+// maxKeptBytes bounds the commands a session keeps in the proxy (held, or kept to send again) before it
+// stops reading its client, and it reads again once they are down to half. Without it a client
+// pipelining writes into a hold (a switchover's, or a failover's while there is no master) would grow
+// the proxy's memory for as long as the hold lasts; with it the client's writes wait in its socket, as
+// they would against a Redis that stopped reading.
+const maxKeptBytes = 1 << 20
+
+// keptFull reports whether the session should stop reading its client: it keeps over maxKeptBytes.
+func (c *conv) keptFull() bool { return len(c.kept.buf) > maxKeptBytes }
+
+// keptRoom reports whether a session that stopped reading its client may read again.
+func (c *conv) keptRoom() bool { return len(c.kept.buf) <= maxKeptBytes/2 }
+
 // holdCommands makes the conversation keep every command it reads from now on.
 func (c *conv) holdCommands() { c.holding = true }
 

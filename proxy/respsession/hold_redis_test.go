@@ -272,3 +272,77 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
+
+// TestHoldBoundsWhatAClientSends: a client that pipelines writes into a hold is not read past a bound
+// (its writes wait in its socket, as against a Redis that stopped reading), rather than growing the
+// proxy's memory for as long as the hold lasts; released, every write lands, in order, none refused.
+func TestHoldBoundsWhatAClientSends(t *testing.T) {
+	node := redistest.New(t, redistest.Options{Sentinels: 1}).Nodes[0]
+	loops, err := eventloop.New(eventloop.Options{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loops.Close()
+	for _, h := range []proxy.Handler{respsession.NewEpoll(loops), respsession.Portable} {
+		t.Run(h.Name(), func(t *testing.T) {
+			if _, err := redistest.Do(node.Addr, "", "FLUSHALL"); err != nil {
+				t.Fatal(err)
+			}
+			l := &proxy.Listener{Name: "g/master", Handler: h, HoldTimeout: time.Second}
+			l.SetRoute(proxy.Route{Backends: []string{node.Addr}})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan error, 1)
+			go func() { served <- l.Serve(ctx, ln) }()
+			defer func() { cancel(); <-served }()
+
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			rd := bufio.NewReader(c)
+			if _, err := c.Write(resp.AppendCommand(nil, "PING")); err != nil {
+				t.Fatal(err)
+			}
+			if line, err := rd.ReadString('\n'); err != nil || line != "+PONG\r\n" {
+				t.Fatalf("PING: %q %v", line, err)
+			}
+			release, err := l.HoldCommands(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// 32 MiB of SETs: more than the socket buffers of both sides and the bound together.
+			const writes, size = 32 << 10, 1 << 10
+			value := strings.Repeat("v", size)
+			var req []byte
+			for i := range writes {
+				req = resp.AppendCommand(req, "SET", "k:"+strconv.Itoa(i), value)
+			}
+			sent := make(chan error, 1)
+			go func() { _, err := c.Write(req); sent <- err }()
+			select {
+			case err := <-sent:
+				release()
+				t.Fatalf("the proxy read all %d MiB of held writes (write returned %v): nothing bounds a held client", len(req)>>20, err)
+			case <-time.After(1500 * time.Millisecond):
+			}
+			release()
+			if err := <-sent; err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			for i := range writes {
+				if line, err := rd.ReadString('\n'); err != nil || line != "+OK\r\n" {
+					t.Fatalf("reply %d: %q %v", i, line, err)
+				}
+			}
+			if n, err := redistest.Do(node.Addr, "", "DBSIZE"); err != nil || n != strconv.Itoa(writes) {
+				t.Fatalf("DBSIZE %q %v, want %d", n, err, writes)
+			}
+		})
+	}
+}

@@ -182,6 +182,12 @@ func (s *psession) readClient() {
 			for len(s.backendOut) > highWater && !s.closed && s.backend != nil {
 				s.cond.Wait()
 			}
+			// Nor read more while the session keeps too many of its commands (conv.keptFull).
+			if s.conv.keptFull() {
+				for !s.conv.keptRoom() && !s.closed && !s.closing {
+					s.cond.Wait()
+				}
+			}
 		}
 		done := s.closed || s.closing
 		if err != nil && !done && idle > 0 && errors.Is(err, os.ErrDeadlineExceeded) && time.Since(s.lastActive) < idle {
@@ -305,6 +311,7 @@ func (s *psession) backendGoneLocked(retired bool) {
 
 // afterLocked connects when the conversation needs a backend, and keeps the hold timer.
 func (s *psession) afterLocked() {
+	s.cond.Broadcast() // a reader waiting for room (keptFull) looks again
 	if s.holdWaits && s.conv.answered() {
 		s.holdWaits = false
 		s.hold.Answered(s)
