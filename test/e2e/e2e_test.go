@@ -74,6 +74,20 @@ func freeAddr(t *testing.T) string {
 	return fmt.Sprintf("127.0.0.1:%d", p)
 }
 
+// freeAddrs returns n different loopback addresses with ports that were free a moment ago.
+func freeAddrs(t *testing.T, n int) []any {
+	t.Helper()
+	ports, err := redistest.FreePorts(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := make([]any, n)
+	for i, p := range ports {
+		addrs[i] = fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	return addrs
+}
+
 // testConfig builds a config for the topology with fresh ports and fast checks.
 func testConfig(t *testing.T, topo *redistest.Topology, masterName string) *config.Config {
 	t.Helper()
@@ -107,7 +121,7 @@ replica_listen = %q
 listen = %q
 user = "admin"
 password = "stats-pw"
-`, quoteAll(topo.SentinelAddrs()), topo.Password, masterName, freeAddr(t), freeAddr(t), freeAddr(t))
+`, append([]any{quoteAll(topo.SentinelAddrs()), topo.Password, masterName}, freeAddrs(t, 3)...)...)
 }
 
 func quoteAll(ss []string) string {

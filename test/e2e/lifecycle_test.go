@@ -65,7 +65,8 @@ func TestReloadKeepsValidSessions(t *testing.T) {
 	rs := sessionsOn(t, p.replica, 1, replicaB)[replicaB]
 
 	// 1. A valid reload.
-	newReplica, other := freeAddr(t), freeAddr(t)
+	two := freeAddrs(t, 2)
+	newReplica, other := two[0].(string), two[1].(string)
 	doc2 := strings.Replace(doc, fmt.Sprintf("replica_listen = %q", cfg.Masters[0].ReplicaListen),
 		fmt.Sprintf("replica_listen = %q", newReplica), 1)
 	doc2 = strings.Replace(doc2, `interval = "200ms"`, `interval = "100ms"`, 1)

@@ -65,8 +65,8 @@ listen = %q
 user = "admin"
 password_file = %q
 admin = true
-`, quoteAll(topo.SentinelAddrs()), filepath.Join(dir, "probe.pw"), topo.Name, freeAddr(t), freeAddr(t), freeAddr(t),
-		filepath.Join(dir, "stats.pw"))
+`, append(append([]any{quoteAll(topo.SentinelAddrs()), filepath.Join(dir, "probe.pw"), topo.Name}, freeAddrs(t, 3)...),
+		filepath.Join(dir, "stats.pw"))...)
 	path := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
