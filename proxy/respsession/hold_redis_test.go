@@ -31,12 +31,7 @@ import (
 func TestSwitchoverHoldWithRedis(t *testing.T) {
 	old := redistest.New(t, redistest.Options{Sentinels: 1}).Nodes[0]
 	promoted := redistest.New(t, redistest.Options{Sentinels: 1}).Nodes[0]
-	loops, err := eventloop.New(eventloop.Options{Loops: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loops.Close()
-	for _, h := range []proxy.Handler{respsession.NewEpoll(loops), respsession.Portable} {
+	for _, h := range respHandlers(t, 2) {
 		t.Run(h.Name(), func(t *testing.T) {
 			for _, node := range []*redistest.Process{old, promoted} {
 				if _, err := redistest.Do(node.Addr, "", "FLUSHALL"); err != nil {
@@ -278,12 +273,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // proxy's memory for as long as the hold lasts; released, every write lands, in order, none refused.
 func TestHoldBoundsWhatAClientSends(t *testing.T) {
 	node := redistest.New(t, redistest.Options{Sentinels: 1}).Nodes[0]
-	loops, err := eventloop.New(eventloop.Options{Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loops.Close()
-	for _, h := range []proxy.Handler{respsession.NewEpoll(loops), respsession.Portable} {
+	for _, h := range respHandlers(t, 1) {
 		t.Run(h.Name(), func(t *testing.T) {
 			if _, err := redistest.Do(node.Addr, "", "FLUSHALL"); err != nil {
 				t.Fatal(err)
@@ -345,4 +335,15 @@ func TestHoldBoundsWhatAClientSends(t *testing.T) {
 			}
 		})
 	}
+}
+
+// respHandlers are the two resp handlers, the epoll one on loops event loops closed when the test ends.
+func respHandlers(t *testing.T, loops int) []proxy.Handler {
+	t.Helper()
+	engine, err := eventloop.New(eventloop.Options{Loops: loops})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Close() })
+	return []proxy.Handler{respsession.NewEpoll(engine), respsession.Portable}
 }

@@ -202,18 +202,25 @@ func TestChaosManualFailover(t *testing.T) {
 
 func TestChaosTwoFailoversInARow(t *testing.T) {
 	runChaos(t, chaos{zeroLoss: true, act: func(t *testing.T, topo *redistest.Topology, _ *redistest.EventLog, fault func()) string {
-		if _, err := topo.Failover(30 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if err := topo.WaitSettled(2, 30*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		m, err := topo.Failover(30 * time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return failoverTwice(t, topo)
 	}})
+}
+
+// failoverTwice runs two manual failovers, the second once the first has settled, and returns the
+// final master.
+func failoverTwice(t *testing.T, topo *redistest.Topology) string {
+	t.Helper()
+	if _, err := topo.Failover(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.WaitSettled(2, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	m, err := topo.Failover(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func TestChaosOldMasterRestartedWithItsData(t *testing.T) {
