@@ -41,23 +41,7 @@ func (r *registry) add(s Session) (*backendCounters, *CommandHold) {
 	if r.closed {
 		return nil, nil
 	}
-	if r.byAddr == nil {
-		r.byAddr = map[string]map[Session]struct{}{}
-		r.counters = map[string]*backendCounters{}
-	}
-	addr := s.Backend()
-	set := r.byAddr[addr]
-	if set == nil {
-		set = map[Session]struct{}{}
-		r.byAddr[addr] = set
-	}
-	set[s] = struct{}{}
-	c := r.counters[addr]
-	if c == nil {
-		c = &backendCounters{}
-		r.counters[addr] = c
-	}
-	c.current.Add(1)
+	c := r.insertLocked(s)
 	c.total.Add(1)
 	return c, r.held
 }
@@ -67,15 +51,16 @@ func (r *registry) add(s Session) (*backendCounters, *CommandHold) {
 func (r *registry) move(s Session, from string) *backendCounters {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if set := r.byAddr[from]; set != nil {
-		if _, ok := set[s]; ok {
-			delete(set, s)
-			r.counters[from].current.Add(-1)
-		}
-		if len(set) == 0 {
-			delete(r.byAddr, from)
-		}
+	r.deleteLocked(from, s)
+	c := r.insertLocked(s)
+	if s.Backend() != "" {
+		c.total.Add(1)
 	}
+	return c
+}
+
+// insertLocked registers s under s.Backend() and counts it there as current; r.mu is held.
+func (r *registry) insertLocked(s Session) *backendCounters {
 	if r.byAddr == nil {
 		r.byAddr = map[string]map[Session]struct{}{}
 		r.counters = map[string]*backendCounters{}
@@ -93,10 +78,33 @@ func (r *registry) move(s Session, from string) *backendCounters {
 		r.counters[addr] = c
 	}
 	c.current.Add(1)
-	if addr != "" {
-		c.total.Add(1)
-	}
 	return c
+}
+
+// deleteLocked takes s from under addr, if it is there; r.mu is held.
+func (r *registry) deleteLocked(addr string, s Session) {
+	set := r.byAddr[addr]
+	if set == nil {
+		return
+	}
+	if _, ok := set[s]; ok {
+		delete(set, s)
+		r.counters[addr].current.Add(-1)
+	}
+	if len(set) == 0 {
+		delete(r.byAddr, addr)
+	}
+}
+
+// allLocked is every registered session; r.mu is held.
+func (r *registry) allLocked() []Session {
+	var sessions []Session
+	for _, set := range r.byAddr {
+		for s := range set {
+			sessions = append(sessions, s)
+		}
+	}
+	return sessions
 }
 
 func (r *registry) remove(s Session) {
@@ -105,16 +113,7 @@ func (r *registry) remove(s Session) {
 	if r.held != nil {
 		r.held.Answered(s) // a session that ended has nothing in flight
 	}
-	addr := s.Backend()
-	if set := r.byAddr[addr]; set != nil {
-		if _, ok := set[s]; ok {
-			delete(set, s)
-			r.counters[addr].current.Add(-1)
-		}
-		if len(set) == 0 {
-			delete(r.byAddr, addr)
-		}
-	}
+	r.deleteLocked(s.Backend(), s)
 }
 
 // sessionsTo collects the sessions of addr under the lock; they are acted on outside it, so a slow
@@ -137,13 +136,10 @@ func (r *registry) hold() (*CommandHold, []Session, error) {
 	if r.held != nil {
 		return nil, nil, errHoldInForce
 	}
-	var sessions []Session
-	for _, set := range r.byAddr {
-		for s := range set {
-			if _, ok := s.(CommandHolder); !ok {
-				return nil, nil, ErrHoldUnsupported
-			}
-			sessions = append(sessions, s)
+	sessions := r.allLocked()
+	for _, s := range sessions {
+		if _, ok := s.(CommandHolder); !ok {
+			return nil, nil, ErrHoldUnsupported
 		}
 	}
 	r.held = newCommandHold(sessions)
@@ -159,25 +155,14 @@ func (r *registry) unhold(h *CommandHold) []Session {
 		return nil
 	}
 	r.held = nil
-	var sessions []Session
-	for _, set := range r.byAddr {
-		for s := range set {
-			sessions = append(sessions, s)
-		}
-	}
-	return sessions
+	return r.allLocked()
 }
 
 // closeAll closes every session and refuses new ones.
 func (r *registry) closeAll() {
 	r.mu.Lock()
 	r.closed = true
-	var victims []Session
-	for _, set := range r.byAddr {
-		for s := range set {
-			victims = append(victims, s)
-		}
-	}
+	victims := r.allLocked()
 	r.mu.Unlock()
 	for _, s := range victims {
 		s.Close()
