@@ -84,12 +84,7 @@ type Switch struct {
 func (r *Router) History(group string) []Switch {
 	r.historyMu.Lock()
 	defer r.historyMu.Unlock()
-	h := r.history[group]
-	out := make([]Switch, len(h))
-	for i, sw := range h {
-		out[len(h)-1-i] = sw
-	}
-	return out
+	return newestFirst(r.history[group])
 }
 
 // NoMasterSpan is one stretch without a verified master on a group's master port: from its no_master
@@ -110,11 +105,14 @@ type NoMasterSpan struct {
 func (r *Router) NoMasterSpans(group string) []NoMasterSpan {
 	r.historyMu.Lock()
 	defer r.historyMu.Unlock()
-	h := r.noMaster[group]
-	out := make([]NoMasterSpan, len(h))
-	for i, sp := range h {
-		out[len(h)-1-i] = sp
-	}
+	return newestFirst(r.noMaster[group])
+}
+
+// newestFirst is a copy of h, kept oldest first, in the other order.
+func newestFirst[T any](h []T) []T {
+	out := make([]T, len(h)) // never nil: an empty history is [] in JSON
+	copy(out, h)
+	slices.Reverse(out)
 	return out
 }
 
