@@ -107,6 +107,11 @@ type Master struct {
 	// old master); "resp" reads commands and replies and moves sessions to the new master. Empty means
 	// tcp.
 	Mode string `toml:"mode"`
+	// Multiplex (resp mode only): the commands of many clients share a few pipelined backend
+	// connections, one per node, event loop and connection state (user, database, protocol); a
+	// client whose connection needs state of its own (MULTI, blocking commands, subscriptions,
+	// CLIENT ...) moves to a private one. Needs the event loops and no TLS.
+	Multiplex bool `toml:"multiplex"`
 	// TLS, when set, terminates TLS from clients on both ports.
 	TLS ListenTLS `toml:"tls"`
 }

@@ -80,6 +80,7 @@ name = "a"
 master_listen = "0.0.0.0:5000"
 replica_listen = "0.0.0.0:5000"
 mode = "http"
+multiplex = true
 [[masters]]
 name = "a"
 master_listen = "0.0.0.0:99999"
@@ -104,6 +105,7 @@ listen = "0.0.0.0:5000"
 		`masters[0].replica_listen: "0.0.0.0:5000" is already used by masters[0].master_listen`,
 		`masters[1].name: "a" is already used by masters[0]`,
 		`masters[0].mode: "http" is not one of tcp, resp`,
+		`masters[0].multiplex: needs mode = "resp"`,
 		"masters[1].master_listen:",
 		"stats.listen:", "stats.user, stats.password",
 	} {
@@ -239,5 +241,32 @@ password_env = "TEST_UNSET_VARIABLE_XYZ"
 	_, err = Parse([]byte(strings.Replace(doc, string(hash), "not-a-hash", 1)))
 	if err == nil || !strings.Contains(err.Error(), "stats.password_hash: not a bcrypt hash") {
 		t.Errorf("bad hash: %v", err)
+	}
+}
+
+// TestMultiplexNeedsLoopsAndNoTLS: shared connections run on the event loops, which carry no TLS.
+func TestMultiplexNeedsLoopsAndNoTLS(t *testing.T) {
+	base := `
+[sentinel]
+addrs = ["127.0.0.1:26379"]
+%s
+[[masters]]
+name = "m"
+master_listen = "127.0.0.1:5000"
+mode = "resp"
+multiplex = true
+`
+	for _, tc := range []struct{ extra, want string }{
+		{"", ""},
+		{"[proxy]\nforwarder = \"portable\"", `masters[0].multiplex: needs the event loops`},
+		{"[redis.tls]\nenabled = true", `masters[0].multiplex: not available with TLS`},
+	} {
+		_, err := Parse([]byte(strings.Replace(base, "%s", tc.extra, 1)))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.extra, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: got %v, want %q", tc.extra, err, tc.want)
+		}
 	}
 }

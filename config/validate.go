@@ -145,6 +145,16 @@ func (c *Config) Validate() error {
 		default:
 			add("%s.mode: %q is not one of tcp, resp", prefix, m.Mode)
 		}
+		if m.Multiplex {
+			switch {
+			case m.Mode != "resp":
+				add("%s.multiplex: needs mode = \"resp\" (a byte forwarder cannot share a connection)", prefix)
+			case m.TLS.Enabled() || c.Redis.TLS.Enabled:
+				add("%s.multiplex: not available with TLS (%s.tls or redis.tls): shared connections run on the event loops, which carry no TLS", prefix, prefix)
+			case c.Proxy.Forwarder == "portable":
+				add("%s.multiplex: needs the event loops (proxy.forwarder = \"epoll\" or \"auto\")", prefix)
+			}
+		}
 	}
 
 	if c.Stats.Listen != "" {

@@ -20,6 +20,7 @@ type ports struct {
 	masterKey, replicaKy string // config keys, for errors
 	tls                  config.ListenTLS
 	mode                 string // "tcp" or "resp": kept, as tls, until a restart
+	multiplex            bool   // kept as mode is
 }
 
 // bindAll binds every address of cfg that current does not already listen on (all of them at start),
@@ -52,7 +53,7 @@ func (rt *proxyRuntime) bindAll(cfg *config.Config, current []*ports, currentSta
 		g.name, g.masterAt, g.replicaAt = m.Name, m.MasterListen, m.ReplicaListen
 		if old == nil {
 			// A running listener keeps its TLS settings and its mode until a restart.
-			g.tls, g.mode = m.TLS, m.Mode
+			g.tls, g.mode, g.multiplex = m.TLS, m.Mode, m.Multiplex
 		}
 		g.masterKey, g.replicaKy = fmt.Sprintf("masters[%d].master_listen", i), fmt.Sprintf("masters[%d].replica_listen", i)
 		if old == nil || old.masterAt != m.MasterListen {
@@ -86,7 +87,7 @@ func (rt *proxyRuntime) newListener(cfg *config.Config, g *ports, name string) *
 	}
 	// TLS runs in Go's crypto/tls, on net.Conns: event loops move raw bytes between descriptors and
 	// cannot carry it.
-	l.Handler = rt.data.handler(g.mode, l.TLS != nil || l.DialContext != nil)
+	l.Handler = rt.data.handler(g.mode, g.multiplex, l.TLS != nil || l.DialContext != nil)
 	l.SetRoute(proxy.Route{Refusal: "starting up: master not verified yet"})
 	return l
 }

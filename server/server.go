@@ -156,27 +156,33 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 // stopped.
 type dataPaths struct {
 	pipe, resp proxy.Handler // on loops when there are
+	respMux    proxy.Handler // resp mode with multiplex = true: on loops only
 	loops      *eventloop.Loops
 }
 
 func newDataPaths(cfg *config.Config) (dataPaths, error) {
 	if cfg.Proxy.Forwarder == "portable" || (cfg.Proxy.Forwarder == "auto" && runtime.GOOS != "linux") {
-		return dataPaths{pipe: pipe.Portable, resp: respsession.Portable}, nil
+		return dataPaths{pipe: pipe.Portable, resp: respsession.Portable, respMux: respsession.Portable}, nil
 	}
 	loops, err := eventloop.New(eventloop.Options{Loops: cfg.Proxy.EventLoops,
 		BatchScheduling: cfg.Proxy.EventLoopScheduling == "batch"})
 	if err != nil {
 		return dataPaths{}, fmt.Errorf("forwarder: %w", err)
 	}
-	return dataPaths{pipe: pipe.NewEpoll(loops), resp: respsession.NewEpoll(loops), loops: loops}, nil
+	return dataPaths{pipe: pipe.NewEpoll(loops), resp: respsession.NewEpoll(loops),
+		respMux: respsession.NewEpollMux(loops), loops: loops}, nil
 }
 
 // handler is the data path of a listener in mode ("tcp" or "resp"); goroutines when it needs net.Conns
-// (TLS on either side).
-func (d dataPaths) handler(mode string, goroutines bool) proxy.Handler {
+// (TLS on either side). Multiplexing is refused with TLS and without loops when the configuration is
+// loaded; where a platform has no loops ("auto" elsewhere than Linux), sessions keep their own
+// connections.
+func (d dataPaths) handler(mode string, multiplex, goroutines bool) proxy.Handler {
 	switch {
 	case mode == "resp" && goroutines:
 		return respsession.Portable
+	case mode == "resp" && multiplex:
+		return d.respMux
 	case mode == "resp":
 		return d.resp
 	case goroutines:

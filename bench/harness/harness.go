@@ -271,3 +271,55 @@ func MachineCPU() (idle, total int64, err error) {
 	}
 	return idle, total, nil
 }
+
+// StartTwemproxy runs twemproxy (Debian's nutcracker) in front of the topology's master alone: one
+// server, one shared connection to it (server_connections: 1, twemproxy's default), AUTH handled by
+// twemproxy with the master's password (redis_auth). It does not follow failovers: it is here for its
+// data path only.
+func StartTwemproxy(bin string, topo *redistest.Topology, dir string) (*Process, error) {
+	_, port, err := ProxyOptions{}.listen()
+	if err != nil {
+		return nil, err
+	}
+	statsPort, err := redistest.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	master, err := topo.MasterAddr()
+	if err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf(`bench:
+  listen: %s
+  redis: true
+  redis_auth: %s
+  hash: fnv1a_64
+  distribution: ketama
+  auto_eject_hosts: false
+  server_connections: 1
+  timeout: 10000
+  servers:
+   - %s:1 master
+`, addr, topo.Password, master)
+	path := filepath.Join(dir, fmt.Sprintf("nutcracker-%d.yml", port))
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	p, err := start(filepath.Join(dir, fmt.Sprintf("nutcracker-%d.log", port)), addr, nil, bin, "-c", path,
+		"-s", strconv.Itoa(statsPort), "-a", "127.0.0.1", "-o", filepath.Join(dir, fmt.Sprintf("nutcracker-%d.out", port)),
+		"-p", filepath.Join(dir, fmt.Sprintf("nutcracker-%d.pid", port)))
+	if err != nil {
+		return nil, fmt.Errorf("nutcracker (apt-get install nutcracker): %w", err)
+	}
+	return p, nil
+}
+
+// WaitAnswers waits until a new client of addr gets an answer to GET (a proxy that answers no
+// CONFIG, twemproxy).
+func WaitAnswers(addr, password string, timeout time.Duration) error {
+	return redistest.Eventually(timeout, func() error {
+		_, err := redistest.Do(addr, password, "GET", "bench:ready")
+		return err
+	})
+}

@@ -20,6 +20,8 @@ func KnownPaths() []Path {
 		{Name: "direct"},
 		{Name: "tcp", Proxied: true}, // the byte forwarder: the default mode, so no line is needed
 		{Name: "resp", Proxied: true, Master: `mode = "resp"`}, // sessions that read RESP (proxy/respsession)
+		// resp sessions sharing backend connections
+		{Name: "multiplex", Proxied: true, Master: "mode = \"resp\"\nmultiplex = true"},
 	}
 }
 

@@ -44,10 +44,17 @@ func main() {
 	batch := flag.Bool("batch", true, "also measure a second sentinel-proxy with event_loop_scheduling = \"batch\"")
 	baseline := flag.String("baseline", "", "also measure this sentinel-proxy binary (default config), e.g. a build of the commit before a change")
 	respMode := flag.Bool("resp", true, "also measure sentinel-proxy in resp mode ([[masters]] mode = \"resp\")")
+	multiplex := flag.Bool("multiplex", true, "also measure sentinel-proxy in resp mode with multiplex = true")
+	twemproxy := flag.String("twemproxy", "nutcracker", "twemproxy binary (empty: not measured)")
+	burst := flag.Int("burst", 1000, "clients doing GET at once, for the backend connections and Redis's client memory per path (0: skip)")
 	flag.Parse()
 	variants := []variant{{name: "sentinel-proxy", bin: *proxyBin, proxy: *extra}}
 	if *respMode {
 		variants = append(variants, variant{name: "sentinel-proxy resp", bin: *proxyBin, proxy: *extra, master: `mode = "resp"`})
+	}
+	if *multiplex {
+		variants = append(variants, variant{name: "sentinel-proxy multiplex", bin: *proxyBin, proxy: *extra,
+			master: "mode = \"resp\"\nmultiplex = true"})
 	}
 	if *batch {
 		variants = append(variants, variant{name: "sentinel-proxy batch", bin: *proxyBin, proxy: *extra + "\n" + batchConfig})
@@ -55,7 +62,7 @@ func main() {
 	if *baseline != "" {
 		variants = append(variants, variant{name: "sentinel-proxy baseline", bin: *baseline, proxy: *extra})
 	}
-	if err := run(variants, *haproxyBin, *rounds, *requests, *clients, *conns); err != nil {
+	if err := run(variants, *haproxyBin, *twemproxy, *rounds, *requests, *clients, *conns, *burst); err != nil {
 		fmt.Fprintln(os.Stderr, "throughput:", err)
 		os.Exit(1)
 	}
@@ -76,7 +83,7 @@ func (v variant) start(topo *redistest.Topology, dir string) (*harness.Process, 
 	return harness.StartSentinelProxyWith(v.bin, topo, dir, harness.ProxyOptions{Extra: v.proxy, Master: v.master})
 }
 
-func run(variants []variant, haproxyBin string, rounds, requests, clients, conns int) error {
+func run(variants []variant, haproxyBin, twemproxyBin string, rounds, requests, clients, conns, burst int) error {
 	dir, err := os.MkdirTemp("", "bench-throughput-")
 	if err != nil {
 		return err
@@ -114,9 +121,21 @@ func run(variants []variant, haproxyBin string, rounds, requests, clients, conns
 	}
 	procs = append(procs, hp)
 	paths = append(paths, path{"haproxy", hp.Addr, hp.Pid()})
+	if twemproxyBin != "" {
+		tw, err := harness.StartTwemproxy(twemproxyBin, topo, dir)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, tw)
+		paths = append(paths, path{"twemproxy", tw.Addr, tw.Pid()})
+	}
 	for _, p := range paths {
-		if err := harness.WaitServedBy(p.addr, password, master, 20*time.Second); err != nil {
-			return fmt.Errorf("%s: %w", p.addr, err)
+		wait := harness.WaitServedBy(p.addr, password, master, 20*time.Second)
+		if p.name == "twemproxy" { // it answers no CONFIG; it has one server
+			wait = harness.WaitAnswers(p.addr, password, 20*time.Second)
+		}
+		if wait != nil {
+			return fmt.Errorf("%s: %w", p.addr, wait)
 		}
 	}
 	workloads := []workload{
@@ -178,6 +197,18 @@ func run(variants []variant, haproxyBin string, rounds, requests, clients, conns
 		}
 	}
 
+	if burst > 0 {
+		fmt.Printf("\n| path | %d clients doing GET at once: backend connections to the master | Redis's client memory (mem_clients_normal) | errors |\n", burst)
+		fmt.Println("|---|---|---|---|")
+		for _, p := range paths {
+			n, mem, errs, err := burstOfClients(p.addr, master, burst)
+			if err != nil {
+				return fmt.Errorf("%s burst: %w", p.name, err)
+			}
+			fmt.Printf("| %s | %d | %.1f MiB | %d |\n", p.name, n, float64(mem)/(1<<20), errs)
+		}
+	}
+
 	// Memory: fresh processes, so earlier benchmark traffic does not count. The batch variant forwards
 	// as the default one does; it is left out.
 	for _, p := range procs {
@@ -197,15 +228,22 @@ func run(variants []variant, haproxyBin string, rounds, requests, clients, conns
 		}
 	}
 	starts = append(starts, starter{"haproxy", func() (*harness.Process, error) { return harness.StartHAProxy(haproxyBin, topo, dir) }})
+	if twemproxyBin != "" {
+		starts = append(starts, starter{"twemproxy", func() (*harness.Process, error) { return harness.StartTwemproxy(twemproxyBin, topo, dir) }})
+	}
 	for _, st := range starts {
 		name := st.name
 		p, err := st.start()
 		if err != nil {
 			return err
 		}
-		if err := harness.WaitServedBy(p.Addr, password, master, 20*time.Second); err != nil {
+		wait := harness.WaitServedBy(p.Addr, password, master, 20*time.Second)
+		if name == "twemproxy" {
+			wait = harness.WaitAnswers(p.Addr, password, 20*time.Second)
+		}
+		if wait != nil {
 			p.Stop()
-			return err
+			return wait
 		}
 		before, after, errs, err := memory(p, conns)
 		p.Stop()
@@ -310,4 +348,73 @@ func memory(p *harness.Process, n int) (before, after int64, errs int64, err err
 	}
 	wg.Wait()
 	return before, after, failed.Load(), nil
+}
+
+// burstOfClients opens n clients through addr, each authenticated, has them all send a GET at once,
+// and while they are all still connected counts the master's connections whose last command was that
+// GET (the proxy's backend connections, or the clients themselves when direct) and reads Redis's memory
+// for normal clients.
+func burstOfClients(addr, master string, n int) (backends int, memClients int64, errs int64, err error) {
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	auth := fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password)
+	readers := make([]*bufio.Reader, 0, n)
+	for i := 0; i < n; i++ {
+		c, derr := net.DialTimeout("tcp", addr, 5*time.Second)
+		if derr != nil {
+			return 0, 0, 0, fmt.Errorf("connection %d: %w", i, derr)
+		}
+		conns = append(conns, c)
+		rd := bufio.NewReaderSize(c, 256)
+		readers = append(readers, rd)
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, werr := c.Write([]byte(auth)); werr != nil {
+			return 0, 0, 0, werr
+		}
+		if line, rerr := rd.ReadString('\n'); rerr != nil || line != "+OK\r\n" {
+			return 0, 0, 0, fmt.Errorf("connection %d AUTH: %q %v", i, line, rerr)
+		}
+	}
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, err := conns[i].Write([]byte("*2\r\n$3\r\nGET\r\n$10\r\nburst:none\r\n")); err != nil {
+				failed.Add(1)
+				return
+			}
+			if line, err := readers[i].ReadString('\n'); err != nil || line != "$-1\r\n" {
+				failed.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	list, err := redistest.Do(master, password, "CLIENT", "LIST")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, " cmd=get ") {
+			backends++
+		}
+	}
+	info, err := redistest.Do(master, password, "INFO", "memory")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "mem_clients_normal:"); ok {
+			memClients, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return backends, memClients, failed.Load(), nil
 }

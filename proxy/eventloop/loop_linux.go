@@ -49,7 +49,24 @@ type Loop struct {
 	pollFn   func(uintptr) bool
 	polled   int
 	pollErr  error
+	// atEnd: handlers that asked to run once the events of this wake-up are handled (AtEnd)
+	atEnd, atEndSpare []EndHandler
+	// later: handlers that asked to go on after the next wait for events (Later)
+	later, laterSpare []EndHandler
 }
+
+// EndHandler is told when the loop has handled the events of one wake-up: what it gathered from
+// many of them (commands of many clients for one connection) goes out in one write.
+type EndHandler interface{ EventsHandled() }
+
+// AtEnd asks the loop to call h.EventsHandled once the events of this wake-up are handled. Call it
+// on the loop's goroutine; h asks again for each wake-up it needs.
+func (lp *Loop) AtEnd(h EndHandler) { lp.atEnd = append(lp.atEnd, h) }
+
+// Later asks the loop to call h.EventsHandled after its next look at the events (which then does not
+// wait): a handler that did its share of work for now goes on once the others had their turn. Call it
+// on the loop's goroutine.
+func (lp *Loop) Later(h EndHandler) { lp.later = append(lp.later, h) }
 
 // schedBatch is SCHED_BATCH from <linux/sched.h>.
 const schedBatch = 3
@@ -191,6 +208,11 @@ func (lp *Loop) run(batch bool, started chan<- error) {
 		if !lp.wheel.empty() {
 			timeout = int(TimerTick / time.Millisecond)
 		}
+		later := lp.later
+		lp.later = lp.laterSpare[:0]
+		if len(later) > 0 {
+			timeout = 0
+		}
 		n, err := lp.wait(timeout)
 		if err != nil && err != unix.EINTR {
 			return
@@ -213,7 +235,29 @@ func (lp *Loop) run(batch bool, started chan<- error) {
 				lp.handlers[fd].Event(ev.Events)
 			}
 		}
+		lp.runAtEnd()
+		for i, h := range later {
+			h.EventsHandled()
+			later[i] = nil
+		}
+		lp.laterSpare = later[:0]
+		lp.runAtEnd()
 		lp.wheel.advance(lp.now)
+		lp.runAtEnd()
+	}
+}
+
+// runAtEnd calls the handlers that asked for the end of this wake-up; one that asks again while
+// called is called again.
+func (lp *Loop) runAtEnd() {
+	for len(lp.atEnd) > 0 {
+		hs := lp.atEnd
+		lp.atEnd = lp.atEndSpare[:0]
+		for i, h := range hs {
+			h.EventsHandled()
+			hs[i] = nil
+		}
+		lp.atEndSpare = hs[:0]
 	}
 }
 

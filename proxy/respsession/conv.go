@@ -89,6 +89,13 @@ type conv struct {
 	execNull   bool // ... and its EXEC answers a null reply (a WATCH was lost), not EXECABORT
 	watchLost  bool // a WATCH was lost with the old backend: the next transaction's EXEC answers null
 	invalidate bool // client-side caching: the client must drop its cache (RESP3 tracking moved)
+
+	// Multiplexing (mux.go): mux is the session's output while it shares a backend connection, nil when
+	// its connection is its own. muxHeld: commands are held for the session to send one by one.
+	// privateSoon: the session is moving to a connection of its own.
+	mux         muxOutput
+	muxHeld     bool
+	privateSoon bool
 }
 
 // replyLimits bound the backend's replies only where the session must: it keeps none of a reply (a
@@ -180,7 +187,7 @@ func (c *conv) fromClient(b []byte) error {
 		}
 		if c.keep {
 			c.kept.add(b[began:pos])
-			if c.kept.base+int64(len(c.kept.buf))-c.keptFrom > maxKept {
+			if c.kept.base+int64(len(c.kept.buf))-c.keptFrom > maxKept && !(c.disp == hold && c.muxExempt()) {
 				c.unkeep()
 				if c.disp == hold {
 					c.disp = drop
@@ -190,8 +197,8 @@ func (c *conv) fromClient(b []byte) error {
 		if !done {
 			continue
 		}
-		if c.disp != forward {
-			flush(pos)
+		if c.disp != forward || c.mux != nil {
+			flush(pos) // a shared connection takes whole commands: each is told where it ends
 		}
 		c.commandDone()
 	}
@@ -224,8 +231,17 @@ func (c *conv) decide() disposition {
 		return answer // the transaction opens here, so that its EXEC can answer null
 	case !c.attached || c.holding:
 		return hold
+	case c.mux != nil && (c.muxHeld || c.muxClassNow() != muxPlain):
+		c.muxHeld = true
+		return hold
 	}
 	return forward
+}
+
+// muxClassNow classifies the current command by its name, before its arguments are read.
+func (c *conv) muxClassNow() muxClass {
+	var buf [maxName]byte
+	return muxClassOf(c.commandName(&buf), nil)
 }
 
 // commandDone acts on a command read in full.
@@ -255,20 +271,29 @@ func (c *conv) commandDone() {
 	raw := span{off: c.keptFrom, n: int32(c.kept.base + int64(len(c.kept.buf)) - c.keptFrom)}
 	// A command held while it streamed in, whose backend came (or whose hold was released) meanwhile,
 	// goes out now: attach and releaseCommands sent only the commands read in full.
-	sendNow := disp == hold && c.attached && !c.holding
+	// On a shared connection its session sends it, in its turn (mux.go).
+	sendNow := disp == hold && c.attached && !c.holding && c.mux == nil
 	if sendNow {
 		c.out.toBackend(c.kept.get(raw))
 	}
 	e, ok := c.classify(name, args)
+	if c.mux != nil && disp == forward {
+		var replies int32
+		if ok {
+			replies = e.replies
+		}
+		defer c.mux.commandSent(replies)
+	}
 	if !ok {
 		if disp == hold && !sendNow { // no reply expected, but it must still be sent
-			c.q.push(entry{kind: viaBackend, raw: raw, heldUntil: c.env.now() + c.holdNs})
+			c.q.push(entry{kind: viaBackend, raw: raw, heldUntil: c.env.now() + c.holdNs, mx: muxClassOf(name, args)})
 		} else {
 			c.unkeep()
 		}
 		c.keep = false
 		return
 	}
+	e.mx = muxClassOf(name, args)
 	e.sent = disp == forward || sendNow
 	switch {
 	case disp == hold && !sendNow:

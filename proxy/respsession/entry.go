@@ -48,9 +48,10 @@ type entry struct {
 	// blocks: a blocking command (BLPOP, XREAD, WAIT...), whose reply may not come soon: a switchover's
 	// hold does not wait for it (see conv.answered).
 	blocks  bool
-	replies int32 // replies still expected from the backend
-	n       int32 // a number the effect needs: the database, the protocol, EXEC guarded by WATCH
-	raw     span  // in the session's arena: the command's bytes (for a resend, or held), or a local answer
+	mx      muxClass // how it may travel on a shared connection (mux.go)
+	replies int32    // replies still expected from the backend
+	n       int32    // a number the effect needs: the database, the protocol, EXEC guarded by WATCH
+	raw     span     // in the session's arena: the command's bytes (for a resend, or held), or a local answer
 	// heldUntil is when a held command gets an error (unix nanoseconds).
 	heldUntil int64
 	x         *entryExt // what the rarer effects need

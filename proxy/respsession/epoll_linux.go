@@ -5,6 +5,7 @@ package respsession
 import (
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -15,14 +16,41 @@ import (
 
 // Epoll serves RESP sessions on event loops: a session's client and backend sockets live on one loop,
 // edge-triggered, with the loop's read buffer and no goroutine per session.
-type Epoll struct{ loops *eventloop.Loops }
+type Epoll struct {
+	loops *eventloop.Loops
+	// pools: with multiplexing, each loop's shared backend connections (read-only map: a loop uses
+	// only its own pool)
+	pools map[*eventloop.Loop]*pool
+	// muxLoops are the loops multiplexed sessions run on, taken in turn (next): half of them, at
+	// least one. Measured on 2 cores (docs/benchmarks.md): one loop gave each shared connection
+	// twice the commands per write and left a core to Redis and its clients, for more throughput and
+	// a lower p99 than two.
+	muxLoops []*eventloop.Loop
+	next     atomic.Uint64
+}
 
 // NewEpoll returns the RESP session handler on loops, which the caller closes after every listener
 // using it has stopped.
 func NewEpoll(loops *eventloop.Loops) *Epoll { return &Epoll{loops: loops} }
 
+// NewEpollMux returns the RESP session handler on loops whose sessions share backend connections
+// (multiplex = true; see mux.go and shared_linux.go).
+func NewEpollMux(loops *eventloop.Loops) *Epoll {
+	all := loops.All()
+	e := &Epoll{loops: loops, pools: map[*eventloop.Loop]*pool{}, muxLoops: all[:max(1, len(all)/2)]}
+	for _, lp := range e.muxLoops {
+		e.pools[lp] = &pool{lp: lp, conns: map[poolKey]*sharedConn{}}
+	}
+	return e
+}
+
 // Name implements proxy.Handler.
-func (e *Epoll) Name() string { return "resp" }
+func (e *Epoll) Name() string {
+	if e.pools != nil {
+		return "resp-multiplex"
+	}
+	return "resp"
+}
 
 // SessionsHoldCommands implements proxy.HoldingHandler.
 func (e *Epoll) SessionsHoldCommands() bool { return true }
@@ -41,7 +69,12 @@ func (e *Epoll) Serve(c *proxy.Client) {
 	}
 	c.Conn = nil
 	lp := e.loops.Next()
-	lp.Post(func() { startSession(lp, c, fd) })
+	var p *pool
+	if e.pools != nil {
+		lp = e.muxLoops[e.next.Add(1)%uint64(len(e.muxLoops))]
+		p = e.pools[lp]
+	}
+	lp.Post(func() { startSession(lp, c, fd, p) })
 }
 
 // highWater is how much output a side may have waiting before the side that feeds it stops being
@@ -60,6 +93,7 @@ type side struct {
 	paused bool   // not read: the other side's output is full
 	hup    bool   // the peer hung up: read to the EOF
 	broken bool   // a write failed: the session acts on it after the current step
+	later  bool   // read its fair share: it is read again after the loop's next look at the events
 }
 
 // session is one client in resp mode, owned by a loop.
@@ -93,15 +127,43 @@ type session struct {
 	// keptFull is set while the client is not read because the session keeps too many of its commands
 	// (conv.keptFull); after reads it again once there is room.
 	keptFull bool
+	// mux: the session shares a backend connection (multiplex); nil once it has one of its own.
+	mux *muxSession
 }
 
-func startSession(lp *eventloop.Loop, c *proxy.Client, fd int) {
+// muxSession is what a session sharing a backend connection knows of it.
+type muxSession struct {
+	pool *pool
+	slot *sharedConn // the connection it is on, or waits for
+	owed int32       // replies the connection owes it
+	// partial: bytes forwarded of commands that did not go out yet: the command being read (a shared
+	// connection takes whole commands), or any while it moves to a connection of its own.
+	partial []byte
+	// partialPaused: the client is not read while partial is too long.
+	partialPaused bool
+	// keyWait: a command that changes the connection's state is in flight (AUTH, SELECT, HELLO): what
+	// follows waits for its reply, which says which connection it goes on.
+	keyWait bool
+	// private: the session moves to a connection of its own once nothing is owed.
+	private   bool
+	lastTouch *sharedConn // set while a delivery lists the session (sharedConn.deliver)
+}
+
+// maxPartial is the longest command a session sharing a connection gathers before it goes out: a
+// longer one moves the session to a connection of its own, where it streams.
+const maxPartial = 64 << 10
+
+func startSession(lp *eventloop.Loop, c *proxy.Client, fd int, p *pool) {
 	s := &session{lp: lp, c: c}
 	s.timer.Owner = s
 	s.client = side{s: s, fd: fd}
 	s.backend = side{s: s, fd: -1}
 	hold := int64(c.HoldTimeout())
 	s.conv = newConv(s, s, hold)
+	if p != nil {
+		s.mux = &muxSession{pool: p}
+		s.conv.mux = s
+	}
 	s.backends, s.start = c.Backends()
 	s.lastActive = lp.NowNs()
 	s.tryNext(nil)
@@ -173,6 +235,15 @@ func (s *session) refusal() string {
 // Event implements eventloop.Handler for both sides.
 func (sd *side) Event(events uint32) { sd.s.event(sd, events) }
 
+// EventsHandled implements eventloop.EndHandler: the side's turn came again (pump).
+func (sd *side) EventsHandled() {
+	sd.later = false
+	if s := sd.s; !s.closed {
+		s.pump(sd)
+		s.after()
+	}
+}
+
 // Stop implements eventloop.Handler: the loop is stopping.
 func (sd *side) Stop() { sd.s.close() }
 
@@ -220,6 +291,18 @@ func (s *session) after() {
 		s.close()
 		return
 	}
+	if m := s.mux; m != nil {
+		if m.partialPaused && len(m.partial) <= highWater/2 {
+			m.partialPaused, s.client.paused = false, false
+			s.pump(&s.client)
+		}
+		if !m.private && len(m.partial) > maxPartial && s.conv.mux != nil {
+			m.private, s.conv.muxHeld = true, true // it streams on a connection of its own
+		}
+		if s.conv.attached && !s.connecting && !s.closed {
+			s.dispatch()
+		}
+	}
 	if !s.conv.attached && !s.connecting && s.retryAt == 0 && s.conv.needsBackend() {
 		s.connect()
 	}
@@ -230,12 +313,26 @@ func (s *session) after() {
 	s.armTimer()
 }
 
-// pump reads sd until the kernel has nothing more (edge-triggered) and hands the bytes to the
-// conversation.
+// fairShare is how much a session reads from one side before the other sessions of its loop have a
+// turn: a client streaming a 50 MB value, or a backend sending one, does not hold the loop for the whole
+// of it.
+const fairShare = 256 << 10
+
+// pump reads sd until the kernel has nothing more (edge-triggered), or its fair share for now (then it
+// goes on after the loop's next look at the events), and hands the bytes to the conversation.
 func (s *session) pump(sd *side) {
 	buf := s.lp.Buf()
+	share := fairShare
 	for !sd.paused && !s.closed && !s.closing && sd.fd >= 0 && !sd.broken {
+		if share <= 0 {
+			if !sd.later {
+				sd.later = true
+				s.lp.Later(sd)
+			}
+			return
+		}
 		n, err := eventloop.Read(sd.fd, buf)
+		share -= n
 		if n > 0 {
 			s.lastActive = s.lp.NowNs()
 			var cerr error
@@ -285,8 +382,17 @@ func (s *session) ended(sd *side, err error) {
 }
 
 // toBackend and toClient implement output.
-func (s *session) toBackend(b []byte) { s.write(&s.backend, &s.client, b) }
-func (s *session) toClient(b []byte)  { s.write(&s.client, &s.backend, b) }
+func (s *session) toBackend(b []byte) {
+	if m := s.mux; m != nil {
+		m.partial = append(m.partial, b...)
+		if len(m.partial) > highWater && !s.client.paused {
+			m.partialPaused, s.client.paused = true, true
+		}
+		return
+	}
+	s.write(&s.backend, &s.client, b)
+}
+func (s *session) toClient(b []byte) { s.write(&s.client, &s.backend, b) }
 
 // write writes b to sd at once, keeping what the socket does not take; when too much waits, feeder
 // is not read until sd drains.
@@ -338,6 +444,9 @@ func (s *session) flush(sd *side) {
 		return
 	}
 	sd.out = nil // an idle session keeps no buffer
+	if sd == &s.client && s.mux != nil && s.mux.slot != nil {
+		s.mux.slot.drained(s)
+	}
 	feeder := &s.backend
 	if sd == &s.backend {
 		feeder = &s.client
@@ -360,6 +469,26 @@ func (s *session) tryNext(errs []error) {
 	for s.tried < len(s.backends) {
 		addr := s.backends[(s.start+uint64(s.tried))%uint64(len(s.backends))]
 		s.tried++
+		if m := s.mux; m != nil && !m.private {
+			sc, err := m.pool.get(poolKey{addr: addr, muxKeyOf: s.conv.st.muxKey()})
+			if err != nil {
+				errs = append(errs, err)
+				s.c.BackendFailed(addr)
+				continue
+			}
+			sc.users[s] = struct{}{}
+			m.slot = sc
+			s.connecting, s.retryAt = true, 0
+			s.connectBy = s.lp.NowNs() + int64(s.c.ConnectTimeout())
+			s.pendingAddr = addr
+			if !sc.connecting {
+				s.slotReady()
+			}
+			return
+		}
+		if s.mux != nil && s.conv.mux != nil {
+			s.conv.leaveMux() // it was to move to a connection of its own when its backend left
+		}
 		fd, err := eventloop.Connect(addr)
 		if err != nil {
 			errs = append(errs, err)
@@ -371,7 +500,7 @@ func (s *session) tryNext(errs []error) {
 			errs = append(errs, err)
 			continue
 		}
-		s.backend.fd, s.backend.broken, s.backend.hup = fd, false, false
+		s.backend.fd, s.backend.broken, s.backend.hup, s.backend.paused = fd, false, false, false
 		s.connecting, s.retryAt = true, 0
 		s.connectBy = s.lp.NowNs() + int64(s.c.ConnectTimeout())
 		s.pendingAddr = addr
@@ -411,6 +540,49 @@ func (s *session) connected() {
 		s.tryNext([]error{err})
 		return
 	}
+	if !s.arrived(addr) {
+		return
+	}
+	var between []byte
+	if m := s.mux; m != nil { // it left a shared connection for this one
+		between = m.partial
+		if m.partialPaused {
+			s.client.paused = false
+		}
+		s.mux = nil
+	}
+	s.toBackend(s.conv.attachWith(between))
+	// Edge-triggered: what arrived meanwhile raised no new edge, so read both now.
+	s.pump(&s.client)
+	s.pump(&s.backend)
+}
+
+// slotReady finishes a connect to a shared connection, once it is up.
+func (s *session) slotReady() {
+	if !s.arrived(s.mux.slot.key.addr) {
+		return
+	}
+	s.conv.attachShared()
+	s.dispatch()
+	s.pump(&s.client)
+}
+
+// slotFailed is told that the shared connection the session is on, or waits for, failed.
+func (s *session) slotFailed(err error) {
+	if s.connecting {
+		addr := s.pendingAddr
+		s.connecting = false
+		s.leaveSlot()
+		s.c.BackendFailed(addr)
+		s.tryNext([]error{err})
+		return
+	}
+	s.backendGone(false)
+}
+
+// arrived registers the session on the backend it connected to, and reports whether it stays: false
+// when the listener is closing or the route left addr meanwhile (the session then moved on).
+func (s *session) arrived(addr string) bool {
 	s.connecting = false
 	if s.stopWatch != nil {
 		s.stopWatch()
@@ -422,7 +594,7 @@ func (s *session) connected() {
 		counters, ok := s.c.Established(s)
 		if !ok {
 			s.close() // the listener is closing
-			return
+			return false
 		}
 		s.counters, s.established = counters, true
 		if h := s.c.CommandHold(); h != nil && !h.Released() {
@@ -432,7 +604,7 @@ func (s *session) connected() {
 		}
 		if err := s.lp.Add(s.client.fd, &s.client); err != nil {
 			s.close()
-			return
+			return false
 		}
 		eventloop.NoDelay(s.client.fd)
 	} else {
@@ -443,19 +615,16 @@ func (s *session) connected() {
 		// move on before sending anything. (The client's bytes that arrived meanwhile raised no edge.)
 		s.backendGone(true)
 		s.pump(&s.client)
-		return
+		return false
 	}
-	s.toBackend(s.conv.attach())
-	// Edge-triggered: what arrived meanwhile raised no new edge, so read both now.
-	s.pump(&s.client)
-	s.pump(&s.backend)
+	return true
 }
 
 // backendGone acts on the backend leaving: retired by the listener (its node left the pool), or its
 // connection closed or broken. The conversation keeps the client: it is moved to the next backend
 // when it needs one.
 func (s *session) backendGone(retired bool) {
-	if s.closed || (s.backend.fd < 0 && !s.connecting) {
+	if s.closed || (s.backend.fd < 0 && !s.connecting && (s.mux == nil || s.mux.slot == nil)) {
 		return
 	}
 	wasConnecting := s.connecting
@@ -487,6 +656,20 @@ func (s *session) backendGone(retired bool) {
 }
 
 func (s *session) dropBackendFD() {
+	if m := s.mux; m != nil {
+		s.leaveSlot()
+		m.keyWait = false
+		if s.conv.attached {
+			// What it gathered was for the shared connection, and the conversation's detach accounts
+			// for it (a read is sent again, a write gets the "may or may not" error, a command being read
+			// is kept whole). While it moves to a connection of its own (not attached), what it gathered
+			// waits for that connection.
+			m.partial = m.partial[:0]
+			if m.partialPaused {
+				m.partialPaused, s.client.paused = false, false
+			}
+		}
+	}
 	if s.backend.fd >= 0 {
 		s.lp.Forget(s.backend.fd)
 		eventloop.Close(s.backend.fd)
@@ -527,6 +710,7 @@ func (s *session) close() {
 		s.stopWatch()
 		s.stopWatch = nil
 	}
+	s.leaveSlot()
 	for _, sd := range []*side{&s.client, &s.backend} {
 		if sd.fd >= 0 {
 			s.lp.Forget(sd.fd)

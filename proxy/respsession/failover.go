@@ -111,18 +111,35 @@ func (c *conv) inFlight(e entry) entry {
 // attach is told that a new backend connection is up. It returns what to send on it first, in order:
 // the commands that put it in the client's state (their replies are swallowed), then the commands to
 // send again and those held meanwhile.
-func (c *conv) attach() []byte {
-	c.attached = true
-	out, replies, pushes := c.st.replay(nil)
+func (c *conv) attach() []byte { return c.attachWith(nil) }
+
+// attachWith is attach for a session that leaves a shared connection (leaveMux): between goes right
+// after the replay, the commands it forwarded there that did not go out, and a command held as it
+// streams in goes out as it comes (held, it could outgrow what a hold keeps).
+func (c *conv) attachWith(between []byte) []byte {
+	fromMux := c.privateSoon
+	c.attached, c.privateSoon = true, false
+	st := c.st
+	if fromMux {
+		// A shared connection had no subscriptions and replies on: those in the state were set by
+		// commands still held (classify applies them as they are sent), which say them themselves, in
+		// their turn.
+		st.listening, st.replyOff = nil, false
+	}
+	out, replies, pushes := st.replay(nil)
 	if replies > 0 {
 		c.q.pushFront(entry{kind: swallowed, replies: int32(replies), sent: true})
 	}
+	out = append(out, between...)
 	c.dropPush += int32(pushes)
 	if c.st.monitor && replies == 0 {
 		c.passthrough = true
 	}
 	if !c.holding {
 		out = c.sendHeld(out)
+		if fromMux {
+			out = append(out, c.streamHeld()...)
+		}
 	}
 	if c.invalidate {
 		c.invalidate = false

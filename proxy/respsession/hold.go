@@ -30,6 +30,10 @@ func (c *conv) releaseCommands() []byte {
 		return nil
 	}
 	c.holding = false
+	if c.attached && c.mux != nil {
+		c.muxHeld = true // its session sends them, one by one
+		return nil
+	}
 	if c.attached {
 		return c.sendHeld(nil)
 	}

@@ -337,7 +337,8 @@ func TestHoldBoundsWhatAClientSends(t *testing.T) {
 	}
 }
 
-// respHandlers are the two resp handlers, the epoll one on loops event loops closed when the test ends.
+// respHandlers are the resp handlers: on loops event loops closed when the test ends (with sessions of
+// their own, and sharing backend connections), and on goroutines.
 func respHandlers(t *testing.T, loops int) []proxy.Handler {
 	t.Helper()
 	engine, err := eventloop.New(eventloop.Options{Loops: loops})
@@ -345,5 +346,5 @@ func respHandlers(t *testing.T, loops int) []proxy.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { engine.Close() })
-	return []proxy.Handler{respsession.NewEpoll(engine), respsession.Portable}
+	return []proxy.Handler{respsession.NewEpoll(engine), respsession.NewEpollMux(engine), respsession.Portable}
 }

@@ -305,11 +305,17 @@ func TestRedisTrafficThroughProxy(t *testing.T) {
 	}
 	// resp mode on goroutines (what a TLS listener uses), without TLS.
 	t.Run("resp-portable", func(t *testing.T) { trafficThroughProxy(t, "resp", "portable") })
+	// resp mode with shared backend connections.
+	t.Run("resp-multiplex", func(t *testing.T) { trafficThroughProxy(t, "resp", "multiplex") })
 }
 
 func trafficThroughProxy(t *testing.T, mode, forwarder string) {
 	topo := newTopology(t, 1)
 	cfg := inMode(testConfig(t, topo, topo.Name), mode)
+	if forwarder == "multiplex" {
+		forwarder = "auto"
+		cfg.Masters[0].Multiplex = true
+	}
 	cfg.Proxy.Forwarder = forwarder
 	p := startProxy(t, cfg)
 	waitRoutedTo(t, p.master, topo.Nodes[0].Addr, 10*time.Second)

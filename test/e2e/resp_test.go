@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,6 +170,7 @@ func TestRESPFailoverIsInvisible(t *testing.T) {
 		// downAfter overrides the topology's 300ms (see chaos.downAfter).
 		downAfter time.Duration
 		act       func(t *testing.T, topo *redistest.Topology) string
+		multiplex bool
 	}{
 		{name: "manual", act: func(t *testing.T, topo *redistest.Topology) string {
 			m, err := topo.Failover(30 * time.Second)
@@ -213,13 +215,34 @@ func TestRESPFailoverIsInvisible(t *testing.T) {
 		// what the first replay left.
 		{name: "twice", act: failoverTwice},
 	}
+	// The same with shared backend connections (multiplex = true), for a planned and an unplanned
+	// failover: the named idle clients have connections of their own, the shared ones share.
+	for _, name := range []string{"manual", "kill"} {
+		for _, sc := range scenarios {
+			if sc.name == name {
+				sc.name, sc.multiplex = name+"-multiplex", true
+				scenarios = append(scenarios, sc)
+			}
+		}
+	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
+			if long := sc.name != "manual" && sc.name != "kill" && sc.name != "manual-multiplex"; long && os.Getenv("SENTINEL_PROXY_LONG") == "" {
+				t.Skip("a longer scenario: make test-long runs it (SENTINEL_PROXY_LONG=1)")
+			}
 			topo := redistest.New(t, redistest.Options{Replicas: 2, Sentinels: 3, Password: testPassword,
 				AppendOnly: sc.appendOnly, DownAfter: sc.downAfter})
-			p := startProxy(t, inMode(testConfig(t, topo, topo.Name), "resp"))
+			cfg := inMode(testConfig(t, topo, topo.Name), "resp")
+			if sc.multiplex {
+				cfg = multiplexed(cfg)
+			}
+			p := startProxy(t, cfg)
 			waitRoutedTo(t, p.master, topo.Nodes[0].Addr, 10*time.Second)
 			idle := idleClients(t, p.master, 200)
+			var shared []*redistest.Conn
+			if sc.multiplex {
+				shared = sharedIdleClients(t, p.master, 200)
+			}
 			sub := subscribe(t, p.master, "news")
 
 			ctx, cancel := context.WithCancel(context.Background())
@@ -267,6 +290,7 @@ func TestRESPFailoverIsInvisible(t *testing.T) {
 				newMaster, final, cuts, len(res.Acks), res.Errors, len(cr.acked), len(cr.aborted), len(cr.unknown), sub.received.Load(), published.Load())
 
 			checkIdleClients(t, idle, final)
+			checkSharedIdleClients(t, shared, final)
 			if sub.received.Load() <= before {
 				t.Errorf("the subscriber received nothing after the failover (%d before)", before)
 			}

@@ -1,0 +1,528 @@
+//go:build linux
+
+package respsession
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sentinel-proxy/sentinel-proxy/proxy/eventloop"
+	"github.com/sentinel-proxy/sentinel-proxy/resp"
+)
+
+// poolKey names a shared backend connection of a loop: a node, and the connection state of every
+// session that shares it.
+type poolKey struct {
+	addr string
+	muxKeyOf
+}
+
+// pool is a loop's shared backend connections, one per key. Only its loop touches it.
+type pool struct {
+	lp    *eventloop.Loop
+	conns map[poolKey]*sharedConn
+}
+
+// get returns the connection for key, connecting one when there is none.
+func (p *pool) get(key poolKey) (*sharedConn, error) {
+	if sc := p.conns[key]; sc != nil {
+		return sc, nil
+	}
+	fd, err := eventloop.Connect(key.addr)
+	if err != nil {
+		return nil, err
+	}
+	sc := &sharedConn{pool: p, key: key, fd: fd, connecting: true, users: map[*session]struct{}{}}
+	sc.reader.sc = sc
+	if err := p.lp.Add(fd, sc); err != nil {
+		eventloop.Close(fd)
+		return nil, err
+	}
+	st := key.state()
+	handshake, replies, _ := st.replay(nil)
+	sc.out, sc.handshake = handshake, int32(replies)
+	sc.scan.Limits = replyLimits
+	p.conns[key] = sc
+	return sc, nil
+}
+
+// maxSharedReply is the longest reply a session gets on a shared connection before it moves to one of
+// its own: head-of-line blocking is bounded by what one reply of this size costs the sessions behind it.
+const maxSharedReply = 256 << 10
+
+// owed is a session's claim on the replies of a shared connection, in the order of its commands.
+type owed struct {
+	s *session // nil: the session left; its replies are read and dropped
+	n int32    // replies still to come
+}
+
+// sharedConn is one backend connection that many sessions of a loop send their commands on. Commands
+// go out whole, each session's in its order, gathered over one wake-up of the loop into one write; the
+// replies come back in the same order, and each goes to the session that owes it (fifo).
+type sharedConn struct {
+	pool       *pool
+	key        poolKey
+	fd         int
+	connecting bool
+	// bad: the handshake was refused (a password changed, a database gone): no session starts using it.
+	bad       bool
+	closed    bool
+	handshake int32 // replies to the handshake still to read (dropped)
+	out       []byte
+	flushing  bool // asked the loop for the end of this wake-up
+	// full: the socket took less than was written (EAGAIN): the rest goes when it says it has room.
+	// Until then output waits for the end of the wake-up, so that many sessions' commands go together.
+	full bool
+	fifo []owed
+	head int
+	scan resp.Scanner
+	// replyBytes: how much of the current reply passed so far
+	replyBytes int64
+	users      map[*session]struct{} // sessions on it, or waiting for its connect
+	// stalledBy is a session whose client output is full: the connection is not read until it
+	// drains, so a slow client slows what it shares instead of growing the proxy's memory.
+	stalledBy *session
+	// blocked are sessions whose client is not read while the connection's output is full.
+	blocked []*session
+	touched []*session   // the sessions a delivery gave replies to (deliver), reused
+	reader  sharedReader // asks the loop to go on reading after others had their turn (pump)
+	later   bool
+}
+
+// sharedReader goes on reading a shared connection once the loop's other sessions had a turn.
+type sharedReader struct{ sc *sharedConn }
+
+// EventsHandled implements eventloop.EndHandler.
+func (r sharedReader) EventsHandled() {
+	r.sc.later = false
+	if !r.sc.closed {
+		r.sc.pump()
+	}
+}
+
+// send queues b, whole commands of s owing n replies, for the end of this wake-up.
+func (sc *sharedConn) send(s *session, b []byte, n int32) {
+	if n > 0 {
+		sc.fifo = append(sc.fifo, owed{s: s, n: n})
+	}
+	sc.out = append(sc.out, b...)
+	if !sc.flushing && !sc.connecting {
+		sc.flushing = true
+		sc.pool.lp.AtEnd(sc)
+	}
+	if len(sc.out) > highWater && !s.client.paused {
+		s.client.paused = true
+		sc.blocked = append(sc.blocked, s)
+	}
+}
+
+// EventsHandled implements eventloop.EndHandler: what the sessions sent in this wake-up goes out.
+func (sc *sharedConn) EventsHandled() {
+	sc.flushing = false
+	if !sc.closed {
+		sc.flush()
+	}
+}
+
+// flush writes what waits; once all is written, the sessions it stopped reading are read again.
+func (sc *sharedConn) flush() {
+	sc.full = false
+	for len(sc.out) > 0 {
+		n, err := eventloop.Write(sc.fd, sc.out)
+		if n > 0 {
+			sc.out = sc.out[:copy(sc.out, sc.out[n:])]
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			sc.full = true
+			return
+		}
+		sc.fail(fmt.Errorf("write to %s: %w", sc.key.addr, err))
+		return
+	}
+	if cap(sc.out) > 4*highWater {
+		sc.out = nil
+	}
+	blocked := sc.blocked
+	sc.blocked = nil
+	for _, s := range blocked {
+		if !s.closed && s.client.paused && !s.closing {
+			s.client.paused = false
+			s.pump(&s.client)
+			s.after()
+		}
+	}
+}
+
+// Event implements eventloop.Handler.
+func (sc *sharedConn) Event(events uint32) {
+	if sc.closed {
+		return
+	}
+	if sc.connecting {
+		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+			return
+		}
+		if err := eventloop.SocketError(sc.fd); err != nil {
+			sc.fail(err)
+			return
+		}
+		sc.connecting = false
+		eventloop.NoDelay(sc.fd)
+		waiting := make([]*session, 0, len(sc.users))
+		for s := range sc.users {
+			if s.connecting && s.mux.slot == sc {
+				waiting = append(waiting, s)
+			}
+		}
+		sc.flush()
+		for _, s := range waiting {
+			if !s.closed && s.connecting && s.mux.slot == sc {
+				s.slotReady()
+				s.after()
+			}
+		}
+		if sc.closed {
+			return
+		}
+	}
+	if events&unix.EPOLLOUT != 0 && sc.full {
+		sc.flush()
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		sc.pump()
+	}
+}
+
+// Stop implements eventloop.Handler: the loop is stopping.
+func (sc *sharedConn) Stop() { sc.close() }
+
+// pump reads the replies until the kernel has no more and gives each to the session that owes it.
+func (sc *sharedConn) pump() {
+	buf := sc.pool.lp.Buf()
+	share := fairShare
+	for !sc.closed && sc.stalledBy == nil {
+		if share <= 0 {
+			if !sc.later {
+				sc.later = true
+				sc.pool.lp.Later(sc.reader)
+			}
+			return
+		}
+		n, err := eventloop.Read(sc.fd, buf)
+		share -= n
+		if n > 0 {
+			// The list is the connection's, reused; a delivery nested in the sessions' after() (a
+			// stalled connection read again) makes its own.
+			touched, err := sc.deliver(buf[:n], sc.touched[:0])
+			sc.touched = nil
+			for _, s := range touched {
+				if !s.closed {
+					s.after() // may read its client into buf: the bytes of buf are delivered
+				}
+			}
+			clear(touched)
+			sc.touched = touched[:0]
+			if err != nil {
+				sc.fail(err)
+				return
+			}
+			if len(sc.users) == 0 && sc.head == len(sc.fifo) {
+				sc.close() // its last sessions left while it owed them replies
+				return
+			}
+			if n < len(buf) {
+				return
+			}
+			continue
+		}
+		if err == unix.EAGAIN || err == unix.EINTR {
+			return
+		}
+		if err == nil {
+			err = errors.New("closed by the backend")
+		}
+		sc.fail(fmt.Errorf("read from %s: %w", sc.key.addr, err))
+		return
+	}
+}
+
+// deliver gives the replies in b to their sessions, each session's consecutive replies in one piece,
+// and returns the sessions it gave replies to.
+func (sc *sharedConn) deliver(b []byte, touched []*session) ([]*session, error) {
+	var run *session // the session the bytes b[from:pos] go to
+	from, pos := 0, 0
+	give := func() {
+		if run != nil && pos > from {
+			if cerr := run.conv.fromBackend(b[from:pos]); cerr != nil {
+				run.ended(&run.backend, cerr)
+			}
+		}
+		run = nil
+	}
+	for pos < len(b) {
+		n, done, serr := sc.scan.Next(b[pos:])
+		if serr != nil {
+			give()
+			return touched, fmt.Errorf("backend reply: %w", serr)
+		}
+		if sc.handshake > 0 {
+			give()
+			pos += n
+			from = pos
+			if done {
+				sc.handshake--
+				if k := sc.scan.Kind(); k == '-' || k == '!' {
+					sc.spoil()
+				}
+			}
+			continue
+		}
+		if sc.scan.Kind() == '>' {
+			// A push is nobody's reply, and nothing a shared connection does asks for one.
+			give()
+			pos += n
+			from = pos
+			continue
+		}
+		if sc.head == len(sc.fifo) {
+			give()
+			return touched, errors.New("backend sent a reply nobody asked for")
+		}
+		w := &sc.fifo[sc.head]
+		if w.s != run {
+			give()
+			from, run = pos, w.s
+			if run != nil && run.mux.lastTouch != sc {
+				run.mux.lastTouch = sc
+				touched = append(touched, run)
+			}
+		}
+		pos += n
+		if w.s != nil {
+			sc.replyBytes += int64(n)
+			if sc.replyBytes > maxSharedReply {
+				// A reply this long holds every session behind it on the connection; the session that
+				// asks for such values gets a connection of its own once this one is in.
+				w.s.mux.private = true
+			}
+		}
+		if !done {
+			continue
+		}
+		sc.replyBytes = 0
+		if w.s != nil {
+			w.s.mux.owed--
+		}
+		if w.n--; w.n == 0 {
+			sc.head++
+			if sc.head == len(sc.fifo) {
+				sc.fifo, sc.head = sc.fifo[:0], 0
+			} else if sc.head >= 1024 && sc.head*2 >= len(sc.fifo) {
+				sc.fifo, sc.head = sc.fifo[:copy(sc.fifo, sc.fifo[sc.head:])], 0
+			}
+		}
+	}
+	give()
+	for _, s := range touched {
+		s.mux.lastTouch = nil
+		if len(s.client.out) > highWater && sc.stalledBy == nil && !s.closed {
+			sc.stalledBy = s
+		}
+	}
+	return touched, nil
+}
+
+// drained is told that s's client took its output: a connection it stalled reads again.
+func (sc *sharedConn) drained(s *session) {
+	if sc.stalledBy == s {
+		sc.stalledBy = nil
+		if !sc.closed {
+			sc.pump()
+		}
+	}
+}
+
+// spoil takes the connection out of its pool: its state is not its key's. The sessions on it keep
+// their replies; the next ones get a new connection.
+func (sc *sharedConn) spoil() {
+	sc.bad = true
+	if sc.pool.conns[sc.key] == sc {
+		delete(sc.pool.conns, sc.key)
+	}
+}
+
+// leave takes s off the connection: the replies it still owes are dropped as they come. A connection
+// no session uses and owes nothing to is closed.
+func (sc *sharedConn) leave(s *session) {
+	delete(sc.users, s)
+	for i := sc.head; i < len(sc.fifo); i++ {
+		if sc.fifo[i].s == s {
+			sc.fifo[i].s = nil
+		}
+	}
+	if sc.stalledBy == s {
+		sc.stalledBy = nil
+		if !sc.closed && !sc.connecting {
+			sc.pool.lp.Post(func() { sc.pump() }) // not now: s may be in the middle of a read of its own
+		}
+	}
+	if len(sc.users) == 0 && (sc.head == len(sc.fifo) || sc.bad) {
+		sc.close()
+	}
+}
+
+// fail closes the connection and tells each session on it that its backend is gone.
+func (sc *sharedConn) fail(err error) {
+	if sc.closed {
+		return
+	}
+	sc.close()
+	for s := range sc.users {
+		if s.closed || s.mux == nil || s.mux.slot != sc {
+			continue
+		}
+		s.slotFailed(err)
+		s.after()
+	}
+}
+
+func (sc *sharedConn) close() {
+	if sc.closed {
+		return
+	}
+	sc.closed = true
+	sc.spoil()
+	sc.pool.lp.Forget(sc.fd)
+	eventloop.Close(sc.fd)
+	sc.fd = -1
+	sc.out = nil
+	sc.fifo = nil
+	for _, s := range sc.blocked {
+		if !s.closed && !s.closing {
+			s.client.paused = false
+		}
+	}
+	sc.blocked = nil
+}
+
+// commandSent implements muxOutput: a command forwarded in full goes out on the shared connection,
+// unless the session is moving (then it waits in partial for the connection it moves to).
+func (s *session) commandSent(replies int32) {
+	m := s.mux
+	if m == nil || m.private || m.slot == nil || s.connecting || !s.conv.attached {
+		return
+	}
+	m.slot.send(s, m.partial, replies)
+	m.owed += replies
+	m.partial = m.partial[:0]
+}
+
+// dispatch sends the commands the conversation holds for the session, in order, each where it may go:
+// a plain one on the session's shared connection; one that changes the connection's state on the
+// connection of its new state, once nothing else is owed, and nothing after it until its reply; one
+// that needs a connection of its own moves the session there once nothing is owed. With nothing held,
+// commands stream again.
+func (s *session) dispatch() {
+	m, c := s.mux, s.conv
+	if m.slot == nil || c.holding || c.mux == nil || (!c.muxHeld && !m.keyWait && !m.private) {
+		return
+	}
+	if m.keyWait {
+		if m.owed > 0 {
+			return
+		}
+		m.keyWait = false
+		if !s.useSlot(c.st.muxKey()) { // the state the reply left: the new one, or the old if refused
+			return
+		}
+	}
+	for !m.private {
+		e := c.nextHeld()
+		if e == nil {
+			break
+		}
+		switch e.mx {
+		case muxPrivate:
+			m.private = true
+			continue
+		case muxKey:
+			if m.owed > 0 || !s.useSlot(c.st.muxKey().after(e)) {
+				return
+			}
+			s.sendHeld(e)
+			m.keyWait = true
+			return
+		}
+		s.sendHeld(e)
+	}
+	if m.private {
+		c.muxHeld = true
+		if m.owed == 0 {
+			s.goPrivate()
+		}
+		return
+	}
+	if c.cmd.InCommand() && c.disp == hold {
+		// Its turn came while it streams in: the rest streams too, unless it is one that must wait
+		// whole for its turn (its class is known once it is read).
+		if c.muxClassNow() != muxPlain {
+			return
+		}
+		b := c.streamHeld()
+		c.muxHeld = false
+		s.toBackend(b)
+		return
+	}
+	c.muxHeld = false
+}
+
+// sendHeld sends e, a held command, on the session's shared connection.
+func (s *session) sendHeld(e *entry) {
+	m := s.mux
+	e.sent = true
+	m.slot.send(s, s.conv.kept.get(e.raw), e.replies)
+	m.owed += e.replies
+}
+
+// useSlot puts the session on the shared connection for key on its node, which nothing is owed on;
+// false when there is none to be had (the session's backend is then gone).
+func (s *session) useSlot(k muxKeyOf) bool {
+	m := s.mux
+	key := poolKey{addr: m.slot.key.addr, muxKeyOf: k}
+	if m.slot.key == key && !m.slot.bad && !m.slot.closed {
+		return true
+	}
+	sc, err := m.pool.get(key)
+	if err != nil {
+		s.backend.broken = true // after() moves it on
+		return false
+	}
+	old := m.slot
+	m.slot = sc
+	sc.users[s] = struct{}{}
+	old.leave(s)
+	return true
+}
+
+// goPrivate moves the session, which owes nothing on its shared connection, to a connection of its
+// own, with its state replayed there.
+func (s *session) goPrivate() {
+	s.leaveSlot()
+	s.conv.leaveMux()
+	s.connect()
+}
+
+// leaveSlot takes the session off its shared connection.
+func (s *session) leaveSlot() {
+	if m := s.mux; m != nil && m.slot != nil {
+		sc := m.slot
+		m.slot, m.owed = nil, 0
+		sc.leave(s)
+	}
+}
