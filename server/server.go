@@ -214,6 +214,9 @@ func (rt *proxyRuntime) buildControlPlane(cfg *config.Config) {
 	rt.router.OnSwitch = rt.metrics.ObserveSwitch
 	rt.router.OnDualMaster = rt.metrics.ObserveDualMaster
 	rt.router.OnFence = rt.metrics.ObserveFence
+	if mux, ok := rt.data.respMux.(interface{ MuxCounts() (uint64, uint64) }); ok {
+		rt.metrics.SetMultiplex(mux.MuxCounts)
+	}
 	// The settings NewRouter does not take (the configured Sentinels, the fence) arrive as the first
 	// input, before any view or probe.
 	rt.router.Submit(rt.ctx, routerConfig(cfg, nil, nil))

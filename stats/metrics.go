@@ -2,6 +2,7 @@ package stats
 
 import (
 	"runtime"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,6 +22,20 @@ type Metrics struct {
 	dualMasters    *prometheus.CounterVec
 	fences         *prometheus.CounterVec
 	adminActions   *prometheus.CounterVec
+	// multiplex reads the shared backend connections' counts (SetMultiplex); nil: none
+	multiplex atomic.Pointer[func() (conns, unshared uint64)]
+}
+
+// SetMultiplex gives the metrics where to read the counts of shared backend connections (multiplex =
+// true): how many are open, and how many sessions moved from one to a connection of their own.
+func (m *Metrics) SetMultiplex(counts func() (conns, unshared uint64)) { m.multiplex.Store(&counts) }
+
+// multiplexCounts reads SetMultiplex's source; zeros without one.
+func (m *Metrics) multiplexCounts() (conns, unshared uint64) {
+	if f := m.multiplex.Load(); f != nil {
+		return (*f)()
+	}
+	return 0, 0
 }
 
 const ns = "sentinel_proxy"
@@ -48,9 +63,16 @@ func NewMetrics() *Metrics {
 		adminActions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "admin_actions_total",
 			Help: "Admin actions taken from the stats page."}, []string{"action"}),
 	}
+	sharedConns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "shared_backend_connections",
+		Help: "Backend connections that multiplexed resp sessions share (multiplex = true), all nodes and event loops."},
+		func() float64 { c, _ := m.multiplexCounts(); return float64(c) })
+	unshared := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "sessions_unshared_total",
+		Help: "Multiplexed sessions that moved from a shared backend connection to one of their own (MULTI, blocking commands, subscriptions, CLIENT ..., a long command or reply)."},
+		func() float64 { _, u := m.multiplexCounts(); return float64(u) })
 	m.registry.MustRegister(collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.failovers, m.detectToSwitch, m.closedOnSwitch, m.dualMasters, m.fences, m.adminActions)
+		m.failovers, m.detectToSwitch, m.closedOnSwitch, m.dualMasters, m.fences, m.adminActions,
+		sharedConns, unshared)
 	return m
 }
 

@@ -27,6 +27,13 @@ type Epoll struct {
 	// a lower p99 than two.
 	muxLoops []*eventloop.Loop
 	next     atomic.Uint64
+	stats    muxStats
+}
+
+// MuxCounts reports the shared backend connections open, and how many sessions moved from one to a
+// connection of their own, since the start (zeros without multiplexing).
+func (e *Epoll) MuxCounts() (conns, unshared uint64) {
+	return uint64(max(0, e.stats.conns.Load())), e.stats.unshared.Load()
 }
 
 // NewEpoll returns the RESP session handler on loops, which the caller closes after every listener
@@ -39,7 +46,7 @@ func NewEpollMux(loops *eventloop.Loops) *Epoll {
 	all := loops.All()
 	e := &Epoll{loops: loops, pools: map[*eventloop.Loop]*pool{}, muxLoops: all[:max(1, len(all)/2)]}
 	for _, lp := range e.muxLoops {
-		e.pools[lp] = &pool{lp: lp, conns: map[poolKey]*sharedConn{}}
+		e.pools[lp] = &pool{lp: lp, conns: map[poolKey]*sharedConn{}, stats: &e.stats}
 	}
 	return e
 }

@@ -5,6 +5,7 @@ package respsession
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -23,6 +24,14 @@ type poolKey struct {
 type pool struct {
 	lp    *eventloop.Loop
 	conns map[poolKey]*sharedConn
+	stats *muxStats
+}
+
+// muxStats count, over every loop, the shared connections open and the sessions that left one for a
+// connection of their own (Epoll.MuxCounts).
+type muxStats struct {
+	conns    atomic.Int64
+	unshared atomic.Uint64
 }
 
 // get returns the connection for key, connecting one when there is none.
@@ -45,6 +54,7 @@ func (p *pool) get(key poolKey) (*sharedConn, error) {
 	sc.out, sc.handshake = handshake, int32(replies)
 	sc.scan.Limits = replyLimits
 	p.conns[key] = sc
+	p.stats.conns.Add(1)
 	return sc, nil
 }
 
@@ -397,6 +407,7 @@ func (sc *sharedConn) close() {
 		return
 	}
 	sc.closed = true
+	sc.pool.stats.conns.Add(-1)
 	sc.spoil()
 	sc.pool.lp.Forget(sc.fd)
 	eventloop.Close(sc.fd)
@@ -513,6 +524,7 @@ func (s *session) useSlot(k muxKeyOf) bool {
 // goPrivate moves the session, which owes nothing on its shared connection, to a connection of its
 // own, with its state replayed there.
 func (s *session) goPrivate() {
+	s.mux.pool.stats.unshared.Add(1)
 	s.leaveSlot()
 	s.conv.leaveMux()
 	s.connect()

@@ -3,7 +3,9 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -41,8 +43,8 @@ func backendClients(t *testing.T, node, password string, db int) []string {
 }
 
 // TestMultiplexSharesConnections: 300 clients authenticated on database 2 each send commands at once
-// through a listener with multiplex = true: the master sees one connection per event loop for them
-// (two), each client gets its own replies, and a client that needs a connection of its own
+// through a listener with multiplex = true: the master sees one connection per event loop they run on
+// (at most two; one here: multiplexed sessions take half of the loops), each client gets its own replies, and a client that needs a connection of its own
 // (MULTI/EXEC, BLPOP, SUBSCRIBE, CLIENT SETNAME) gets one while the others keep sharing.
 func TestMultiplexSharesConnections(t *testing.T) {
 	topo := newTopology(t, 1)
@@ -146,6 +148,22 @@ func TestMultiplexSharesConnections(t *testing.T) {
 	// shared (2) + the transaction's, the blocked client's and the named client's own
 	if n := len(backendClients(t, master, testPassword, 2)); n > 2+2 {
 		t.Errorf("%d backend connections on db 2 with 3 private clients, want at most 4 (2 shared, 2 private without a name)", n)
+	}
+	// The metrics count them: the shared connections open (db 2, on the one loop of the two that
+	// multiplexed sessions run on; those for db 0 closed with their last session), the 3 sessions that
+	// left them.
+	req, _ := http.NewRequest("GET", "http://"+p.stats+"/metrics", nil)
+	req.SetBasicAuth("admin", "stats-pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"sentinel_proxy_shared_backend_connections 1\n", "sentinel_proxy_sessions_unshared_total 3\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
 
