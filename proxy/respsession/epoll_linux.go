@@ -399,7 +399,20 @@ func (s *session) toBackend(b []byte) {
 	}
 	s.write(&s.backend, &s.client, b)
 }
-func (s *session) toClient(b []byte) { s.write(&s.client, &s.backend, b) }
+func (s *session) toClient(b []byte) { s.write(&s.client, s.feeder(&s.client), b) }
+
+// feeder is the side whose reading feeds sd's output: the other one, except for the client of a
+// session on a shared connection, whose replies come as it asks for them: a client that does not read
+// them is not read (it sends no more commands), and the connection it shares goes on for the others.
+func (s *session) feeder(sd *side) *side {
+	switch {
+	case sd == &s.backend:
+		return &s.client
+	case s.mux != nil:
+		return &s.client
+	}
+	return &s.backend
+}
 
 // write writes b to sd at once, keeping what the socket does not take; when too much waits, feeder
 // is not read until sd drains.
@@ -451,13 +464,7 @@ func (s *session) flush(sd *side) {
 		return
 	}
 	sd.out = nil // an idle session keeps no buffer
-	if sd == &s.client && s.mux != nil && s.mux.slot != nil {
-		s.mux.slot.drained(s)
-	}
-	feeder := &s.backend
-	if sd == &s.backend {
-		feeder = &s.client
-	}
+	feeder := s.feeder(sd)
 	if feeder.paused && !s.closing {
 		feeder.paused = false
 		s.pump(feeder)

@@ -91,9 +91,6 @@ type sharedConn struct {
 	// replyBytes: how much of the current reply passed so far
 	replyBytes int64
 	users      map[*session]struct{} // sessions on it, or waiting for its connect
-	// stalledBy is a session whose client output is full: the connection is not read until it
-	// drains, so a slow client slows what it shares instead of growing the proxy's memory.
-	stalledBy *session
 	// blocked are sessions whose client is not read while the connection's output is full.
 	blocked []*session
 	touched []*session   // the sessions a delivery gave replies to (deliver), reused
@@ -216,7 +213,7 @@ func (sc *sharedConn) Stop() { sc.close() }
 func (sc *sharedConn) pump() {
 	buf := sc.pool.lp.Buf()
 	share := fairShare
-	for !sc.closed && sc.stalledBy == nil {
+	for !sc.closed {
 		if share <= 0 {
 			if !sc.later {
 				sc.later = true
@@ -341,21 +338,8 @@ func (sc *sharedConn) deliver(b []byte, touched []*session) ([]*session, error) 
 	give()
 	for _, s := range touched {
 		s.mux.lastTouch = nil
-		if len(s.client.out) > highWater && sc.stalledBy == nil && !s.closed {
-			sc.stalledBy = s
-		}
 	}
 	return touched, nil
-}
-
-// drained is told that s's client took its output: a connection it stalled reads again.
-func (sc *sharedConn) drained(s *session) {
-	if sc.stalledBy == s {
-		sc.stalledBy = nil
-		if !sc.closed {
-			sc.pump()
-		}
-	}
 }
 
 // spoil takes the connection out of its pool: its state is not its key's. The sessions on it keep
@@ -374,12 +358,6 @@ func (sc *sharedConn) leave(s *session) {
 	for i := sc.head; i < len(sc.fifo); i++ {
 		if sc.fifo[i].s == s {
 			sc.fifo[i].s = nil
-		}
-	}
-	if sc.stalledBy == s {
-		sc.stalledBy = nil
-		if !sc.closed && !sc.connecting {
-			sc.pool.lp.Post(func() { sc.pump() }) // not now: s may be in the middle of a read of its own
 		}
 	}
 	if len(sc.users) == 0 && (sc.head == len(sc.fifo) || sc.bad) {

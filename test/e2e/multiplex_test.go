@@ -298,3 +298,49 @@ func checkSharedIdleClients(t *testing.T, conns []*redistest.Conn, master string
 		t.Errorf("%d of %d shared idle clients did not carry over", bad, len(conns))
 	}
 }
+
+// TestMultiplexSlowReaderBlocksNobody: a client that pipelines reads of 20 MB of replies and never reads
+// them stops being read itself; the clients sharing its connection go on.
+func TestMultiplexSlowReaderBlocksNobody(t *testing.T) {
+	topo := newTopology(t, 1)
+	p := startProxy(t, multiplexed(testConfig(t, topo, topo.Name)))
+	master := topo.Nodes[0].Addr
+	waitRoutedTo(t, p.master, master, 10*time.Second)
+	if _, err := redistest.Do(master, testPassword, "SET", "v", strings.Repeat("x", 10<<10)); err != nil {
+		t.Fatal(err)
+	}
+	slow, err := net.Dial("tcp", p.master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	pipeline := fmt.Sprintf("AUTH %s\r\n", testPassword) + strings.Repeat("GET v\r\n", 2000)
+	go func() { _, _ = slow.Write([]byte(pipeline)) }() // it may block: the proxy stops reading it
+	time.Sleep(200 * time.Millisecond)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := redistest.Dial(p.master, testPassword)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			for j := 0; j < 100; j++ {
+				if r, err := c.DoWithin(5*time.Second, "GET", "v"); err != nil || len(r) != 10<<10 {
+					errs <- fmt.Errorf("client %d GET %d: %d bytes, %v", i, j, len(r), err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
