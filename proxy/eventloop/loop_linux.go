@@ -162,6 +162,13 @@ func (lp *Loop) Add(fd int, h Handler) error {
 	return nil
 }
 
+// Rebind gives fd, registered already, to another handler h: a connection changes hands on the loop.
+func (lp *Loop) Rebind(fd int, h Handler) {
+	if fd >= 0 && fd < len(lp.handlers) {
+		lp.handlers[fd] = h
+	}
+}
+
 // Forget drops fd's handler. Closing fd removes it from epoll; Forget alone does not, so a descriptor
 // that leaves the loop open is also taken out of epoll (Remove).
 func (lp *Loop) Forget(fd int) {

@@ -46,7 +46,7 @@ func NewEpollMux(loops *eventloop.Loops) *Epoll {
 	all := loops.All()
 	e := &Epoll{loops: loops, pools: map[*eventloop.Loop]*pool{}, muxLoops: all[:max(1, len(all)/2)]}
 	for _, lp := range e.muxLoops {
-		e.pools[lp] = &pool{lp: lp, conns: map[poolKey]*sharedConn{}, stats: &e.stats}
+		e.pools[lp] = &pool{lp: lp, conns: map[poolKey]*sharedConn{}, spares: map[poolKey]*sharedConn{}, stats: &e.stats}
 	}
 	return e
 }
@@ -565,7 +565,7 @@ func (s *session) connected() {
 		}
 		s.mux = nil
 	}
-	s.toBackend(s.conv.attachWith(between))
+	s.toBackend(s.conv.attachWith(between, true))
 	// Edge-triggered: what arrived meanwhile raised no new edge, so read both now.
 	s.pump(&s.client)
 	s.pump(&s.backend)

@@ -111,12 +111,13 @@ func (c *conv) inFlight(e entry) entry {
 // attach is told that a new backend connection is up. It returns what to send on it first, in order:
 // the commands that put it in the client's state (their replies are swallowed), then the commands to
 // send again and those held meanwhile.
-func (c *conv) attach() []byte { return c.attachWith(nil) }
+func (c *conv) attach() []byte { return c.attachWith(nil, true) }
 
 // attachWith is attach for a session that leaves a shared connection (leaveMux): between goes right
 // after the replay, the commands it forwarded there that did not go out, and a command held as it
-// streams in goes out as it comes (held, it could outgrow what a hold keeps).
-func (c *conv) attachWith(between []byte) []byte {
+// streams in goes out as it comes (held, it could outgrow what a hold keeps). Without replay the
+// connection has the client's state already (a shared connection's spare, see pool.takeSpare).
+func (c *conv) attachWith(between []byte, replay bool) []byte {
 	fromMux := c.privateSoon
 	c.attached, c.privateSoon = true, false
 	st := c.st
@@ -126,7 +127,11 @@ func (c *conv) attachWith(between []byte) []byte {
 		// their turn.
 		st.listening, st.replyOff = nil, false
 	}
-	out, replies, pushes := st.replay(nil)
+	var out []byte
+	var replies, pushes int
+	if replay {
+		out, replies, pushes = st.replay(nil)
+	}
 	if replies > 0 {
 		c.q.pushFront(entry{kind: swallowed, replies: int32(replies), sent: true})
 	}

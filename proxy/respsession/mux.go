@@ -61,7 +61,16 @@ func muxClassOf(name []byte, args [][]byte) muxClass {
 			return muxPlain
 		}
 		return muxPrivate
-	case "multi", "exec", "discard", "watch", "unwatch", // a transaction holds the connection
+	case "script", "function":
+		// SCRIPT KILL and FUNCTION KILL must reach Redis while a script runs: behind it, on the
+		// connection it runs on, they would wait for it to end. The rest shares. Known once the
+		// subcommand is read.
+		if len(args) > 1 && !equalFold(args[1], "kill") {
+			return muxPlain
+		}
+		return muxPrivate
+	case "shutdown", // it too runs while a script does (SHUTDOWN NOSAVE)
+		"multi", "exec", "discard", "watch", "unwatch", // a transaction holds the connection
 		"subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe",
 		"monitor", "sync", "psync", // the connection becomes a stream
 		"quit", "reset", // they end or reset the connection itself

@@ -40,6 +40,12 @@ func TestMuxClassOf(t *testing.T) {
 		{"QUIT", true, muxPrivate},
 		{"RESET", true, muxPrivate},
 		{"NOSUCHCOMMAND x", true, muxPlain}, // Redis answers the error
+		{"SCRIPT KILL", true, muxPrivate},   // runs while a script does: not behind it
+		{"FUNCTION KILL", true, muxPrivate},
+		{"script", false, muxPrivate},
+		{"SCRIPT LOAD return 1", true, muxPlain},
+		{"FUNCTION LIST", true, muxPlain},
+		{"SHUTDOWN NOSAVE", true, muxPrivate},
 	} {
 		fields := strings.Fields(tc.cmd)
 		var args [][]byte
@@ -107,7 +113,7 @@ func TestMuxConversation(t *testing.T) {
 		t.Fatalf("next held: %+v", e)
 	}
 	c.leaveMux()
-	out := string(c.attachWith([]byte(cmd("ECHO", "forwarded"))))
+	out := string(c.attachWith([]byte(cmd("ECHO", "forwarded")), true))
 	want := cmd("HELLO", "2", "AUTH", "default", "pw") + cmd("ECHO", "forwarded") + cmd("SUBSCRIBE", "ch") + cmd("GET", "b")
 	if out != want {
 		t.Fatalf("private connection got\n%q\nwant\n%q", out, want)

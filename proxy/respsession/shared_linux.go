@@ -24,7 +24,11 @@ type poolKey struct {
 type pool struct {
 	lp    *eventloop.Loop
 	conns map[poolKey]*sharedConn
-	stats *muxStats
+	// spares: for each key with a shared connection, one more connection with its state, ready for a
+	// session that moves to a connection of its own: it needs no connect and no replay, which Redis
+	// refuses while a script keeps it busy (SELECT), when SCRIPT KILL or a MULTI must get through.
+	spares map[poolKey]*sharedConn
+	stats  *muxStats
 }
 
 // muxStats count, over every loop, the shared connections open and the sessions that left one for a
@@ -34,16 +38,54 @@ type muxStats struct {
 	unshared atomic.Uint64
 }
 
-// get returns the connection for key, connecting one when there is none.
+// get returns the connection for key, connecting one (and its spare) when there is none.
 func (p *pool) get(key poolKey) (*sharedConn, error) {
 	if sc := p.conns[key]; sc != nil {
 		return sc, nil
 	}
+	sc, err := p.dial(key, false)
+	if err != nil {
+		return nil, err
+	}
+	p.conns[key] = sc
+	p.replenish(key)
+	return sc, nil
+}
+
+// replenish connects a spare for key when it has none.
+func (p *pool) replenish(key poolKey) {
+	if p.spares[key] == nil {
+		if sp, err := p.dial(key, true); err == nil {
+			p.spares[key] = sp
+		}
+	}
+}
+
+// takeSpare returns the descriptor of key's spare connection when one is ready (connected, its
+// handshake answered), for the caller to own; -1 when none is. Another is connected in its place.
+func (p *pool) takeSpare(key poolKey) int {
+	sp := p.spares[key]
+	if sp == nil || sp.connecting || sp.handshake > 0 || len(sp.out) > 0 || sp.closed {
+		return -1
+	}
+	delete(p.spares, key)
+	sp.closed = true // handed over: its descriptor is the taker's
+	p.stats.conns.Add(-1)
+	fd := sp.fd
+	sp.fd = -1
+	if p.conns[key] != nil {
+		p.replenish(key)
+	}
+	return fd
+}
+
+// dial connects a connection for key, its handshake queued.
+func (p *pool) dial(key poolKey, spare bool) (*sharedConn, error) {
 	fd, err := eventloop.Connect(key.addr)
 	if err != nil {
 		return nil, err
 	}
-	sc := &sharedConn{pool: p, key: key, fd: fd, connecting: true, users: map[*session]struct{}{}}
+	sc := &sharedConn{pool: p, key: key, fd: fd, connecting: true, spare: spare, users: map[*session]struct{}{}}
 	sc.reader.sc = sc
 	if err := p.lp.Add(fd, sc); err != nil {
 		eventloop.Close(fd)
@@ -53,7 +95,6 @@ func (p *pool) get(key poolKey) (*sharedConn, error) {
 	handshake, replies, _ := st.replay(nil)
 	sc.out, sc.handshake = handshake, int32(replies)
 	sc.scan.Limits = replyLimits
-	p.conns[key] = sc
 	p.stats.conns.Add(1)
 	return sc, nil
 }
@@ -76,6 +117,7 @@ type sharedConn struct {
 	key        poolKey
 	fd         int
 	connecting bool
+	spare      bool // a spare (pool.spares): no session uses it until one takes it whole
 	// bad: the handshake was refused (a password changed, a database gone): no session starts using it.
 	bad       bool
 	closed    bool
@@ -239,7 +281,7 @@ func (sc *sharedConn) pump() {
 				sc.fail(err)
 				return
 			}
-			if len(sc.users) == 0 && sc.head == len(sc.fifo) {
+			if len(sc.users) == 0 && sc.head == len(sc.fifo) && !sc.spare {
 				sc.close() // its last sessions left while it owed them replies
 				return
 			}
@@ -286,6 +328,10 @@ func (sc *sharedConn) deliver(b []byte, touched []*session) ([]*session, error) 
 				sc.handshake--
 				if k := sc.scan.Kind(); k == '-' || k == '!' {
 					sc.spoil()
+					if sc.spare {
+						sc.close()
+						return touched, nil
+					}
 				}
 			}
 			continue
@@ -348,6 +394,13 @@ func (sc *sharedConn) spoil() {
 	sc.bad = true
 	if sc.pool.conns[sc.key] == sc {
 		delete(sc.pool.conns, sc.key)
+		// Its spare goes with it: a key nobody shares needs none.
+		if sp := sc.pool.spares[sc.key]; sp != nil {
+			sp.close()
+		}
+	}
+	if sc.pool.spares[sc.key] == sc {
+		delete(sc.pool.spares, sc.key)
 	}
 }
 
@@ -502,10 +555,30 @@ func (s *session) useSlot(k muxKeyOf) bool {
 // goPrivate moves the session, which owes nothing on its shared connection, to a connection of its
 // own, with its state replayed there.
 func (s *session) goPrivate() {
-	s.mux.pool.stats.unshared.Add(1)
+	m := s.mux
+	m.pool.stats.unshared.Add(1)
+	fd := -1
+	if m.slot != nil && !m.slot.bad {
+		fd = m.pool.takeSpare(m.slot.key) // before leaving: the last to leave closes the spare
+	}
 	s.leaveSlot()
 	s.conv.leaveMux()
-	s.connect()
+	if fd < 0 {
+		s.connect()
+		return
+	}
+	// The spare is on the same node, with the session's state: the session stays registered where it
+	// is, and nothing is replayed.
+	s.lp.Rebind(fd, &s.backend)
+	s.backend.fd, s.backend.broken, s.backend.hup, s.backend.paused = fd, false, false, false
+	between := m.partial
+	if m.partialPaused {
+		s.client.paused = false
+	}
+	s.mux = nil
+	s.toBackend(s.conv.attachWith(between, false))
+	s.pump(&s.client)
+	s.pump(&s.backend)
 }
 
 // leaveSlot takes the session off its shared connection.
