@@ -99,9 +99,12 @@ fuzz:
 	$(GO) test ./proxy/respsession -run '^$$' -fuzz '^FuzzReplyStream$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/respsession -run '^$$' -fuzz '^FuzzConversation$$' -fuzztime $(FUZZTIME)
 
-# bench compares direct Redis, sentinel-proxy and HAProxy (seed config): throughput, latency, memory.
+# bench compares direct Redis, sentinel-proxy (tcp, resp, resp with multiplex), HAProxy (seed config) and
+# twemproxy: throughput, latency, memory, backend connections; then what one client's heavy commands cost
+# the others on each path (head-of-line blocking).
 bench: bench-deps build
 	$(GO) run ./bench/throughput -proxy $(BIN) -rounds 5
+	$(GO) run ./bench/headofline -proxy $(BIN)
 
 # bench-failover runs the failover scenarios through sentinel-proxy (tcp and resp mode) and HAProxy side by
 # side, five runs each; then sentinel-proxy's planned switchover (to a replica chosen at random) beside a bare

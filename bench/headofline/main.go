@@ -114,15 +114,18 @@ func measure(addr string, clients int, d time.Duration, heavy []string) (result,
 	var errs []error
 	var heavyDone atomic.Int64
 	var wg sync.WaitGroup
+	failed := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			c, err := redistest.Dial(addr, password)
 			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
+				failed(err)
 				return
 			}
 			defer c.Close()
@@ -130,9 +133,7 @@ func measure(addr string, clients int, d time.Duration, heavy []string) (result,
 			for time.Now().Before(stop) {
 				t0 := time.Now()
 				if _, err := c.DoWithin(30*time.Second, "GET", "small"); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
+					failed(err)
 					return
 				}
 				mine = append(mine, float64(time.Since(t0).Microseconds())/1000)
@@ -148,17 +149,13 @@ func measure(addr string, clients int, d time.Duration, heavy []string) (result,
 			defer wg.Done()
 			c, err := redistest.Dial(addr, password)
 			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
+				failed(err)
 				return
 			}
 			defer c.Close()
 			for time.Now().Before(stop) {
 				if _, err := c.DoWithin(30*time.Second, heavy...); err != nil {
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("heavy: %w", err))
-					mu.Unlock()
+					failed(fmt.Errorf("heavy: %w", err))
 					return
 				}
 				heavyDone.Add(1)

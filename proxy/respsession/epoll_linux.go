@@ -557,15 +557,22 @@ func (s *session) connected() {
 	if !s.arrived(addr) {
 		return
 	}
+	s.attachOwn(true)
+}
+
+// attachOwn starts the session on its backend connection, up in s.backend; replay is false for one
+// that has the client's state already (a shared connection's spare). A session leaving a shared
+// connection sends what it gathered for it there, after the replay.
+func (s *session) attachOwn(replay bool) {
 	var between []byte
-	if m := s.mux; m != nil { // it left a shared connection for this one
+	if m := s.mux; m != nil {
 		between = m.partial
 		if m.partialPaused {
 			s.client.paused = false
 		}
 		s.mux = nil
 	}
-	s.toBackend(s.conv.attachWith(between, true))
+	s.toBackend(s.conv.attachWith(between, replay))
 	// Edge-triggered: what arrived meanwhile raised no new edge, so read both now.
 	s.pump(&s.client)
 	s.pump(&s.backend)

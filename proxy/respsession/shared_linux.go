@@ -571,14 +571,7 @@ func (s *session) goPrivate() {
 	// is, and nothing is replayed.
 	s.lp.Rebind(fd, &s.backend)
 	s.backend.fd, s.backend.broken, s.backend.hup, s.backend.paused = fd, false, false, false
-	between := m.partial
-	if m.partialPaused {
-		s.client.paused = false
-	}
-	s.mux = nil
-	s.toBackend(s.conv.attachWith(between, false))
-	s.pump(&s.client)
-	s.pump(&s.backend)
+	s.attachOwn(false)
 }
 
 // leaveSlot takes the session off its shared connection.
