@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -105,8 +106,24 @@ const maxSharedReply = 256 << 10
 
 // owed is a session's claim on the replies of a shared connection, in the order of its commands.
 type owed struct {
-	s *session // nil: the session left; its replies are read and dropped
-	n int32    // replies still to come
+	s  *session // nil: the session left; its replies are read and dropped
+	n  int32    // replies still to come
+	at int64    // when the commands went out (the loop's clock, unix nanoseconds)
+}
+
+// stuckAfter is how long a shared connection's oldest command may go unanswered before commands sent
+// after it go on a new connection: Redis runs one command of a connection at a time, so behind a long
+// script they would wait for its end, where a client of its own gets Redis's answer at once (-BUSY
+// past busy-reply-threshold, or the reply of a command allowed while it runs).
+const stuckAfter = 100 * time.Millisecond
+
+// stuck reports whether the connection should take no more commands: its oldest command is unanswered
+// after stuckAfter (it is then taken out of its pool), or it was taken out already.
+func (sc *sharedConn) stuck(now int64) bool {
+	if !sc.bad && sc.head < len(sc.fifo) && now-sc.fifo[sc.head].at > int64(stuckAfter) {
+		sc.spoil()
+	}
+	return sc.bad
 }
 
 // sharedConn is one backend connection that many sessions of a loop send their commands on. Commands
@@ -154,7 +171,7 @@ func (r sharedReader) EventsHandled() {
 // send queues b, whole commands of s owing n replies, for the end of this wake-up.
 func (sc *sharedConn) send(s *session, b []byte, n int32) {
 	if n > 0 {
-		sc.fifo = append(sc.fifo, owed{s: s, n: n})
+		sc.fifo = append(sc.fifo, owed{s: s, n: n, at: sc.pool.lp.NowNs()})
 	}
 	sc.out = append(sc.out, b...)
 	if !sc.flushing && !sc.connecting {
@@ -394,10 +411,6 @@ func (sc *sharedConn) spoil() {
 	sc.bad = true
 	if sc.pool.conns[sc.key] == sc {
 		delete(sc.pool.conns, sc.key)
-		// Its spare goes with it: a key nobody shares needs none.
-		if sp := sc.pool.spares[sc.key]; sp != nil {
-			sp.close()
-		}
 	}
 	if sc.pool.spares[sc.key] == sc {
 		delete(sc.pool.spares, sc.key)
@@ -440,6 +453,9 @@ func (sc *sharedConn) close() {
 	sc.closed = true
 	sc.pool.stats.conns.Add(-1)
 	sc.spoil()
+	if sp := sc.pool.spares[sc.key]; sp != nil && !sc.spare && sc.pool.conns[sc.key] == nil {
+		sp.close() // a key nobody shares needs no spare
+	}
 	sc.pool.lp.Forget(sc.fd)
 	eventloop.Close(sc.fd)
 	sc.fd = -1
@@ -459,6 +475,9 @@ func (s *session) commandSent(replies int32) {
 	m := s.mux
 	if m == nil || m.private || m.slot == nil || s.connecting || !s.conv.attached {
 		return
+	}
+	if m.owed == 0 && m.slot.stuck(s.lp.NowNs()) && !s.useSlot(m.slot.key.muxKeyOf) {
+		return // its backend is gone: after() moves it on
 	}
 	m.slot.send(s, m.partial, replies)
 	m.owed += replies
@@ -497,11 +516,14 @@ func (s *session) dispatch() {
 			if m.owed > 0 || !s.useSlot(c.st.muxKey().after(e)) {
 				return
 			}
-			s.sendHeld(e)
-			m.keyWait = true
+			if s.sendHeld(e) {
+				m.keyWait = true
+			}
 			return
 		}
-		s.sendHeld(e)
+		if !s.sendHeld(e) {
+			return
+		}
 	}
 	if m.private {
 		c.muxHeld = true
@@ -524,12 +546,17 @@ func (s *session) dispatch() {
 	c.muxHeld = false
 }
 
-// sendHeld sends e, a held command, on the session's shared connection.
-func (s *session) sendHeld(e *entry) {
+// sendHeld sends e, a held command, on the session's shared connection; false when there was none to
+// be had (its backend is gone: after() moves it on).
+func (s *session) sendHeld(e *entry) bool {
 	m := s.mux
+	if m.owed == 0 && m.slot.stuck(s.lp.NowNs()) && !s.useSlot(m.slot.key.muxKeyOf) {
+		return false
+	}
 	e.sent = true
 	m.slot.send(s, s.conv.kept.get(e.raw), e.replies)
 	m.owed += e.replies
+	return true
 }
 
 // useSlot puts the session on the shared connection for key on its node, which nothing is owed on;
@@ -558,7 +585,7 @@ func (s *session) goPrivate() {
 	m := s.mux
 	m.pool.stats.unshared.Add(1)
 	fd := -1
-	if m.slot != nil && !m.slot.bad {
+	if m.slot != nil {
 		fd = m.pool.takeSpare(m.slot.key) // before leaving: the last to leave closes the spare
 	}
 	s.leaveSlot()
