@@ -351,3 +351,58 @@ func TestMultiplexSlowReaderBlocksNobody(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestMultiplexLongScriptHoldsNobody: a client that shares a connection with one running a long script
+// gets Redis's answer (-BUSY past busy-reply-threshold) as a client of its own would, not the script's
+// end; and SCRIPT KILL gets through.
+func TestMultiplexLongScriptHoldsNobody(t *testing.T) {
+	topo := newTopology(t, 1)
+	p := startProxy(t, multiplexed(testConfig(t, topo, topo.Name)))
+	master := topo.Nodes[0].Addr
+	waitRoutedTo(t, p.master, master, 10*time.Second)
+	if r, err := redistest.Do(master, testPassword, "CONFIG", "SET", "busy-reply-threshold", "50"); err != nil || r != "OK" {
+		t.Fatalf("CONFIG SET: %q %v", r, err)
+	}
+	script, err := redistest.Dial(p.master, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer script.Close()
+	other, err := redistest.Dial(p.master, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Do("PING"); err != nil { // on the shared connection
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		// Read-only, so SCRIPT KILL may stop it; it would run 20 s otherwise.
+		_, err := script.DoWithin(30*time.Second, "EVAL", "local t = redis.call('TIME') local e = tonumber(t[1]) + 20 "+
+			"repeat t = redis.call('TIME') until tonumber(t[1]) >= e return 1", "0")
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	_, err = other.DoWithin(5*time.Second, "PING")
+	if err == nil || !strings.HasPrefix(err.Error(), "BUSY") || time.Since(start) > 2*time.Second {
+		t.Fatalf("PING while a script runs: %v after %s, want -BUSY at once", err, time.Since(start))
+	}
+	killer, err := redistest.Dial(p.master, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killer.Close()
+	if r, err := killer.DoWithin(5*time.Second, "SCRIPT", "KILL"); err != nil || r != "OK" {
+		t.Fatalf("SCRIPT KILL: %q %v", r, err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("the script: %v, want it killed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the script was not killed")
+	}
+}
