@@ -244,6 +244,15 @@ func (c *conv) muxClassNow() muxClass {
 	return muxClassOf(c.commandName(&buf), nil)
 }
 
+// heldClass is how a held command may travel: its session's dispatch reads it on a shared connection
+// (a command forwarded as it streams was plain, and a private connection sends anything).
+func (c *conv) heldClass(name []byte, args [][]byte) muxClass {
+	if c.mux == nil {
+		return muxPlain
+	}
+	return muxClassOf(name, args)
+}
+
 // commandDone acts on a command read in full.
 func (c *conv) commandDone() {
 	args := c.cmd.Args()
@@ -286,14 +295,16 @@ func (c *conv) commandDone() {
 	}
 	if !ok {
 		if disp == hold && !sendNow { // no reply expected, but it must still be sent
-			c.q.push(entry{kind: viaBackend, raw: raw, heldUntil: c.env.now() + c.holdNs, mx: muxClassOf(name, args)})
+			c.q.push(entry{kind: viaBackend, raw: raw, heldUntil: c.env.now() + c.holdNs, mx: c.heldClass(name, args)})
 		} else {
 			c.unkeep()
 		}
 		c.keep = false
 		return
 	}
-	e.mx = muxClassOf(name, args)
+	if disp == hold {
+		e.mx = c.heldClass(name, args)
+	}
 	e.sent = disp == forward || sendNow
 	switch {
 	case disp == hold && !sendNow:

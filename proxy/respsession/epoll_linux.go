@@ -75,11 +75,13 @@ func (e *Epoll) Serve(c *proxy.Client) {
 		return
 	}
 	c.Conn = nil
-	lp := e.loops.Next()
+	var lp *eventloop.Loop
 	var p *pool
 	if e.pools != nil {
 		lp = e.muxLoops[e.next.Add(1)%uint64(len(e.muxLoops))]
 		p = e.pools[lp]
+	} else {
+		lp = e.loops.Next()
 	}
 	lp.Post(func() { startSession(lp, c, fd, p) })
 }
