@@ -448,21 +448,33 @@ func (s *session) write(sd, feeder *side, b []byte) {
 	}
 }
 
+// writeOut writes what out holds to fd until it is all gone or the socket is full (full true; out then
+// holds the rest, moved to its start), or a write fails (err).
+func writeOut(fd int, out *[]byte) (full bool, err error) {
+	for len(*out) > 0 {
+		n, err := eventloop.Write(fd, *out)
+		if n > 0 {
+			*out = (*out)[:copy(*out, (*out)[n:])]
+			continue
+		}
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return true, nil
+		}
+		return false, err
+	}
+	return false, nil
+}
+
 // flush writes sd's waiting output; once it is gone the side that feeds it is read again.
 func (s *session) flush(sd *side) {
-	for len(sd.out) > 0 {
-		n, err := eventloop.Write(sd.fd, sd.out)
-		if n > 0 {
-			sd.out = sd.out[:copy(sd.out, sd.out[n:])]
-			continue
-		}
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			return
-		}
+	full, err := writeOut(sd.fd, &sd.out)
+	if err != nil {
 		sd.broken = true
+	}
+	if full || err != nil {
 		return
 	}
 	sd.out = nil // an idle session keeps no buffer

@@ -194,21 +194,13 @@ func (sc *sharedConn) EventsHandled() {
 
 // flush writes what waits; once all is written, the sessions it stopped reading are read again.
 func (sc *sharedConn) flush() {
-	sc.full = false
-	for len(sc.out) > 0 {
-		n, err := eventloop.Write(sc.fd, sc.out)
-		if n > 0 {
-			sc.out = sc.out[:copy(sc.out, sc.out[n:])]
-			continue
-		}
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			sc.full = true
-			return
-		}
+	full, err := writeOut(sc.fd, &sc.out)
+	sc.full = full
+	if err != nil {
 		sc.fail(fmt.Errorf("write to %s: %w", sc.key.addr, err))
+		return
+	}
+	if full {
 		return
 	}
 	if cap(sc.out) > 4*highWater {
