@@ -119,7 +119,8 @@ func measure(addr string, clients int, d time.Duration, heavy []string) (result,
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	for i := 0; i < clients; i++ {
+	// run runs body on a client of its own until it returns, recording its error.
+	run := func(body func(c *redistest.Conn) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -129,38 +130,37 @@ func measure(addr string, clients int, d time.Duration, heavy []string) (result,
 				return
 			}
 			defer c.Close()
+			if err := body(c); err != nil {
+				failed(err)
+			}
+		}()
+	}
+	for i := 0; i < clients; i++ {
+		run(func(c *redistest.Conn) error {
 			var mine []float64
 			for time.Now().Before(stop) {
 				t0 := time.Now()
 				if _, err := c.DoWithin(30*time.Second, "GET", "small"); err != nil {
-					failed(err)
-					return
+					return err
 				}
 				mine = append(mine, float64(time.Since(t0).Microseconds())/1000)
 			}
 			mu.Lock()
 			lat = append(lat, mine...)
 			mu.Unlock()
-		}()
+			return nil
+		})
 	}
 	if heavy != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := redistest.Dial(addr, password)
-			if err != nil {
-				failed(err)
-				return
-			}
-			defer c.Close()
+		run(func(c *redistest.Conn) error {
 			for time.Now().Before(stop) {
 				if _, err := c.DoWithin(30*time.Second, heavy...); err != nil {
-					failed(fmt.Errorf("heavy: %w", err))
-					return
+					return fmt.Errorf("heavy: %w", err)
 				}
 				heavyDone.Add(1)
 			}
-		}()
+			return nil
+		})
 	}
 	wg.Wait()
 	if len(errs) > 0 {
