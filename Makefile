@@ -79,14 +79,20 @@ test: test-deps lint
 test-long: test-deps
 	SENTINEL_PROXY_LONG=1 $(GO) test -race -count=1 -p 1 -timeout 30m -run 'TestRESPFailoverIsInvisible' ./test/e2e
 
+# lint also builds for macOS and vets for FreeBSD: every OS-specific file has a sibling for the other
+# systems (arch_test.go checks it), and off Linux resp mode runs on the goroutine driver.
 lint:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	GOOS=darwin $(GO) build ./...
+	GOOS=freebsd $(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-# unit runs the tests that need no Redis processes (the root package: the command line and the imports).
+# unit runs the tests that need no Redis processes: every package of the product (arch_test.go checks
+# that none is left out), with the tests that need Redis skipped (redistest.SkipWithoutRedis).
+UNIT_PKGS := . ./config ./resp ./check ./sentinel ./routing ./switchover ./stats ./server ./proxy/...
 unit:
-	$(GO) test -race -count=1 . ./config ./routing ./proxy ./stats
+	SENTINEL_PROXY_UNIT=1 $(GO) test -race -count=1 $(UNIT_PKGS)
 
 # fuzz runs each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
@@ -96,6 +102,7 @@ fuzz:
 	$(GO) test ./sentinel -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME)
 	$(GO) test ./resp -run '^$$' -fuzz '^FuzzScanner$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./resp -run '^$$' -fuzz '^FuzzCommandScanner$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./resp -run '^$$' -fuzz '^FuzzPeek$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/respsession -run '^$$' -fuzz '^FuzzReplyStream$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/respsession -run '^$$' -fuzz '^FuzzConversation$$' -fuzztime $(FUZZTIME)
 

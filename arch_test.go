@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -120,4 +121,78 @@ func withinAny(pkg string, bases []string) bool {
 		}
 	}
 	return false
+}
+
+// TestEveryOSFileHasASibling: a file for one system (name_linux.go, name_unix.go) has a sibling for the
+// others (name_other.go) and the other way round, so that the module builds everywhere (make lint
+// builds for macOS and vets for FreeBSD) and what a system lacks is said in one place.
+func TestEveryOSFileHasASibling(t *testing.T) {
+	out, err := exec.Command("git", "ls-files", "*.go").Output()
+	if err != nil {
+		t.Skipf("git ls-files: %v", err)
+	}
+	files := map[string]bool{}
+	for _, f := range strings.Fields(string(out)) {
+		files[f] = true
+	}
+	for f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue // a test of one system's code needs no sibling
+		}
+		stem, found := "", false
+		for _, suffix := range []string{"_linux.go", "_unix.go"} {
+			if s, ok := strings.CutSuffix(f, suffix); ok {
+				stem, found = s, true
+			}
+		}
+		if found && !files[stem+"_other.go"] {
+			t.Errorf("%s has no sibling %s_other.go", f, stem)
+		}
+		if s, ok := strings.CutSuffix(f, "_other.go"); ok && !files[s+"_linux.go"] && !files[s+"_unix.go"] {
+			t.Errorf("%s is the sibling of nothing (%s_linux.go or %s_unix.go)", f, s, s)
+		}
+	}
+}
+
+// TestUnitCoversEveryPackage: make unit runs the tests of every package of the product (the tests
+// that need Redis skip themselves there); only the end-to-end tests, the benchmarks and the test
+// harnesses are left to make test.
+func TestUnitCoversEveryPackage(t *testing.T) {
+	makefile, err := os.ReadFile("Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patterns []string
+	for _, line := range strings.Split(string(makefile), "\n") {
+		if rest, ok := strings.CutPrefix(line, "UNIT_PKGS :="); ok {
+			patterns = strings.Fields(rest)
+		}
+	}
+	if len(patterns) == 0 {
+		t.Fatal("no UNIT_PKGS in the Makefile")
+	}
+	covered := map[string]bool{}
+	for _, pkg := range ourPackages(t, patterns...) {
+		covered[pkg] = true
+	}
+	notProduct := []string{"test", "bench", "netlab", "redistest", "demo"}
+	for _, pkg := range ourPackages(t, "./...") {
+		if !covered[pkg] && !withinAny(pkg, notProduct) {
+			t.Errorf("make unit leaves out %q: add it to UNIT_PKGS", pkg)
+		}
+	}
+}
+
+// ourPackages lists the packages of this module the patterns name, relative to the module ("" for main).
+func ourPackages(t *testing.T, patterns ...string) []string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list"}, patterns...)...).Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", patterns, err)
+	}
+	var pkgs []string
+	for _, path := range strings.Fields(string(out)) {
+		pkgs = append(pkgs, strings.TrimPrefix(strings.TrimPrefix(path, mod), "/"))
+	}
+	return pkgs
 }

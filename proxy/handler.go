@@ -72,13 +72,6 @@ func (c *Client) Context() context.Context {
 // Listener is the name of the listener that admitted the client, for logs.
 func (c *Client) Listener() string { return c.l.Name }
 
-// Backends returns the route's backends and where in them to start (before Established): backends are tried in round-robin
-// order, start, start+1, ... (mod len), each once, so one dead replica costs a client a retry rather
-// than an error.
-func (c *Client) Backends() (backends []string, start uint64) {
-	return c.adm.route.Backends, c.l.rr.Add(1)
-}
-
 // ConnectTimeout bounds connecting to a backend (4s if the listener leaves it zero: HAProxy's seed
 // `timeout connect`).
 func (c *Client) ConnectTimeout() time.Duration {

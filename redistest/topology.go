@@ -3,16 +3,18 @@ package redistest
 import (
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// New starts a topology for a test and stops it when the test ends. It skips nothing: a missing
-// redis-server is a failure, since CI installs it.
+// New starts a topology for a test and stops it when the test ends. It skips the test only under
+// `make unit` (SkipWithoutRedis): anywhere else a missing redis-server is a failure, since CI installs it.
 func New(tb testing.TB, o Options) *Topology {
 	tb.Helper()
+	SkipWithoutRedis(tb)
 	t, err := Start(o)
 	if err != nil {
 		tb.Fatalf("start topology: %v", err)
@@ -243,4 +245,16 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// UnitOnly is the environment variable `make unit` sets: run only the tests that need no Redis process.
+const UnitOnly = "SENTINEL_PROXY_UNIT"
+
+// SkipWithoutRedis skips the test under `make unit`: it needs real Redis processes (the tests beside it
+// that need none still run). Everywhere else, Redis must be there: a missing redis-server fails.
+func SkipWithoutRedis(tb testing.TB) {
+	tb.Helper()
+	if os.Getenv(UnitOnly) != "" {
+		tb.Skip("needs Redis processes; " + UnitOnly + " is set (make unit)")
+	}
 }

@@ -72,3 +72,60 @@ func FuzzCommandScanner(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPeek feeds arbitrary bytes to PeekFrame and PeekNull: neither may panic; each decides within its
+// bound (PeekFrameMax bytes, two bytes) and, once it decided, more bytes do not change its answer; and
+// where the bytes hold a whole value, the answer is what that value is (ReadValue).
+func FuzzPeek(f *testing.F) {
+	for _, seed := range []string{
+		"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nx\r\n", ">3\r\n+SUBSCRIBE\r\n+ch\r\n:1\r\n",
+		"*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$2\r\nch\r\n$1\r\nx\r\n", "*2\r\n$3\r\nfoo\r\n$3\r\nbar\r\n", "*0\r\n",
+		"*-1\r\n", "$-1\r\n", "_\r\n", "*1\r\n:1\r\n", "*1\r\n$99\r\n", "*99999999999999999999999999\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	lim := Limits{MaxBulk: 1 << 16, MaxElements: 1 << 10, MaxDepth: 8, MaxLine: 256}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		kind, complete := PeekFrame(in)
+		if !complete && len(in) >= PeekFrameMax {
+			t.Fatalf("PeekFrame undecided after %d bytes", len(in))
+		}
+		for n := 0; n < len(in); n++ {
+			k, c := PeekFrame(in[:n])
+			if c && (!complete || k != kind) {
+				t.Fatalf("PeekFrame of the first %d bytes: %d, of all %d: %d (complete %v)", n, k, len(in), kind, complete)
+			}
+		}
+		null, nullComplete := PeekNull(in)
+		if !nullComplete && len(in) >= 2 {
+			t.Fatal("PeekNull undecided after two bytes")
+		}
+		if n1, c1 := PeekNull(in[:min(1, len(in))]); c1 && (n1 != null || !nullComplete) {
+			t.Fatal("PeekNull changed its answer with more bytes")
+		}
+		v, err := ReadValue(bufio.NewReader(bytes.NewReader(in)), lim)
+		if err != nil {
+			return
+		}
+		if nullComplete && null != v.Null && (in[0] == '_' || in[0] == '$' || in[0] == '*') {
+			t.Fatalf("PeekNull %v for %q, ReadValue's Null %v", null, in, v.Null)
+		}
+		if !complete {
+			return // a whole value shorter than its frame's word: only a protocol error reads so
+		}
+		want := FrameOther
+		if (v.Kind == '*' || v.Kind == '>') && len(v.Elems) > 0 {
+			switch e := v.Elems[0]; {
+			case e.Kind != '$' && e.Kind != '+':
+			case strings.EqualFold(e.Str, "message"), strings.EqualFold(e.Str, "pmessage"), strings.EqualFold(e.Str, "smessage"):
+				want = FrameMessage
+			case strings.EqualFold(e.Str, "subscribe"), strings.EqualFold(e.Str, "psubscribe"), strings.EqualFold(e.Str, "ssubscribe"),
+				strings.EqualFold(e.Str, "unsubscribe"), strings.EqualFold(e.Str, "punsubscribe"), strings.EqualFold(e.Str, "sunsubscribe"):
+				want = FrameConfirmation
+			}
+		}
+		if kind != want && kind != FrameOther {
+			t.Fatalf("PeekFrame says %d for %q, the value's first element says %d", kind, in, want)
+		}
+	})
+}

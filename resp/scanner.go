@@ -80,6 +80,13 @@ func (s *Scanner) Next(b []byte) (n int, done bool, err error) {
 // count: Kind is the annotated value's.
 func (s *Scanner) Kind() byte { return s.top }
 
+// IsError reports whether the value being scanned (or the last one, once done) is an error reply: a
+// simple or, in RESP3, a bulk error.
+func (s *Scanner) IsError() bool { return s.top == '-' || s.top == '!' }
+
+// IsPush reports whether the value being scanned (or the last one) is a RESP3 push.
+func (s *Scanner) IsPush() bool { return s.top == TypePush }
+
 // Reset forgets any partial value and error, keeping the Limits.
 func (s *Scanner) Reset() {
 	*s = Scanner{Limits: s.Limits, frames: s.frames[:0], header: s.header[:0]}

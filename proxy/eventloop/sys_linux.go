@@ -13,29 +13,41 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Read and Write skip the runtime's syscall bookkeeping (entersyscall/exitsyscall): the loops' sockets
-// are non-blocking, so these calls never block, and on the hot path that bookkeeping is a measurable
-// share of a small request's cost.
+// ErrAgain is what Read and Write return when the socket has nothing to read or no room to write:
+// wait for its next edge.
+var ErrAgain error = unix.EAGAIN
+
+// Read reads from the non-blocking fd into b: n > 0 bytes; 0 and ErrAgain when nothing waits; 0 and nil
+// at the end of the stream; or the error. It skips the runtime's syscall bookkeeping
+// (entersyscall/exitsyscall): the loops' sockets are non-blocking, so the call never blocks, and on the
+// hot path that bookkeeping is a measurable share of a small request's cost.
 func Read(fd int, b []byte) (int, error) {
-	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if errno != 0 {
+	for {
+		n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch errno {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		}
 		return 0, errno
 	}
-	return int(n), nil
 }
 
-// Write writes b to the non-blocking fd; see Read.
+// Write writes b to the non-blocking fd: n bytes taken, or 0 and ErrAgain when the socket has no room,
+// or the error. See Read.
 func Write(fd int, b []byte) (int, error) {
-	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if errno != 0 {
+	for {
+		n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch errno {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		}
 		return 0, errno
 	}
-	return int(n), nil
 }
-
-// ErrNotIP is Connect's answer to an address that is not an IP literal: resolving a name would block
-// the loop, so such a backend is reached some other way.
-var ErrNotIP = errors.New("backend address is not an IP literal")
 
 // Connect starts a non-blocking TCP connect to addr (an IP literal and a port) and returns the socket:
 // it is connected when it turns writable, and SocketError then says whether it failed.

@@ -32,15 +32,15 @@ func (portable) Serve(c *proxy.Client) {
 	}
 	s := &session{client: c.Conn, backend: conn, backendAddr: addr}
 	s.lastActive.Store(time.Now().UnixNano())
-	counters, ok := c.Established(s)
-	if !ok {
-		s.Close() // the listener closed while this session was being set up
+	counters, arrival := c.Arrived(s, "")
+	if arrival == proxy.ListenerClosing {
+		s.Close()
 		c.Release()
 		return
 	}
 	s.counters = counters
-	if !c.Routed(addr) {
-		s.Close() // retired while connecting: its retirement did not see this session
+	if arrival == proxy.RouteMoved {
+		s.Close() // a byte pipe cannot move: it ends as a retired one would
 	}
 	s.forward(c.IdleTimeout())
 	c.Ended(s)
@@ -48,17 +48,18 @@ func (portable) Serve(c *proxy.Client) {
 
 // dialBackend tries the route's backends in round-robin order, each once.
 func dialBackend(c *proxy.Client) (net.Conn, string, error) {
-	backends, start := c.Backends()
-	var errs []error
-	for i := range backends {
-		addr := backends[(start+uint64(i))%uint64(len(backends))]
+	tries := c.Attempts()
+	for {
+		addr, ok := tries.Next()
+		if !ok {
+			return nil, "", tries.Err()
+		}
 		conn, err := c.Dial(addr)
 		if err == nil {
 			return conn, addr, nil
 		}
-		errs = append(errs, errBackend(addr, err))
+		tries.Failed(addr, err)
 	}
-	return nil, "", errors.Join(errs...)
 }
 
 // session is one proxied client connection and its backend connection.

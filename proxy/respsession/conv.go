@@ -91,10 +91,14 @@ type conv struct {
 	invalidate bool // client-side caching: the client must drop its cache (RESP3 tracking moved)
 
 	// Multiplexing (mux.go): mux is the session's output while it shares a backend connection, nil when
-	// its connection is its own. muxHeld: commands are held for the session to send one by one.
-	// privateSoon: the session is moving to a connection of its own.
+	// its connection is its own. muxHeld: commands are held for dispatchShared to send one by one.
+	// muxKeyWait: a command that changes the connection's state (AUTH, SELECT, HELLO) is in flight, and
+	// what follows waits for its reply, which says which connection it goes on. muxPrivate: the session
+	// moves to a connection of its own once nothing is owed. privateSoon: it is moving there now.
 	mux         muxOutput
 	muxHeld     bool
+	muxKeyWait  bool
+	muxPrivate  bool
 	privateSoon bool
 }
 
@@ -505,23 +509,23 @@ func (c *conv) startReply(b []byte) (decided bool, err error) {
 		return true, nil
 	}
 	kind := b[0]
-	pubsub := kind == '>' || (kind == '*' && c.proto == 2 && (c.st.subscribed() || c.subscribePending()))
-	frame := frameOther
+	pubsub := kind == resp.TypePush || (kind == resp.TypeArray && c.proto == 2 && (c.st.subscribed() || c.subscribePending()))
+	frame := resp.FrameOther
 	if pubsub {
-		k, complete := peekKind(b)
+		k, complete := resp.PeekFrame(b)
 		if !complete {
 			return false, nil
 		}
 		frame = k
 	}
 	switch {
-	case kind == '>':
-		if c.dropPush > 0 && frame == frameConfirmation {
+	case kind == resp.TypePush:
+		if c.dropPush > 0 && frame == resp.FrameConfirmation {
 			c.dropPush--
 			c.swallow = true
 		}
 		return true, nil
-	case pubsub && frame == frameMessage:
+	case pubsub && frame == resp.FrameMessage:
 		return true, nil
 	}
 	e, err := c.frontBackend()
@@ -538,10 +542,11 @@ func (c *conv) startReply(b []byte) (decided bool, err error) {
 	}
 	if e.effect == effExec && e.x != nil && len(e.x.tx) > 0 {
 		// A null reply says the transaction did not run (a WATCH): what it queued is not in force.
-		if len(b) < 2 {
+		null, complete := resp.PeekNull(b)
+		if !complete {
 			return false, nil
 		}
-		e.x.aborted = b[0] == '_' || b[0] == '*' && b[1] == '-'
+		e.x.aborted = null
 	}
 	c.toEntry = true
 	c.swallow = e.kind == swallowed
@@ -570,7 +575,7 @@ func (c *conv) replyDone() error {
 	if e.replies > 0 {
 		return nil
 	}
-	failed := c.rep.Kind() == '-' || c.rep.Kind() == '!'
+	failed := c.rep.IsError()
 	if e.kind == swallowed {
 		c.pop()
 		if failed {
@@ -597,77 +602,4 @@ func (c *conv) replyDone() error {
 	}
 	c.pop()
 	return c.emitLocal()
-}
-
-// frameKind is what a pub/sub frame or push is, by its first element.
-type frameKind uint8
-
-const (
-	frameOther        frameKind = iota
-	frameMessage                // message, pmessage, smessage: a publication
-	frameConfirmation           // (p|s)(un)subscribe: a subscription's confirmation
-)
-
-// peekKind reads the first element of an aggregate's start b ("*3\r\n$7\r\nmessage\r\n..."); complete
-// is false while b ends before it.
-func peekKind(b []byte) (kind frameKind, complete bool) {
-	// A pub/sub frame's first lines are short: a line that runs longer, a header that is not a positive
-	// count, a first element that is no short word, make it some other value, and the scanner judges it.
-	// So the bytes waiting here stay a few dozen, whatever the backend sends.
-	const maxLine = 24
-	i := 0
-	line := func() (l []byte, ok, tooLong bool) {
-		for j := i; j+1 < len(b) && j-i <= maxLine; j++ {
-			if b[j] == '\r' && b[j+1] == '\n' {
-				l = b[i:j]
-				i = j + 2
-				return l, true, false
-			}
-		}
-		return nil, false, len(b)-i > maxLine+1
-	}
-	header, ok, tooLong := line() // the aggregate's header
-	if tooLong || (ok && (len(header) < 2 || header[1] < '1' || header[1] > '9')) {
-		return frameOther, true
-	}
-	if !ok {
-		return frameOther, false
-	}
-	head, ok, tooLong := line()
-	if tooLong || (ok && len(head) == 0) {
-		return frameOther, true
-	}
-	if !ok {
-		return frameOther, false
-	}
-	var word []byte
-	switch head[0] {
-	case '+':
-		word = head[1:]
-	case '$':
-		n := 0
-		for _, d := range head[1:] {
-			if d < '0' || d > '9' || n > maxName {
-				return frameOther, true
-			}
-			n = n*10 + int(d-'0')
-		}
-		if n > maxName {
-			return frameOther, true
-		}
-		if len(b) < i+n {
-			return frameOther, false
-		}
-		word = b[i : i+n]
-	default:
-		return frameOther, true
-	}
-	var buf [maxName]byte
-	switch string(lowerInto(&buf, word)) {
-	case "message", "pmessage", "smessage":
-		return frameMessage, true
-	case "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe":
-		return frameConfirmation, true
-	}
-	return frameOther, true
 }

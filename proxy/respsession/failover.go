@@ -25,6 +25,7 @@ func (c *conv) detach() error {
 		return nil
 	}
 	c.attached = false
+	c.muxKeyWait = false // its reply was to come on the connection that is gone
 	if c.inReply && !c.swallow || c.replica {
 		return errCannotMove
 	}

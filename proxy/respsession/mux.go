@@ -3,11 +3,12 @@ package respsession
 import "strconv"
 
 // Multiplexing (multiplex = true): the commands of many sessions share a few backend connections, one
-// per node, event loop and connection state (see shared_linux.go). The conversation's part is to say
-// which commands may go out on a shared connection as they stream, and to hold the rest for its
-// session to send one by one: a command that changes the shared state's key (AUTH, SELECT, HELLO) goes
-// to the connection of its new key once nothing else is owed, and one that needs a connection of its
-// own (MULTI, blocking commands, subscriptions, CLIENT ...) moves the session to a private connection.
+// per node, event loop and connection state (pool.go; the session's side in shared.go). The
+// conversation's part is to say which commands may go out on a shared connection as they stream, to
+// hold the rest, and to send those one by one where each may go (dispatchShared): a command that
+// changes the shared state's key (AUTH, SELECT, HELLO) to the connection of its new key once nothing
+// else is owed, and one that needs a connection of its own (MULTI, blocking commands, subscriptions,
+// CLIENT ...) by moving the session to a private connection. Its session does the sending (sharedLink).
 
 // muxOutput is the output of a session sharing a backend connection: it is told where each command
 // forwarded to it ends, with how many replies it expects, since only whole commands may go out on a
@@ -121,6 +122,105 @@ func (k muxKeyOf) state() connState {
 	return connState{proto: k.proto, user: k.user, pass: k.pass, authed: k.authed, db: k.db}
 }
 
+// sharedLink is a session's shared backend connection, as the dispatch of its held commands uses it.
+type sharedLink interface {
+	// sharedOwed is how many replies the connection owes the session.
+	sharedOwed() int32
+	// useShared puts the session on the connection for key k on its node, when nothing is owed; false
+	// when there is none to be had (the backend is gone: the session moves on).
+	useShared(k muxKeyOf) bool
+	// sendShared sends b, whole commands owed replies replies; false when there is no connection to be
+	// had (as useShared).
+	sendShared(b []byte, replies int32) bool
+	// goPrivate moves the session, which is owed nothing, to a connection of its own.
+	goPrivate()
+}
+
+// dispatchShared sends the commands the conversation holds for a session on a shared connection, in
+// order, each where it may go: a plain one on the session's connection; one that changes the
+// connection's state on the connection of its new state, once nothing else is owed, and nothing after
+// it until its reply; one that needs a connection of its own moves the session there once nothing is
+// owed. With nothing held, commands stream again.
+func (c *conv) dispatchShared(l sharedLink) {
+	if c.holding || c.mux == nil || (!c.muxHeld && !c.muxKeyWait && !c.muxPrivate) {
+		return
+	}
+	if c.muxKeyWait {
+		if l.sharedOwed() > 0 {
+			return
+		}
+		c.muxKeyWait = false
+		if !l.useShared(c.st.muxKey()) { // the state the reply left: the new one, or the old if refused
+			return
+		}
+	}
+	for !c.muxPrivate {
+		e := c.nextHeld()
+		if e == nil {
+			break
+		}
+		switch e.mx {
+		case muxPrivate:
+			c.muxPrivate = true
+			continue
+		case muxKey:
+			if l.sharedOwed() > 0 || !l.useShared(c.st.muxKey().after(e)) {
+				return
+			}
+			if c.sendHeldShared(l, e) {
+				c.muxKeyWait = true
+			}
+			return
+		}
+		if !c.sendHeldShared(l, e) {
+			return
+		}
+	}
+	if c.muxPrivate {
+		c.muxHeld = true
+		if l.sharedOwed() == 0 {
+			l.goPrivate()
+		}
+		return
+	}
+	if c.cmd.InCommand() && c.disp == hold {
+		// Its turn came while it streams in: the rest streams too, unless it is one that must wait
+		// whole for its turn (its class is known once it is read).
+		if c.muxClassNow() != muxPlain {
+			return
+		}
+		b := c.streamHeld()
+		c.muxHeld = false
+		c.out.toBackend(b)
+		return
+	}
+	c.muxHeld = false
+}
+
+// sendHeldShared sends e, a held command, on the session's shared connection.
+func (c *conv) sendHeldShared(l sharedLink, e *entry) bool {
+	if !l.sendShared(c.kept.get(e.raw), e.replies) {
+		return false
+	}
+	e.sent = true
+	return true
+}
+
+// wantPrivate is told that the session should move to a connection of its own once nothing is owed: a
+// reply too long to share the connection with, or a command too long to gather whole.
+func (c *conv) wantPrivate() {
+	if c.mux != nil && !c.muxPrivate {
+		c.muxPrivate, c.muxHeld = true, true
+	}
+}
+
+// sharing reports whether the session is to stay on shared connections: it shares, and is not moving
+// to a connection of its own.
+func (c *conv) sharing() bool { return c.mux != nil && !c.muxPrivate }
+
+// sharedKey is the connection state a shared connection must have for the session now.
+func (c *conv) sharedKey() muxKeyOf { return c.st.muxKey() }
+
 // nextHeld returns the first command held in the queue, nil when none is.
 func (c *conv) nextHeld() *entry {
 	for i := 0; i < c.q.len(); i++ {
@@ -162,5 +262,5 @@ func (c *conv) attachShared() {
 // leaveMux is told that the session leaves its shared connection for one of its own, with nothing owed
 // on the shared one. Until that connection is up, commands are held, and not refused for their length.
 func (c *conv) leaveMux() {
-	c.mux, c.muxHeld, c.attached, c.privateSoon = nil, false, false, true
+	c.mux, c.muxHeld, c.muxKeyWait, c.attached, c.privateSoon = nil, false, false, false, true
 }

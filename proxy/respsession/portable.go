@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -12,8 +11,9 @@ import (
 )
 
 // Portable serves RESP sessions with goroutines, on net.Conns: any system, and listeners with TLS on
-// either side (crypto/tls needs a net.Conn). A session has a reader and a writer goroutine for each of
-// its two connections; the conversation is shared under a mutex, never held across I/O.
+// either side (crypto/tls needs a net.Conn). A session's client has a reader (the goroutine Serve runs
+// on) and a writer; each backend connection a reader and a writer; connects run on a goroutine of their
+// own. The core and its conversation are shared under a mutex, never held across I/O.
 var Portable proxy.Handler = portable{}
 
 type portable struct{}
@@ -23,135 +23,74 @@ func (portable) Name() string { return "resp-portable" }
 // SessionsHoldCommands implements proxy.HoldingHandler.
 func (portable) SessionsHoldCommands() bool { return true }
 
-var (
-	_ proxy.HoldingHandler = portable{}
-	_ proxy.CommandHolder  = (*psession)(nil)
-)
+var _ proxy.HoldingHandler = portable{}
 
+// Serve connects the client to its route and, once it is in session, reads it until it ends.
 func (portable) Serve(c *proxy.Client) {
-	s := &psession{c: c, client: c.Conn}
+	s := &psession{client: c.Conn}
 	s.cond = sync.NewCond(&s.mu)
-	s.conv = newConv(s, s, int64(c.HoldTimeout()))
-	backends, start := c.Backends()
-	conn, addr, err := s.dialAny(backends, start)
-	if err != nil {
-		c.ConnectFailed(err)
-		return
-	}
-	s.addr = addr
-	counters, ok := c.Established(s)
-	if !ok {
-		conn.Close()
-		c.Release()
-		return
-	}
-	s.counters = counters
+	s.init(s, c, s)
 	s.mu.Lock()
-	if h := c.CommandHold(); h != nil && !h.Released() {
-		// Held from its first command. Checked under mu, as ReleaseCommands looks at s.hold: a release
-		// either came before (Released) or finds the hold taken.
-		s.hold = h
-		s.conv.holdCommands()
+	s.core.connect()
+	for !s.established && !s.closed {
+		s.cond.Wait()
 	}
-	s.attachLocked(conn)
-	if !c.Routed(addr) {
-		s.backendGoneLocked(true) // retired while connecting: its retirement did not see this session
+	if s.handBackErr != nil {
+		err := s.handBackErr
+		s.mu.Unlock()
+		c.ConnectFailed(err) // the listener holds and retries the client, or refuses it
+		return
+	}
+	if !s.established {
+		s.released() // closed while connecting (the listener is closing)
+		s.mu.Unlock()
+		s.client.Close()
+		return
 	}
 	s.mu.Unlock()
-	go s.writeLoop(s.client, &s.clientOut, nil)
 	s.readClient()
 	s.finish()
 }
 
-// psession is one client in resp mode on goroutines.
+// psession is one client in resp mode on goroutines: the core's driver there.
 type psession struct {
-	c        *proxy.Client
-	client   net.Conn
-	counters proxy.Counters
+	core
+	client net.Conn
 
 	mu         sync.Mutex
 	cond       *sync.Cond // signalled on every change below
-	conv       *conv
-	backend    net.Conn // nil between backends
-	addr       string   // the backend now, "" between backends
-	gen        int      // counts backend connections: a reader or writer of an older one stops
-	clientOut  []byte   // for the client, not yet written
-	backendOut []byte   // for the backend, not yet written
-	connecting bool
-	closing    bool // close once clientOut is written
-	closed     bool
+	backend    *pbackend  // nil between backends
+	dialGen    int        // counts route walks: an older one's outcome is dropped
+	clientOut  []byte     // for the client, not yet written
 	holdTimer  *time.Timer
 	lastActive time.Time
-	// hold is the listener's hold in force (HoldCommands); holdWaits until the session told it that
-	// what it sent before is answered.
-	hold      *proxy.CommandHold
-	holdWaits bool
+	// handBackErr: the first connect failed; Serve gives the client back to the listener with it.
+	handBackErr error
 }
 
-// Backend implements proxy.Session.
-func (s *psession) Backend() string {
-	return s.addr // read by the registry under the session's lock or on its own goroutine (Established, Moved, Ended)
+// pbackend is one backend connection of a session, with what waits to be written to it. Its reader
+// and writer are bound to it when they start: once the session moves on (s.backend is another), they
+// stop, and what was queued for it is dropped with it, never written to the next connection.
+type pbackend struct {
+	conn net.Conn
+	out  []byte
 }
 
-// Close implements proxy.Session.
-func (s *psession) Close() {
-	s.mu.Lock()
-	s.closeLocked()
-	s.mu.Unlock()
-}
-
-// Retire implements proxy.Session.
-func (s *psession) Retire(backend string) {
+// run implements driver.
+func (s *psession) run(fn func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.addr == backend && !s.closed {
-		s.backendGoneLocked(true)
-	}
-}
-
-// HoldCommands implements proxy.CommandHolder.
-func (s *psession) HoldCommands(h *proxy.CommandHold) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || h.Released() {
-		h.Answered(s)
-		return
-	}
-	s.hold, s.holdWaits = h, true
-	s.conv.holdCommands()
+	fn()
 	s.afterLocked()
 }
 
-// ReleaseCommands implements proxy.CommandHolder.
-func (s *psession) ReleaseCommands(h *proxy.CommandHold) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.hold != h {
-		return
-	}
-	s.hold, s.holdWaits = nil, false
-	// The held commands go to the route in force now: a session on a backend the route left, which was
-	// not cut because it connected as the cut was made, moves first.
-	if s.backend != nil {
-		if backends, _, _ := s.c.Route(); len(backends) > 0 && !slices.Contains(backends, s.addr) {
-			s.backendGoneLocked(true)
-		}
-	}
-	s.toBackend(s.conv.releaseCommands())
-	s.afterLocked()
-}
-
-func (s *psession) now() int64 { return time.Now().UnixNano() }
-
-func (s *psession) refusal() string {
-	_, _, refusal := s.c.Route()
-	return refusal
-}
+// clock implements driver.
+func (s *psession) clock() int64 { return time.Now().UnixNano() }
 
 // toBackend and toClient implement output; they run with mu held.
 func (s *psession) toBackend(b []byte) {
-	if s.backend != nil {
-		s.backendOut = append(s.backendOut, b...)
+	if s.backend != nil && len(b) > 0 {
+		s.backend.out = append(s.backend.out, b...)
 		s.cond.Broadcast()
 	}
 }
@@ -160,6 +99,71 @@ func (s *psession) toClient(b []byte) {
 	s.clientOut = append(s.clientOut, b...)
 	s.cond.Broadcast()
 }
+
+// walkRoute implements driver: the route's backends are dialled in turn on a goroutine.
+func (s *psession) walkRoute() {
+	s.dialGen++
+	go s.dialRoute(s.dialGen, s.c.Attempts())
+}
+
+// dialRoute connects to the first backend of tries that answers, and tells the core, unless the walk
+// was called off meanwhile (gen).
+func (s *psession) dialRoute(gen int, tries proxy.Attempts) {
+	for {
+		s.mu.Lock()
+		if gen != s.dialGen || s.closed {
+			s.mu.Unlock()
+			return
+		}
+		addr, ok := tries.Next()
+		if !ok {
+			s.unreachable(tries.Err())
+			s.afterLocked()
+			s.mu.Unlock()
+			return
+		}
+		s.connectingTo(addr)
+		s.mu.Unlock()
+		conn, err := s.c.Dial(addr)
+		s.mu.Lock()
+		stale := gen != s.dialGen || s.closed || s.closing
+		switch {
+		case stale && conn != nil:
+			conn.Close()
+		case !stale && err != nil:
+			tries.Failed(addr, err)
+		case !stale:
+			s.backend = &pbackend{conn: conn}
+			if s.arrived(addr) {
+				s.attachLocked()
+			}
+			s.afterLocked()
+		}
+		s.mu.Unlock()
+		if stale || err == nil {
+			return
+		}
+	}
+}
+
+// admitted implements driver: the client's writer starts, and Serve's goroutine reads the client.
+func (s *psession) admitted() error {
+	go s.writeClient()
+	s.cond.Broadcast()
+	return nil
+}
+
+// handBack implements driver: Serve gives the client back to the listener.
+func (s *psession) handBack(err error) {
+	s.handBackErr = err
+	s.cond.Broadcast()
+}
+
+// ending implements driver.
+func (s *psession) ending() { s.cond.Broadcast() }
+
+// closeNow implements driver.
+func (s *psession) closeNow() { s.closeLocked() }
 
 // readClient reads the client until it closes, or the session does.
 func (s *psession) readClient() {
@@ -175,11 +179,11 @@ func (s *psession) readClient() {
 			s.lastActive = time.Now()
 			s.counters.In(n)
 			if cerr := s.conv.fromClient(buf[:n]); cerr != nil {
-				s.endLocked()
+				s.end()
 			}
 			s.afterLocked()
 			// A slow backend slows the client: wait while too much waits for it.
-			for len(s.backendOut) > highWater && !s.closed && s.backend != nil {
+			for s.backend != nil && len(s.backend.out) > highWater && !s.closed {
 				s.cond.Wait()
 			}
 			// Nor read more while the session keeps too many of its commands (conv.keptFull).
@@ -200,35 +204,32 @@ func (s *psession) readClient() {
 	}
 }
 
-// readBackend reads one backend connection until it closes or is replaced.
-func (s *psession) readBackend(conn net.Conn, gen int) {
+// readBackend reads b until it closes or the session moves off it.
+func (s *psession) readBackend(b *pbackend) {
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := conn.Read(buf)
+		n, err := b.conn.Read(buf)
 		s.mu.Lock()
-		if gen != s.gen || s.closed {
+		if s.backend != b || s.closed {
 			s.mu.Unlock()
 			return
 		}
 		if n > 0 {
 			s.lastActive = time.Now()
 			s.counters.Out(n)
-			if cerr := s.conv.fromBackend(buf[:n]); cerr != nil {
-				if errors.Is(cerr, errQuit) || errors.Is(cerr, errCannotMove) {
-					s.endLocked()
-				} else {
-					err = cerr // the backend broke the protocol: leave it
-				}
+			if cerr := s.conv.fromBackend(buf[:n]); cerr != nil && !s.conversationEnded(true, cerr) {
+				err = cerr // the backend broke the protocol: leave it
 			}
 			s.afterLocked()
-			for len(s.clientOut) > highWater && !s.closed && gen == s.gen {
+			for len(s.clientOut) > highWater && !s.closed && s.backend == b {
 				s.cond.Wait()
 			}
 		}
-		if err != nil && gen == s.gen && !s.closed && !s.closing {
-			s.backendGoneLocked(false)
+		if err != nil && s.backend == b && !s.closed && !s.closing {
+			s.backendGone(false)
+			s.afterLocked()
 		}
-		stop := err != nil || gen != s.gen || s.closed
+		stop := err != nil || s.backend != b || s.closed
 		s.mu.Unlock()
 		if stop {
 			return
@@ -236,37 +237,22 @@ func (s *psession) readBackend(conn net.Conn, gen int) {
 	}
 }
 
-// writeLoop writes what is queued in *out to conn until the session closes, or the backend connection
-// gen is replaced (gen nil: the client's).
-func (s *psession) writeLoop(conn net.Conn, out *[]byte, gen *int) {
-	mine := 0
-	if gen != nil {
-		s.mu.Lock()
-		mine = *gen
-		s.mu.Unlock()
-	}
+// writeBackend writes what is queued for b until the session closes or moves off b.
+func (s *psession) writeBackend(b *pbackend) {
 	for {
 		s.mu.Lock()
-		for len(*out) == 0 && !s.closed && !(gen != nil && *gen != mine) && !(gen == nil && s.closing) {
+		for len(b.out) == 0 && !s.closed && s.backend == b {
 			s.cond.Wait()
 		}
-		if s.closed || (gen != nil && *gen != mine) || len(*out) == 0 {
-			closing := gen == nil && s.closing && len(*out) == 0
+		if s.closed || s.backend != b {
 			s.mu.Unlock()
-			if closing {
-				s.Close()
-			}
 			return
 		}
-		b := *out
-		*out = nil
+		out := b.out
+		b.out = nil
 		s.mu.Unlock()
-		if _, err := conn.Write(b); err != nil {
-			if gen == nil {
-				s.Close()
-			} else {
-				conn.Close() // its reader sees the error and the session moves on
-			}
+		if _, err := b.conn.Write(out); err != nil {
+			b.conn.Close() // its reader sees the error and the session moves on
 			return
 		}
 		s.mu.Lock()
@@ -275,139 +261,69 @@ func (s *psession) writeLoop(conn net.Conn, out *[]byte, gen *int) {
 	}
 }
 
-// attachLocked makes conn the session's backend connection and starts its goroutines.
-func (s *psession) attachLocked(conn net.Conn) {
-	s.gen++
-	s.backend = conn
-	s.backendOut = nil
-	s.toBackend(s.conv.attach())
-	gen := s.gen
-	go s.readBackend(conn, gen)
-	go s.writeLoop(conn, &s.backendOut, &s.gen)
+// writeClient writes what is queued for the client until the session closes, or ends and everything
+// was written.
+func (s *psession) writeClient() {
+	for {
+		s.mu.Lock()
+		for len(s.clientOut) == 0 && !s.closed && !s.closing {
+			s.cond.Wait()
+		}
+		if s.closed || len(s.clientOut) == 0 {
+			closing := s.closing && !s.closed
+			s.mu.Unlock()
+			if closing {
+				s.Close()
+			}
+			return
+		}
+		out := s.clientOut
+		s.clientOut = nil
+		s.mu.Unlock()
+		if _, err := s.client.Write(out); err != nil {
+			s.Close()
+			return
+		}
+		s.mu.Lock()
+		s.cond.Broadcast() // room for whoever waits to read more
+		s.mu.Unlock()
+	}
 }
 
-// backendGoneLocked acts on the backend leaving (retired, closed or broken): the client stays, moved
-// to the next backend when it needs one.
-func (s *psession) backendGoneLocked(retired bool) {
-	if s.backend == nil {
-		return
+// attachLocked starts the conversation on s.backend, the session's backend connection now, and its
+// reader and writer, bound to it.
+func (s *psession) attachLocked() {
+	s.attach(nil, true)
+	go s.readBackend(s.backend)
+	go s.writeBackend(s.backend)
+}
+
+// dropBackend implements driver.
+func (s *psession) dropBackend() {
+	s.dialGen++ // a walk under way is called off
+	if s.backend != nil {
+		s.backend.conn.Close()
+		s.backend = nil // its reader and writer stop; what was queued for it goes with it
 	}
-	s.backend.Close()
-	s.backend, s.backendOut = nil, nil
-	s.gen++
-	from := s.addr
-	if !retired && from != "" {
-		s.c.BackendFailed(from)
-	}
-	if err := s.conv.detach(); err != nil {
-		s.endLocked()
-		return
-	}
-	s.addr = ""
-	s.counters = s.c.Moved(s, from)
 	s.cond.Broadcast()
-	s.afterLocked()
 }
 
-// afterLocked connects when the conversation needs a backend, and keeps the hold timer.
+// afterLocked lets the core settle, and keeps the timer of its next deadline.
 func (s *psession) afterLocked() {
 	s.cond.Broadcast() // a reader waiting for room (keptFull) looks again
-	if s.holdWaits && s.conv.answered() {
-		s.holdWaits = false
-		s.hold.Answered(s)
+	s.settle()
+	if s.holdTimer != nil {
+		s.holdTimer.Stop()
+		s.holdTimer = nil
 	}
-	if s.closed || s.closing {
-		return
-	}
-	if s.backend == nil && !s.connecting && s.conv.needsBackend() {
-		s.connecting = true
-		go s.connect()
-	}
-	if s.backend == nil {
-		next, err := s.conv.expireHolds(s.now())
-		if err != nil {
-			s.endLocked()
-			return
-		}
-		if s.holdTimer != nil {
-			s.holdTimer.Stop()
-			s.holdTimer = nil
-		}
-		if next > 0 {
-			s.holdTimer = time.AfterFunc(time.Duration(next-s.now()), func() {
-				s.mu.Lock()
-				s.afterLocked()
-				s.mu.Unlock()
-			})
-		}
-	}
-}
-
-// connect finds a backend on the listener's route, waiting for the route to change (and retrying
-// every retryEvery) while there is none it can reach.
-func (s *psession) connect() {
-	changed := make(chan struct{}, 1)
-	stop := s.c.WatchRoute(func() {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	})
-	defer stop()
-	for {
-		backends, start, _ := s.c.Route()
-		conn, addr, err := s.dialAny(backends, start)
-		s.mu.Lock()
-		if s.closed || s.closing {
-			s.connecting = false
-			s.mu.Unlock()
-			if conn != nil {
-				conn.Close()
-			}
-			return
-		}
-		if err == nil {
-			s.connecting = false
-			s.addr = addr
-			s.counters = s.c.Moved(s, "")
-			s.attachLocked(conn)
-			if !s.c.Routed(addr) {
-				s.backendGoneLocked(true) // retired while connecting: its retirement did not see this session
-			}
+	if next := s.deadline(); next > 0 && !s.closed {
+		s.holdTimer = time.AfterFunc(time.Duration(next-s.clock()), func() {
+			s.mu.Lock()
+			s.expire(s.clock())
 			s.afterLocked()
 			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		select {
-		case <-changed:
-		case <-time.After(retryEvery):
-		}
+		})
 	}
-}
-
-// dialAny connects to the first backend that answers, in round-robin order.
-func (s *psession) dialAny(backends []string, start uint64) (net.Conn, string, error) {
-	var errs []error
-	for i := range backends {
-		addr := backends[(start+uint64(i))%uint64(len(backends))]
-		conn, err := s.c.Dial(addr)
-		if err == nil {
-			return conn, addr, nil
-		}
-		errs = append(errs, err)
-		s.c.BackendFailed(addr)
-	}
-	if len(errs) == 0 {
-		errs = append(errs, errors.New("no backend"))
-	}
-	return nil, "", errors.Join(errs...)
-}
-
-// endLocked ends the session once what the client is owed is written.
-func (s *psession) endLocked() {
-	s.closing = true
-	s.cond.Broadcast()
 }
 
 func (s *psession) closeLocked() {
@@ -416,9 +332,7 @@ func (s *psession) closeLocked() {
 	}
 	s.closed = true
 	s.client.Close()
-	if s.backend != nil {
-		s.backend.Close()
-	}
+	s.dropBackend()
 	if s.holdTimer != nil {
 		s.holdTimer.Stop()
 	}
@@ -432,6 +346,6 @@ func (s *psession) finish() {
 		s.cond.Wait() // the writer flushes what the client is owed, then closes
 	}
 	s.closeLocked()
+	s.released()
 	s.mu.Unlock()
-	s.c.Ended(s)
 }

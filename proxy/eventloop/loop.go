@@ -1,63 +1,75 @@
-//go:build linux
-
 package eventloop
 
 import (
 	"fmt"
-	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
+
+// Events is a descriptor's readiness, as a Handler's Event gets it.
+type Events uint32
+
+// Readable reports input to read, or the end of it (the peer hung up, or the socket failed: a read
+// says which).
+func (e Events) Readable() bool { return e&(evIn|evRDHup|evHup|evErr) != 0 }
+
+// Writable reports room to write.
+func (e Events) Writable() bool { return e&evOut != 0 }
+
+// HungUp reports that the peer shut its side: reads go on to the EOF.
+func (e Events) HungUp() bool { return e&(evRDHup|evHup) != 0 }
+
+// Gone reports that the connection is closed both ways (a reset, or both sides shut).
+func (e Events) Gone() bool { return e&evHup != 0 }
+
+// Failed reports an error pending on the socket.
+func (e Events) Failed() bool { return e&evErr != 0 }
 
 // Handler is what a loop calls for a registered descriptor. Both methods run on the loop's goroutine.
 type Handler interface {
-	// Event reports readiness: a mask of unix.EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP, EPOLLERR.
-	// Descriptors are edge-triggered: an event comes once per change, so a handler reads or writes
-	// until EAGAIN.
-	Event(events uint32)
+	// Event reports readiness. Descriptors are edge-triggered: an event comes once per change, so a
+	// handler reads or writes until ErrAgain.
+	Event(events Events)
 	// Stop is called when the loop stops with the descriptor still registered: the handler closes what
 	// it owns.
 	Stop()
 }
 
-// Loop is one event loop: an epoll instance and the goroutine that waits on it. A Loop's methods other
-// than Post must be called on its goroutine (from a Handler, a posted function or a timer).
+// EndHandler is told when the loop has handled the events of one wake-up: what it gathered from
+// many of them (commands of many clients for one connection) goes out in one write.
+type EndHandler interface{ EventsHandled() }
+
+// Loop is one event loop: a poller (epoll on Linux) and the goroutine that waits on it. A Loop's methods
+// other than Post must be called on its goroutine (from a Handler, a posted function or a timer). Off
+// Linux there is no poller, New fails, and no Loop exists.
 type Loop struct {
+	p        poller
 	tid      atomic.Int32 // the loop's thread, when it is locked to one (batch scheduling)
-	epfd     int
-	evfd     int
 	mu       sync.Mutex
-	stopped  bool // under mu: evfd is closed, Post must not write to it
+	stopped  bool // under mu: the poller is closed, Post must not wake it
 	queue    []func()
 	spare    []func()
 	handlers []Handler // by descriptor
 	buf      []byte
-	events   []unix.EpollEvent
 	now      time.Time
 	nowNs    int64
 	wheel    wheel
-	quit     bool            // a stop was posted
-	parked   atomic.Bool     // epfd is in parkfd: the loop waits through Go's poller (atomic for tests)
-	parkfd   *os.File        // an epoll instance in Go's poller, holding epfd while parked
-	parkFD   int             // its descriptor (parkfd.Fd() would make it blocking)
-	raw      syscall.RawConn // for waiting on parkfd
-	pollFn   func(uintptr) bool
-	polled   int
-	pollErr  error
+	quit     bool // a stop was posted
 	// atEnd: handlers that asked to run once the events of this wake-up are handled (AtEnd)
 	atEnd, atEndSpare []EndHandler
 	// later: handlers that asked to go on after the next wait for events (Later)
 	later, laterSpare []EndHandler
 }
 
-// EndHandler is told when the loop has handled the events of one wake-up: what it gathered from
-// many of them (commands of many clients for one connection) goes out in one write.
-type EndHandler interface{ EventsHandled() }
+func newLoop() (*Loop, error) {
+	lp := &Loop{buf: make([]byte, 64<<10)}
+	if err := lp.p.open(); err != nil {
+		return nil, err
+	}
+	lp.wheel.init(TimerTick)
+	return lp, nil
+}
 
 // AtEnd asks the loop to call h.EventsHandled once the events of this wake-up are handled. Call it
 // on the loop's goroutine; h asks again for each wake-up it needs.
@@ -68,50 +80,6 @@ func (lp *Loop) AtEnd(h EndHandler) { lp.atEnd = append(lp.atEnd, h) }
 // on the loop's goroutine.
 func (lp *Loop) Later(h EndHandler) { lp.later = append(lp.later, h) }
 
-// schedBatch is SCHED_BATCH from <linux/sched.h>.
-const schedBatch = 3
-
-func newLoop() (*Loop, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return nil, err
-	}
-	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		unix.Close(epfd)
-		return nil, err
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return nil, err
-	}
-	parkfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err == nil {
-		err = unix.SetNonblock(parkfd, true) // so that os.NewFile puts it in Go's poller
-		if err != nil {
-			unix.Close(parkfd)
-		}
-	}
-	if err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return nil, err
-	}
-	lp := &Loop{epfd: epfd, evfd: evfd, buf: make([]byte, 64<<10), events: make([]unix.EpollEvent, 256)}
-	lp.parkfd, lp.parkFD = os.NewFile(uintptr(parkfd), "epoll-park"), parkfd
-	if lp.raw, err = lp.parkfd.SyscallConn(); err != nil {
-		lp.parkfd.Close()
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return nil, err
-	}
-	lp.pollFn = lp.poll
-	lp.wheel.init(TimerTick)
-	return lp, nil
-}
-
 // Post queues fn to run on the loop's goroutine and wakes the loop. It may be called from any
 // goroutine; fn is dropped if the loop has stopped.
 func (lp *Loop) Post(fn func()) {
@@ -121,8 +89,7 @@ func (lp *Loop) Post(fn func()) {
 		return
 	}
 	lp.queue = append(lp.queue, fn)
-	one := [8]byte{1}
-	_, _ = unix.Write(lp.evfd, one[:])
+	lp.p.wake()
 }
 
 func (lp *Loop) stop() { lp.Post(func() { lp.quit = true }) }
@@ -154,10 +121,9 @@ func (lp *Loop) Add(fd int, h Handler) error {
 		lp.handlers = append(lp.handlers, make([]Handler, len(lp.handlers)+1024)...)
 	}
 	lp.handlers[fd] = h
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
-	if err := unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := lp.p.add(fd); err != nil {
 		lp.handlers[fd] = nil
-		return fmt.Errorf("epoll: %w", err)
+		return fmt.Errorf("event loop: register descriptor: %w", err)
 	}
 	return nil
 }
@@ -169,32 +135,33 @@ func (lp *Loop) Rebind(fd int, h Handler) {
 	}
 }
 
-// Forget drops fd's handler. Closing fd removes it from epoll; Forget alone does not, so a descriptor
-// that leaves the loop open is also taken out of epoll (Remove).
+// Forget drops fd's handler. Closing fd removes it from the poller; Forget alone does not, so a
+// descriptor that leaves the loop open is also taken out of the poller (Remove).
 func (lp *Loop) Forget(fd int) {
 	if fd >= 0 && fd < len(lp.handlers) {
 		lp.handlers[fd] = nil
 	}
 }
 
-// Remove forgets fd and takes it out of epoll, for a descriptor that leaves the loop open.
+// Remove forgets fd and takes it out of the poller, for a descriptor that leaves the loop open.
 func (lp *Loop) Remove(fd int) {
 	lp.Forget(fd)
-	_ = unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	lp.p.remove(fd)
 }
+
+// Parked reports whether the loop waits in Go's poller (idle) rather than holding its P.
+func (lp *Loop) Parked() bool { return lp.p.parked.Load() }
+
+// Thread is the id of the loop's thread when it is locked to one (batch scheduling), else 0.
+func (lp *Loop) Thread() int { return int(lp.tid.Load()) }
 
 // run is the loop. It reports on started whether its thread could be set up, then runs until stopped.
 func (lp *Loop) run(batch bool, started chan<- error) {
 	var setupErr error
 	if batch {
-		// The policy belongs to a thread: the loop keeps its thread for good (also while parked), and
-		// the thread ends with the loop (no Unlock), so no other goroutine ever runs under the policy.
-		runtime.LockOSThread()
-		lp.tid.Store(int32(unix.Gettid()))
-		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: schedBatch}
-		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
-			setupErr = fmt.Errorf("SCHED_BATCH for an event loop's thread: %w", err)
-		}
+		var tid int
+		tid, setupErr = lockBatchThread()
+		lp.tid.Store(int32(tid))
 	}
 	started <- setupErr // on an error the loops are closed: run on to take the stop
 	defer func() {
@@ -205,10 +172,8 @@ func (lp *Loop) run(batch bool, started chan<- error) {
 		}
 		lp.mu.Lock()
 		lp.stopped = true
-		unix.Close(lp.evfd)
+		lp.p.close()
 		lp.mu.Unlock()
-		lp.parkfd.Close()
-		unix.Close(lp.epfd)
 	}()
 	for {
 		timeout := -1
@@ -220,18 +185,16 @@ func (lp *Loop) run(batch bool, started chan<- error) {
 		if len(later) > 0 {
 			timeout = 0
 		}
-		n, err := lp.wait(timeout)
-		if err != nil && err != unix.EINTR {
+		n, err := lp.p.wait(timeout)
+		if err != nil {
 			return
 		}
 		lp.now = time.Now()
 		lp.nowNs = lp.now.UnixNano()
 		for i := 0; i < n; i++ {
-			ev := &lp.events[i]
-			fd := int(ev.Fd)
-			if fd == lp.evfd {
-				var drain [8]byte
-				_, _ = unix.Read(lp.evfd, drain[:])
+			fd, events := lp.p.event(i)
+			if fd == lp.p.wakeFD() {
+				lp.p.drainWake()
 				lp.runPosted()
 				if lp.quit {
 					return
@@ -239,7 +202,7 @@ func (lp *Loop) run(batch bool, started chan<- error) {
 				continue
 			}
 			if fd < len(lp.handlers) && lp.handlers[fd] != nil {
-				lp.handlers[fd].Event(ev.Events)
+				lp.handlers[fd].Event(events)
 			}
 		}
 		lp.runAtEnd()

@@ -1,5 +1,3 @@
-//go:build linux
-
 package eventloop
 
 import (
@@ -21,8 +19,8 @@ type Options struct {
 }
 
 // Loops is a running set of event loops. A busy loop sleeps in epoll_wait while holding one of the
-// runtime's Ps (see Loop.wait), so New adds one P per loop to GOMAXPROCS while the loops run: the rest of
-// the process keeps the share it had.
+// runtime's Ps (see poller.wait), so New adds one P per loop to GOMAXPROCS while the loops run: the rest
+// of the process keeps the share it had.
 type Loops struct {
 	loops []*Loop
 	procs int // Ps added to GOMAXPROCS, given back by Close
@@ -31,7 +29,8 @@ type Loops struct {
 	once  sync.Once
 }
 
-// New starts the loops. Call Close when nothing uses them any more.
+// New starts the loops. Call Close when nothing uses them any more. Off Linux it fails: there is no
+// epoll, and the proxy's clients are served on goroutines.
 func New(opts Options) (*Loops, error) {
 	n := opts.Loops
 	if max := runtime.GOMAXPROCS(0); n <= 0 || n > max {

@@ -1,0 +1,332 @@
+package respsession
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/sentinel-proxy/sentinel-proxy/proxy"
+)
+
+// core is one resp-mode client session, whatever drives its sockets: what the listener sees of it
+// (proxy.Session and proxy.CommandHolder), its registration at a backend, its moves from one backend to
+// the next, the switchover's hold, and the retries while no backend can be reached. It decides; its
+// driver (epoll.go: an event loop; portable.go: goroutines) does the I/O and tells it what happened.
+// Every method but the proxy.Session ones runs in the session's turn: on its loop, or under its lock.
+type core struct {
+	d        driver
+	c        *proxy.Client
+	conv     *conv
+	counters proxy.Counters
+	addr     string // the backend the session is registered at; "" between backends
+	pending  string // the backend being connected to
+
+	established bool // registered with the listener (its first backend connected)
+	linked      bool // a backend connection is up (its own, or a shared one)
+	connecting  bool
+	closing     bool // close once what the client is owed is written
+	closed      bool
+
+	// hold is the listener's hold in force (HoldCommands); holdWaits until the session told it that
+	// what it sent before is answered.
+	hold      *proxy.CommandHold
+	holdWaits bool
+
+	retryAt   int64  // when to walk the route again, 0 if not waiting for it (unix nanoseconds)
+	holdNext  int64  // the earliest deadline of a command held for want of a backend
+	stopWatch func() // while waiting for the route to change
+}
+
+// driver is what a core asks of the code that owns its sockets. Each method runs in the session's turn.
+type driver interface {
+	output // what the conversation writes: to the backend connection, to the client
+	// walkRoute connects to the listener's route (proxy.Client.Attempts: its backends in turn) in the
+	// background, and tells the core how it went: connectingTo each, then arrived, or unreachable.
+	walkRoute()
+	// dropBackend closes the backend connection (or leaves a shared one), or stops connecting.
+	dropBackend()
+	// handBack gives a client whose first connect failed back to the listener, which holds and
+	// retries it, or refuses it.
+	handBack(err error)
+	// admitted is told that the session is registered, the first time: the client is read from now on.
+	admitted() error
+	// ending is told that the session ends once the client's output is written: read nothing more.
+	ending()
+	// closeNow closes the session at once.
+	closeNow()
+	// run runs fn in the session's turn, then lets the session act on what changed; called from any
+	// goroutine, in order, and it must not block.
+	run(fn func())
+	clock() int64 // unix nanoseconds
+}
+
+// retryEvery is how often a session without a backend walks its route again when the route did not
+// change (its backend refused, and may be back: a restart).
+const retryEvery = 250 * time.Millisecond
+
+// highWater is how much output a side may have waiting before the side that feeds it stops being
+// read: a slow reader slows its writer instead of making the proxy buffer without bound.
+const highWater = 64 << 10
+
+func (s *core) init(d driver, c *proxy.Client, out output) {
+	s.d, s.c = d, c
+	s.conv = newConv(out, s, int64(c.HoldTimeout()))
+}
+
+var (
+	_ proxy.CommandHolder = (*core)(nil)
+	_ env                 = (*core)(nil)
+)
+
+// Backend implements proxy.Session: the listener's registry files the session under it.
+func (s *core) Backend() string { return s.addr }
+
+// Close implements proxy.Session: an operator's kill, or the listener closing.
+func (s *core) Close() { s.d.run(func() { s.d.closeNow() }) }
+
+// Retire implements proxy.Session: the backend left its pool; the session moves to the route's next.
+func (s *core) Retire(backend string) {
+	s.d.run(func() {
+		if s.addr == backend && !s.closed {
+			s.backendGone(true)
+		}
+	})
+}
+
+// HoldCommands implements proxy.CommandHolder.
+func (s *core) HoldCommands(h *proxy.CommandHold) {
+	s.d.run(func() {
+		if s.closed || h.Released() {
+			h.Answered(s)
+			return
+		}
+		s.hold, s.holdWaits = h, true
+		s.conv.holdCommands()
+	})
+}
+
+// ReleaseCommands implements proxy.CommandHolder.
+func (s *core) ReleaseCommands(h *proxy.CommandHold) {
+	s.d.run(func() {
+		if s.closed || s.hold != h {
+			return
+		}
+		s.hold, s.holdWaits = nil, false
+		// The held commands go to the route in force now. A session still on (or on its way to) a
+		// backend the route left, which was not cut because it connected as the cut was made, moves
+		// first, as a cut session does.
+		if (s.conv.attached && !s.routeHas(s.addr)) || (s.connecting && s.established && !s.routeHas(s.pending)) {
+			s.backendGone(true)
+		}
+		s.d.toBackend(s.conv.releaseCommands())
+	})
+}
+
+// routeHas reports whether the listener's route has addr, or no backend at all (then the session
+// stays where it is: nothing is better).
+func (s *core) routeHas(addr string) bool {
+	backends, _, _ := s.c.Route()
+	return len(backends) == 0 || slices.Contains(backends, addr)
+}
+
+// now implements env.
+func (s *core) now() int64 { return s.d.clock() }
+
+// refusal implements env: why a command held for want of a backend is refused when its time is up.
+func (s *core) refusal() string {
+	_, _, refusal := s.c.Route()
+	if refusal == "" {
+		return "no backend of the route could be reached" // the route has backends, none answered in time
+	}
+	return refusal
+}
+
+// connect starts walking the listener's route.
+func (s *core) connect() {
+	s.retryAt = 0
+	s.connecting = true
+	s.d.walkRoute()
+}
+
+// connectingTo is told which backend the driver connects to now.
+func (s *core) connectingTo(addr string) { s.pending = addr }
+
+// arrived is told that the session's backend connection to addr is up: it registers the session there
+// (the end of the client's admission, the first time) and reports whether it stays. False when the
+// listener is closing (the session closed) or the route left addr while it connected (it moved on).
+func (s *core) arrived(addr string) bool {
+	s.connecting = false
+	s.linked = true
+	if s.stopWatch != nil {
+		s.stopWatch()
+		s.stopWatch = nil
+	}
+	from := s.addr
+	s.addr = addr
+	counters, arrival := s.c.Arrived(s, from)
+	if arrival == proxy.ListenerClosing {
+		s.d.closeNow()
+		return false
+	}
+	s.counters = counters
+	if !s.established {
+		s.established = true
+		if h := s.c.CommandHold(); h != nil && !h.Released() {
+			// Held from its first command: the release, which comes in the session's turn, comes after.
+			s.hold = h
+			s.conv.holdCommands()
+		}
+		if err := s.d.admitted(); err != nil {
+			s.d.closeNow()
+			return false
+		}
+	}
+	if arrival == proxy.RouteMoved {
+		s.backendGone(true)
+		return false
+	}
+	return true
+}
+
+// attach starts the conversation on a backend connection of the session's own: the client's state is
+// replayed (unless the connection has it: replay false), then what waited is sent (between first: what
+// the session forwarded to a shared connection and did not send there).
+func (s *core) attach(between []byte, replay bool) {
+	s.d.toBackend(s.conv.attachWith(between, replay))
+}
+
+// unreachable is told that no backend of the route could be reached (err says why): a client being
+// admitted goes back to the listener; one in session waits for the route to change, and walks it again
+// every retryEvery meanwhile.
+func (s *core) unreachable(err error) {
+	s.connecting = false
+	if !s.established {
+		s.closed = true
+		s.stopWatching()
+		s.d.handBack(err)
+		return
+	}
+	s.retryAt = s.d.clock() + int64(retryEvery)
+	if s.stopWatch == nil {
+		s.stopWatch = s.c.WatchRoute(func() {
+			s.d.run(func() {
+				if !s.closed && !s.linked && !s.connecting && s.retryAt != 0 {
+					s.connect()
+				}
+			})
+		})
+	}
+}
+
+func (s *core) stopWatching() {
+	if s.stopWatch != nil {
+		s.stopWatch()
+		s.stopWatch = nil
+	}
+}
+
+// backendGone acts on the backend leaving: retired by the listener (its node left the pool), or its
+// connection closed or broken. The conversation keeps the client: it is moved to the next backend when
+// it needs one.
+func (s *core) backendGone(retired bool) {
+	if s.closed || !s.established || (!s.linked && !s.connecting) {
+		return
+	}
+	wasConnecting := s.connecting
+	addr := s.addr
+	s.d.dropBackend()
+	s.linked, s.connecting = false, false
+	if !retired && !wasConnecting && addr != "" {
+		s.c.BackendFailed(addr)
+	}
+	if err := s.conv.detach(); err != nil {
+		s.end()
+		return
+	}
+	s.addr = ""
+	s.counters = s.c.Moved(s, addr)
+	if s.conv.needsBackend() {
+		s.connect()
+	}
+}
+
+// conversationEnded acts on an error of the conversation: the client was told (it wrote its answer)
+// and is closed once that is written; a backend that sent what is not RESP is left as a failed one.
+// It reports whether the session ends.
+func (s *core) conversationEnded(fromBackend bool, err error) bool {
+	if fromBackend && !errors.Is(err, errQuit) && !errors.Is(err, errCannotMove) {
+		return false
+	}
+	s.end()
+	return true
+}
+
+// end closes the session once what the client is owed is written.
+func (s *core) end() {
+	if s.closing || s.closed {
+		return
+	}
+	s.closing = true
+	s.d.ending()
+}
+
+// settle acts on what the last step left, before the session waits again: the hold told once what was
+// sent before it is answered; a backend looked for when the conversation needs one; commands held for
+// want of a backend refused once their time is up.
+func (s *core) settle() {
+	if s.closed {
+		return
+	}
+	if s.holdWaits && s.conv.answered() {
+		s.holdWaits = false
+		s.hold.Answered(s)
+	}
+	if s.closing {
+		return
+	}
+	if !s.linked && !s.connecting && s.retryAt == 0 && s.conv.needsBackend() {
+		s.connect()
+	}
+	s.holdNext = 0
+	// A command held while its session moves from a shared connection to one of its own waits for
+	// that connection (its connect timeout bounds it), not for a master: failover_hold, even 0, does
+	// not apply to it.
+	if !s.conv.attached && !(s.connecting && s.conv.privateSoon) {
+		next, err := s.conv.expireHolds(s.d.clock())
+		if err != nil {
+			s.end()
+			return
+		}
+		s.holdNext = next
+	}
+}
+
+// expire acts on the session's deadlines that passed by now; settle follows.
+func (s *core) expire(now int64) {
+	if s.retryAt != 0 && now >= s.retryAt && !s.closed && !s.closing {
+		s.retryAt = 0
+		if !s.linked && !s.connecting && s.conv.needsBackend() {
+			s.connect()
+		}
+	}
+}
+
+// deadline is the session's next deadline (0 for none): a retry of the route, or a held command's.
+func (s *core) deadline() int64 {
+	next := s.retryAt
+	if s.holdNext > 0 && (next == 0 || s.holdNext < next) {
+		next = s.holdNext
+	}
+	return next
+}
+
+// released is told that the session is over: it leaves the listener.
+func (s *core) released() {
+	s.closed = true
+	s.stopWatching()
+	if s.established {
+		s.c.Ended(s)
+	} else {
+		s.c.Release()
+	}
+}
