@@ -42,7 +42,7 @@ func main() {
 	conns := flag.Int("conns", 8000, "connections for the memory and active-connection tests")
 	extra := flag.String("proxy-config", "", "extra [proxy] keys for sentinel-proxy, e.g. 'forwarder = \"portable\"'")
 	batch := flag.Bool("batch", true, "also measure a second sentinel-proxy with event_loop_scheduling = \"batch\"")
-	baseline := flag.String("baseline", "", "also measure this sentinel-proxy binary (default config), e.g. a build of the commit before a change")
+	baseline := flag.String("baseline", "", "also measure this sentinel-proxy binary in every mode measured (tcp, and resp and multiplex when on), e.g. a build of the commit before a change: A/B in one run")
 	respMode := flag.Bool("resp", true, "also measure sentinel-proxy in resp mode ([[masters]] mode = \"resp\")")
 	multiplex := flag.Bool("multiplex", true, "also measure sentinel-proxy in resp mode with multiplex = true")
 	twemproxy := flag.String("twemproxy", "nutcracker", "twemproxy binary (empty: not measured)")
@@ -60,7 +60,14 @@ func main() {
 		variants = append(variants, variant{name: "sentinel-proxy batch", bin: *proxyBin, proxy: *extra + "\n" + batchConfig})
 	}
 	if *baseline != "" {
-		variants = append(variants, variant{name: "sentinel-proxy baseline", bin: *baseline, proxy: *extra})
+		variants = append(variants, variant{name: "baseline", bin: *baseline, proxy: *extra})
+		if *respMode {
+			variants = append(variants, variant{name: "baseline resp", bin: *baseline, proxy: *extra, master: `mode = "resp"`})
+		}
+		if *multiplex {
+			variants = append(variants, variant{name: "baseline multiplex", bin: *baseline, proxy: *extra,
+				master: "mode = \"resp\"\nmultiplex = true"})
+		}
 	}
 	if err := run(variants, *haproxyBin, *twemproxy, *rounds, *requests, *clients, *conns, *burst); err != nil {
 		fmt.Fprintln(os.Stderr, "throughput:", err)

@@ -1,8 +1,10 @@
 // Package pipe is the byte forwarder: a proxy.Handler that connects each client to a backend and moves
 // bytes both ways until either side is done, with half-closes passed on and a slow reader slowing its
 // writer, never buffering without bound. It never reads what it forwards. Two implementations pass the
-// same conformance suite: Portable (two goroutines per session, any system, and the one that carries
-// TLS) and, on Linux, Epoll (event loops, both legs of a session on one loop).
+// conformance suite every data path passes (proxy/conformance_test.go): Portable (two goroutines per
+// session, any system, and the one that carries TLS) and, on Linux, Epoll (event loops, both legs of a
+// session on one loop). The end of a client's admission is proxy.Client's (Attempts, Arrived,
+// HandBack), as for every handler.
 package pipe
 
 import (

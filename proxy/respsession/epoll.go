@@ -157,6 +157,16 @@ func (sd *side) EventsHandled() {
 // Stop implements eventloop.Handler: the loop is stopping.
 func (sd *side) Stop() { sd.s.close() }
 
+// shut closes the side's socket, if it has one, and drops what waited to be written to it.
+func (sd *side) shut() {
+	if sd.fd >= 0 {
+		sd.s.lp.Forget(sd.fd)
+		eventloop.Close(sd.fd)
+		sd.fd = -1
+	}
+	sd.out.Reset()
+}
+
 func (s *session) event(sd *side, events eventloop.Events) {
 	if s.closed {
 		return
@@ -417,12 +427,7 @@ func (s *session) dropBackend() {
 	if s.mux != nil {
 		s.dropShared()
 	}
-	if s.backend.fd >= 0 {
-		s.lp.Forget(s.backend.fd)
-		eventloop.Close(s.backend.fd)
-		s.backend.fd = -1
-	}
-	s.backend.out.Reset()
+	s.backend.shut()
 	s.backend.broken, s.backend.paused, s.backend.hup = false, false, false
 	if s.client.paused && !s.keptFull && !s.closing {
 		s.client.paused, s.reread = false, true
@@ -449,12 +454,7 @@ func (s *session) close() {
 	s.closed = true
 	s.lp.Cancel(&s.timer)
 	s.dropBackend()
-	if s.client.fd >= 0 {
-		s.lp.Forget(s.client.fd)
-		eventloop.Close(s.client.fd)
-		s.client.fd = -1
-	}
-	s.client.out.Reset()
+	s.client.shut()
 	s.released()
 }
 
