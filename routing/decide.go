@@ -181,12 +181,13 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 type listing struct {
 	role  map[string]string // "master" or "replica"
 	flags map[string]string // as a view gives them; a view that flags a replica down wins
-	down  map[string]bool   // replicas a view flags down
+	down  map[string]bool   // replicas a view flags down or disconnected: out of the pool
+	sdown map[string]bool   // replicas a view judges down (s_down, o_down): they lose their sessions
 }
 
 // listedBySentinels reads the role of each node from the views of the named master's config epoch.
 func listedBySentinels(views []sentinel.View, named string, epoch int64) listing {
-	l := listing{role: map[string]string{}, flags: map[string]string{}, down: map[string]bool{}}
+	l := listing{role: map[string]string{}, flags: map[string]string{}, down: map[string]bool{}, sdown: map[string]bool{}}
 	if named != "" {
 		l.role[named] = "master"
 	}
@@ -201,6 +202,7 @@ func listedBySentinels(views []sentinel.View, named string, epoch int64) listing
 			l.role[r.Addr] = "replica"
 			if r.Down() {
 				l.down[r.Addr] = true
+				l.sdown[r.Addr] = l.sdown[r.Addr] || r.SDown()
 				l.flags[r.Addr] = r.Flags
 			} else if _, ok := l.flags[r.Addr]; !ok {
 				l.flags[r.Addr] = r.Flags
@@ -334,8 +336,10 @@ func (s *State) nodeVerdicts(g *Group, route *GroupSnapshot, adminBlocked string
 		ns := s.nodeSnapshot(a, listed, route.Master, now)
 		ns.InMasterPool = a == route.Master
 		// A replica out of the pool because of its probes alone keeps its sessions, as the master does;
-		// one that Sentinel flags down, or an operator put in MAINT, loses them.
-		listedReplica := listed.role[a] == "replica" && !listed.down[a] && ns.Admin != AdminMaint
+		// one that Sentinel judges down (s_down, o_down), or an operator put in MAINT, loses them. One a
+		// Sentinel flags only "disconnected" takes no new sessions but keeps its own: that Sentinel is
+		// re-opening its own link to it, as it does during any stall of 6 s (sentinel.Replica.SDown).
+		listedReplica := listed.role[a] == "replica" && !listed.sdown[a] && ns.Admin != AdminMaint
 		switch {
 		case ns.InMasterPool:
 			ns.Verdict = "master"
@@ -365,6 +369,9 @@ func (s *State) nodeVerdicts(g *Group, route *GroupSnapshot, adminBlocked string
 			ns.Verdict = "unknown-to-sentinel"
 		case listed.down[a]:
 			ns.Verdict = "sentinel-down"
+			if listedReplica {
+				kept = append(kept, a) // flagged disconnected, not judged down
+			}
 		case n.Stall != "":
 			// It cannot answer new clients now, but its sessions wait for it as direct clients would.
 			ns.Verdict = string(n.Stall)

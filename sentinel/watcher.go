@@ -47,10 +47,19 @@ type Replica struct {
 	NeverPromoted bool
 }
 
-// Down reports whether the Sentinel considers the replica unusable.
+// Down reports whether the Sentinel considers the replica unusable: judged down (SDown), or its link to it
+// disconnected (Sentinel promotes no such replica).
 func (r Replica) Down() bool {
-	return strings.Contains(r.Flags, "s_down") || strings.Contains(r.Flags, "o_down") ||
-		strings.Contains(r.Flags, "disconnected")
+	return r.SDown() || strings.Contains(r.Flags, "disconnected")
+}
+
+// SDown reports whether the Sentinel judges the replica down: s_down (no valid reply for
+// down-after-milliseconds) or o_down. "disconnected" alone is not that: it says only that the Sentinel is
+// re-opening its own connection to the node, as it does when its pub/sub link has carried no hello for
+// 6 s (3 × its 2 s hello period), so during any stall of 6 s or more; while a script keeps the node
+// -BUSY, its SUBSCRIBE is refused and the flag stays until the script ends.
+func (r Replica) SDown() bool {
+	return strings.Contains(r.Flags, "s_down") || strings.Contains(r.Flags, "o_down")
 }
 
 // Options configure a Watcher. Zero durations pick the defaults noted.

@@ -215,3 +215,21 @@ func TestTornView(t *testing.T) {
 		}
 	}
 }
+
+func TestReplicaDown(t *testing.T) {
+	for _, tt := range []struct {
+		flags       string
+		down, sdown bool
+	}{
+		{"slave", false, false},
+		{"slave,disconnected", true, false}, // the Sentinel re-opens its link: unusable, not judged down
+		{"s_down,slave", true, true},
+		{"s_down,slave,disconnected", true, true},
+		{"o_down,s_down,slave", true, true},
+	} {
+		r := Replica{Flags: tt.flags}
+		if r.Down() != tt.down || r.SDown() != tt.sdown {
+			t.Errorf("%q: Down %v SDown %v, want %v %v", tt.flags, r.Down(), r.SDown(), tt.down, tt.sdown)
+		}
+	}
+}
