@@ -15,7 +15,7 @@ import "strconv"
 // connection that others share.
 type muxOutput interface {
 	output
-	commandSent(replies int32)
+	commandSent(replies int32, write bool)
 }
 
 // muxClass says how a command may travel on a shared connection.
@@ -129,9 +129,10 @@ type sharedLink interface {
 	// useShared puts the session on the connection for key k on its node, when nothing is owed; false
 	// when there is none to be had (the backend is gone: the session moves on).
 	useShared(k muxKeyOf) bool
-	// sendShared sends b, whole commands owed replies replies; false when there is no connection to be
-	// had (as useShared).
-	sendShared(b []byte, replies int32) bool
+	// sendShared sends b, whole commands owed replies replies (write: one may change the dataset, and
+	// its reply waits for the connection's WAIT); false when there is no connection to be had (as
+	// useShared).
+	sendShared(b []byte, replies int32, write bool) bool
 	// goPrivate moves the session, which is owed nothing, to a connection of its own.
 	goPrivate()
 }
@@ -146,7 +147,7 @@ func (c *conv) dispatchShared(l sharedLink) {
 		return
 	}
 	if c.muxKeyWait {
-		if l.sharedOwed() > 0 {
+		if c.sharedBusy(l) {
 			return
 		}
 		c.muxKeyWait = false
@@ -164,7 +165,7 @@ func (c *conv) dispatchShared(l sharedLink) {
 			c.muxPrivate = true
 			continue
 		case muxKey:
-			if l.sharedOwed() > 0 || !l.useShared(c.st.muxKey().after(e)) {
+			if c.sharedBusy(l) || !l.useShared(c.st.muxKey().after(e)) {
 				return
 			}
 			if c.sendHeldShared(l, e) {
@@ -178,7 +179,7 @@ func (c *conv) dispatchShared(l sharedLink) {
 	}
 	if c.muxPrivate {
 		c.muxHeld = true
-		if l.sharedOwed() == 0 {
+		if !c.sharedBusy(l) {
 			l.goPrivate()
 		}
 		return
@@ -197,9 +198,13 @@ func (c *conv) dispatchShared(l sharedLink) {
 	c.muxHeld = false
 }
 
+// sharedBusy reports whether the session must stay on its shared connection for now: replies are owed
+// to it there, or write replies wait for that connection's WAIT (a move would lose its answer).
+func (c *conv) sharedBusy(l sharedLink) bool { return l.sharedOwed() > 0 || c.held != nil }
+
 // sendHeldShared sends e, a held command, on the session's shared connection.
 func (c *conv) sendHeldShared(l sharedLink, e *entry) bool {
-	if !l.sendShared(c.kept.get(e.raw), e.replies) {
+	if !l.sendShared(c.kept.get(e.raw), e.replies, e.write) {
 		return false
 	}
 	e.sent = true

@@ -29,6 +29,9 @@ type receiver interface {
 	// sharedRoom is told that the connection's output, too full for more when the session last sent
 	// (claim.send), has room again.
 	sharedRoom()
+	// sharedConfirmed is told what the connection's WAIT after the session's writes answered (replicas
+	// that have them, or err), once their replies came (durable.go).
+	sharedConfirmed(replicas int64, err error)
 }
 
 // poolKey names a shared backend connection of a loop: a node, and the connection state of every
@@ -36,6 +39,7 @@ type receiver interface {
 type poolKey struct {
 	addr string
 	muxKeyOf
+	dur *Durability // the group's wait_replicas: the connection's WAITs use it (nil: none)
 }
 
 // pool is a loop's shared backend connections, one per key. Only its loop touches it.
@@ -148,6 +152,7 @@ type claim struct {
 	long    bool     // a reply to it passed maxSharedReply
 	touched bool     // listed in the delivery under way
 	waits   bool     // waits for room (sharedConn.blocked)
+	wrote   bool     // sent a write since the connection's last WAIT (sharedConn.writers)
 }
 
 // addr is the node of the claim's connection.
@@ -169,11 +174,15 @@ func (cl *claim) stuck(now int64) bool { return cl.conn.stuck(now) }
 // send queues b, whole commands owed replies replies, for the end of this wake-up, and reports whether
 // the connection's output is too full for more: the session then stops reading its client, and is
 // told when there is room (receiver.sharedRoom).
-func (cl *claim) send(b []byte, replies int32) (full bool) {
+func (cl *claim) send(b []byte, replies int32, write bool) (full bool) {
 	sc := cl.conn
 	if replies > 0 {
 		sc.fifo = append(sc.fifo, pendingReplies{cl: cl, n: replies, at: sc.pool.lp.NowNs()})
 		cl.owed += replies
+	}
+	if write && sc.key.dur != nil && !cl.wrote {
+		cl.wrote = true
+		sc.writers = append(sc.writers, cl)
 	}
 	sc.out.Append(b)
 	if !sc.flushing && !sc.connecting {
@@ -206,11 +215,13 @@ func (cl *claim) cancel() {
 }
 
 // pendingReplies is a claim's commands sent together on a shared connection, in the order of the
-// connection's commands.
+// connection's commands; or the connection's own WAIT (cl nil), whose answer goes to the claims whose
+// writes went before it (writers).
 type pendingReplies struct {
-	cl *claim
-	n  int32 // replies still to come
-	at int64 // when the commands went out (the loop's clock, unix nanoseconds)
+	cl      *claim
+	writers []*claim
+	n       int32 // replies still to come
+	at      int64 // when the commands went out (the loop's clock, unix nanoseconds)
 }
 
 // sharedConn is one backend connection that many sessions of a loop send their commands on. Commands
@@ -242,7 +253,13 @@ type sharedConn struct {
 	claims     map[*claim]struct{} // the sessions on it, or waiting for its connect
 	// blocked are claims whose session stopped reading its client while the output is full.
 	blocked []*claim
-	touched []*claim     // the claims a delivery gave replies to (deliver), reused
+	// writers are the claims that sent a write since the last WAIT: the next one is sent for them at
+	// the end of the wake-up (durable.go). waitReply gathers that WAIT's reply; spareWriters are lists
+	// its answered WAITs gave back, for reuse.
+	writers      []*claim
+	waitReply    []byte
+	spareWriters [][]*claim
+	touched      []*claim     // the claims a delivery gave replies to (deliver), reused
 	reader  sharedReader // asks the loop to go on reading after others had their turn (pump)
 	later   bool
 	hup     bool // the backend hung up: read to the EOF
@@ -259,12 +276,33 @@ func (r sharedReader) EventsHandled() {
 	}
 }
 
-// stuck: see claim.stuck.
+// stuck: see claim.stuck. A WAIT of its own may take its timeout.
 func (sc *sharedConn) stuck(now int64) bool {
-	if !sc.bad && sc.head < len(sc.fifo) && now-sc.fifo[sc.head].at > int64(stuckAfter) {
-		sc.spoil()
+	if !sc.bad && sc.head < len(sc.fifo) {
+		oldest := sc.fifo[sc.head]
+		limit := int64(stuckAfter)
+		if oldest.cl == nil && sc.key.dur != nil {
+			limit += int64(sc.key.dur.Timeout())
+		}
+		if now-oldest.at > limit {
+			sc.spoil()
+		}
 	}
 	return sc.bad
+}
+
+// sendWait queues a WAIT after the writes of the claims in writers: its answer goes to them.
+func (sc *sharedConn) sendWait() {
+	s := sc.key.dur.setting.Load()
+	sc.out.Append(s.wait)
+	sc.fifo = append(sc.fifo, pendingReplies{writers: sc.writers, n: 1, at: sc.pool.lp.NowNs()})
+	for _, cl := range sc.writers {
+		cl.wrote = false
+	}
+	sc.writers = nil
+	if n := len(sc.spareWriters); n > 0 {
+		sc.writers, sc.spareWriters = sc.spareWriters[n-1][:0], sc.spareWriters[:n-1]
+	}
 }
 
 // Dialed implements eventloop.DialHandler: once connected, the handshake and what the sessions sent
@@ -305,8 +343,12 @@ func (sc *sharedConn) EventsHandled() {
 	}
 }
 
-// flush writes what waits; once all is written, the sessions it stopped reading are told.
+// flush writes what waits, a WAIT after the writes first; once all is written, the sessions it stopped
+// reading are told.
 func (sc *sharedConn) flush() {
+	if len(sc.writers) > 0 {
+		sc.sendWait()
+	}
 	err := sc.out.Flush(sc.fd)
 	if err != nil {
 		sc.fail(fmt.Errorf("write to %s: %w", sc.key.addr, err))
@@ -443,6 +485,21 @@ func (sc *sharedConn) deliver(b []byte, touched []*claim) ([]*claim, error) {
 			return touched, errors.New("backend sent a reply nobody asked for")
 		}
 		w := &sc.fifo[sc.head]
+		if w.cl == nil {
+			// The connection's own WAIT: its answer goes to the sessions whose writes it covers.
+			give()
+			if len(sc.waitReply) < maxWaitReply {
+				sc.waitReply = append(sc.waitReply, b[pos:pos+min(n, maxWaitReply-len(sc.waitReply))]...)
+			}
+			pos += n
+			from = pos
+			if !done {
+				continue
+			}
+			touched = sc.waitAnswered(w, touched)
+			sc.advance()
+			continue
+		}
 		if w.cl != run {
 			give()
 			from, run = pos, w.cl
@@ -466,17 +523,50 @@ func (sc *sharedConn) deliver(b []byte, touched []*claim) ([]*claim, error) {
 		sc.replyBytes = 0
 		w.cl.owed--
 		if w.n--; w.n == 0 {
-			sc.fifo[sc.head] = pendingReplies{}
-			sc.head++
-			if sc.head == len(sc.fifo) {
-				sc.fifo, sc.head = sc.fifo[:0], 0
-			} else if sc.head >= 1024 && sc.head*2 >= len(sc.fifo) {
-				sc.fifo, sc.head = sc.fifo[:copy(sc.fifo, sc.fifo[sc.head:])], 0
-			}
+			sc.advance()
 		}
 	}
 	give()
 	return touched, nil
+}
+
+// advance drops the fifo's head, whose replies all came.
+func (sc *sharedConn) advance() {
+	sc.fifo[sc.head] = pendingReplies{}
+	sc.head++
+	if sc.head == len(sc.fifo) {
+		sc.fifo, sc.head = sc.fifo[:0], 0
+	} else if sc.head >= 1024 && sc.head*2 >= len(sc.fifo) {
+		sc.fifo, sc.head = sc.fifo[:copy(sc.fifo, sc.fifo[sc.head:])], 0
+	}
+}
+
+// maxWaitReply is how much of a WAIT's reply is kept to read it: an integer, or the start of an error.
+const maxWaitReply = 256
+
+// waitAnswered gives the answer of w, the connection's WAIT, to the sessions whose writes it covers, and
+// lists them among the touched.
+func (sc *sharedConn) waitAnswered(w *pendingReplies, touched []*claim) []*claim {
+	replicas, _, err := resp.PeekInt(sc.waitReply)
+	sc.waitReply = sc.waitReply[:0]
+	if err == nil {
+		sc.key.dur.observeWait(time.Duration(sc.pool.lp.NowNs()-w.at), replicas)
+	}
+	for _, cl := range w.writers {
+		if cl.rcv == nil {
+			continue
+		}
+		cl.rcv.sharedConfirmed(replicas, err)
+		if !cl.touched {
+			cl.touched = true
+			touched = append(touched, cl)
+		}
+	}
+	clear(w.writers)
+	if cap(w.writers) > 0 && len(sc.spareWriters) < 4 {
+		sc.spareWriters = append(sc.spareWriters, w.writers[:0])
+	}
+	return touched
 }
 
 // spoil takes the connection out of its pool: its state is not its key's, or it is stuck. The

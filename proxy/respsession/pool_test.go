@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sentinel-proxy/sentinel-proxy/proxy/eventloop"
 	"github.com/sentinel-proxy/sentinel-proxy/resp"
 )
@@ -113,7 +115,7 @@ func (h *poolHarness) send(cl *claim, replies int32, cmds ...[]string) (full boo
 	for _, c := range cmds {
 		b = resp.AppendCommand(b, c...)
 	}
-	h.onLoop(func() { full = cl.send(b, replies) })
+	h.onLoop(func() { full = cl.send(b, replies, false) })
 	return full
 }
 
@@ -156,6 +158,13 @@ type testReceiver struct {
 	room     int
 	cancelAt int // cancel its claim once it got this many bytes (0: never)
 	claim    *claim
+	confirms []confirmation
+}
+
+// confirmation is what a shared connection's WAIT told a receiver.
+type confirmation struct {
+	replicas int64
+	err      error
 }
 
 func (r *testReceiver) sharedReplies(b []byte) {
@@ -168,6 +177,9 @@ func (r *testReceiver) sharedSettled()                   { r.settled++ }
 func (r *testReceiver) sharedReady()                     { r.ready++ }
 func (r *testReceiver) sharedFailed(_ *claim, err error) { r.failed = append(r.failed, err) }
 func (r *testReceiver) sharedRoom()                      { r.room++ }
+func (r *testReceiver) sharedConfirmed(n int64, err error) {
+	r.confirms = append(r.confirms, confirmation{n, err})
+}
 func (h *poolHarness) got(r *testReceiver) (replies string) {
 	h.onLoop(func() { replies = r.replies.String() })
 	return
@@ -359,7 +371,7 @@ func TestPoolConnectingThenReady(t *testing.T) {
 		if cl.ready() {
 			t.Error("ready before its connect could end")
 		}
-		cl.send(resp.AppendCommand(nil, "GET", "a"), 1)
+		cl.send(resp.AppendCommand(nil, "GET", "a"), 1, false)
 	})
 	srv := h.accept()
 	h.accept()
@@ -496,4 +508,62 @@ func TestPoolPushesAreNobodys(t *testing.T) {
 	srv.command(t)
 	srv.writeInPieces(t, "$1\r\na\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n$1\r\nb\r\n", 5)
 	h.waitGot(rcv, "$1\r\na\r\n$1\r\nb\r\n")
+}
+
+// TestPoolWaitAfterABatchOfWrites: a shared connection sends one WAIT after the commands of a wake-up
+// that held writes, and gives its answer to the sessions whose writes it covers, after their replies;
+// a session that only read hears nothing of it, and a batch of reads sends none.
+func TestPoolWaitAfterABatchOfWrites(t *testing.T) {
+	h := newPoolHarness(t)
+	dur := NewDurability("g", zerolog.Nop())
+	dur.Set(1, 200*time.Millisecond)
+	key := h.key()
+	key.dur = dur
+	a, clA := h.join(key)
+	b, clB := h.join(key)
+	srv := h.accept()
+	h.accept()
+	h.waitReady(clA)
+	h.onLoop(func() {
+		clA.send(resp.AppendCommand(nil, "SET", "a", "1"), 1, true)
+		clB.send(resp.AppendCommand(nil, "GET", "a"), 1, false)
+		clA.send(resp.AppendCommand(nil, "INCR", "n"), 1, true)
+	})
+	for _, want := range []string{"SET a 1", "GET a", "INCR n", "WAIT 1 200"} {
+		if got := srv.command(t); got != want {
+			t.Fatalf("server read %q, want %q", got, want)
+		}
+	}
+	srv.writeInPieces(t, "+OK\r\n$1\r\n1\r\n:2\r\n:1\r\n", 2)
+	h.waitGot(a, "+OK\r\n:2\r\n")
+	h.waitGot(b, "$1\r\n1\r\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var ca, cb []confirmation
+		h.onLoop(func() { ca, cb = append(ca, a.confirms...), append(cb, b.confirms...) })
+		if len(ca) == 1 {
+			if ca[0].replicas != 1 || ca[0].err != nil || len(cb) != 0 {
+				t.Fatalf("confirmations: writer %+v, reader %+v", ca, cb)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer was never told what its WAIT said")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if n := dur.Counts(); n.Waits != 1 || n.LastReplicas != 1 {
+		t.Fatalf("counts %+v", n)
+	}
+	h.send(clB, 1, []string{"GET", "a"})
+	if got := srv.command(t); got != "GET a" {
+		t.Fatalf("server read %q", got)
+	}
+	srv.writeInPieces(t, "$1\r\n1\r\n", 100)
+	h.waitGot(b, "$1\r\n1\r\n$1\r\n1\r\n") // and no WAIT for a batch of reads: the next command is read next
+	h.send(clA, 1, []string{"DEL", "a"})
+	h.onLoop(func() { clA.send(nil, 0, true) }) // (send's write flag alone makes the WAIT)
+	if got := srv.command(t); got != "DEL a" {
+		t.Fatalf("server read %q after reads only: a WAIT was sent for them", got)
+	}
 }

@@ -30,7 +30,7 @@ var (
 // false when there is none to be had (the next backend is tried).
 func (s *session) joinShared(addr string) bool {
 	m := s.mux
-	cl, err := m.pool.join(poolKey{addr: addr, muxKeyOf: s.conv.sharedKey()}, s, s.c.ConnectTimeout())
+	cl, err := m.pool.join(poolKey{addr: addr, muxKeyOf: s.conv.sharedKey(), dur: s.conv.dur}, s, s.c.ConnectTimeout())
 	if err != nil {
 		s.dial.tries.Failed(addr, err)
 		return false
@@ -67,12 +67,12 @@ func (s *session) gather(b []byte) {
 
 // commandSent implements muxOutput: a command forwarded in full goes out on the shared connection,
 // unless the session is moving (then it waits in partial for the connection it moves to).
-func (s *session) commandSent(replies int32) {
+func (s *session) commandSent(replies int32, write bool) {
 	m := s.mux
 	if m == nil || m.claim == nil || s.connecting || !s.conv.attached || !s.conv.sharing() {
 		return
 	}
-	if s.sendShared(m.partial, replies) {
+	if s.sendShared(m.partial, replies, write) {
 		m.partial = m.partial[:0]
 	}
 }
@@ -105,12 +105,12 @@ func (s *session) sharedOwed() int32 { return s.mux.claim.owed }
 
 // sendShared implements sharedLink: a connection that is stuck behind a long command takes no more,
 // and the session, owed nothing there, goes on a new one.
-func (s *session) sendShared(b []byte, replies int32) bool {
+func (s *session) sendShared(b []byte, replies int32, write bool) bool {
 	m := s.mux
-	if m.claim.owed == 0 && m.claim.stuck(s.lp.NowNs()) && !s.useShared(m.claim.key().muxKeyOf) {
+	if m.claim.owed == 0 && s.conv.held == nil && m.claim.stuck(s.lp.NowNs()) && !s.useShared(m.claim.key().muxKeyOf) {
 		return false
 	}
-	if m.claim.send(b, replies) && !s.client.paused {
+	if m.claim.send(b, replies, write) && !s.client.paused {
 		s.client.paused = true // the shared connection's output is full: sharedRoom reads it again
 	}
 	return true
@@ -119,7 +119,7 @@ func (s *session) sendShared(b []byte, replies int32) bool {
 // useShared implements sharedLink.
 func (s *session) useShared(k muxKeyOf) bool {
 	m := s.mux
-	key := poolKey{addr: m.claim.addr(), muxKeyOf: k}
+	key := poolKey{addr: m.claim.addr(), muxKeyOf: k, dur: s.conv.dur}
 	if m.claim.key() == key && m.claim.usable() {
 		return true
 	}
@@ -217,6 +217,13 @@ func (s *session) sharedFailed(cl *claim, err error) {
 		s.backendGone(false)
 	}
 	s.after()
+}
+
+// sharedConfirmed implements receiver.
+func (s *session) sharedConfirmed(replicas int64, err error) {
+	if !s.closed && s.conv.dur != nil {
+		s.conv.confirmed(replicas, err)
+	}
 }
 
 // sharedRoom implements receiver.
