@@ -88,6 +88,7 @@ type Server struct {
 	adminMu      sync.Mutex
 	adminLog     []AdminAction // newest last, at most adminLogLen
 	history      history
+	unconfirmed  unconfirmedWatch // when each group's writes last went unconfirmed
 	pageTmpl     *template.Template
 	confirmTm    *template.Template
 	switchTm     *template.Template
