@@ -97,8 +97,8 @@ func main() {
 	only := flag.String("scenarios", "kill,pause,manual,restart,switchover", "comma-separated scenarios")
 	pause := flag.Duration("pause", 4*time.Second, "how long the pause scenario stops the master")
 	downAfter := flag.Duration("down-after", time.Second, "Sentinel down-after-milliseconds")
-	targetNames := flag.String("targets", "sentinel-proxy,sentinel-proxy-resp,haproxy",
-		"comma-separated: sentinel-proxy, sentinel-proxy-resp, haproxy")
+	targetNames := flag.String("targets", "sentinel-proxy,sentinel-proxy-resp,sentinel-proxy-durable,sentinel-proxy-durable-mux,sentinel-proxy-durable1,haproxy",
+		"comma-separated: sentinel-proxy, sentinel-proxy-resp, sentinel-proxy-durable (resp, wait_replicas = 2: every replica), sentinel-proxy-durable-mux (the same with multiplex), sentinel-proxy-durable1 (resp, wait_replicas = 1), haproxy")
 	flag.Parse()
 
 	sentinelProxy := func(o harness.ProxyOptions) func(*redistest.Topology, string) (started, error) {
@@ -120,6 +120,13 @@ func main() {
 		{key: "sentinel-proxy", name: "sentinel-proxy", start: sentinelProxy(harness.ProxyOptions{})},
 		{key: "sentinel-proxy-resp", name: "sentinel-proxy resp", moves: true,
 			start: sentinelProxy(harness.ProxyOptions{Master: `mode = "resp"`})},
+		// Durable acknowledgements: the topology has two replicas, so wait_replicas = 2 is every one.
+		{key: "sentinel-proxy-durable", name: "durable (2 replicas)", moves: true,
+			start: sentinelProxy(harness.ProxyOptions{Master: "mode = \"resp\"\nwait_replicas = 2"})},
+		{key: "sentinel-proxy-durable-mux", name: "durable multiplex (2)", moves: true,
+			start: sentinelProxy(harness.ProxyOptions{Master: "mode = \"resp\"\nmultiplex = true\nwait_replicas = 2"})},
+		{key: "sentinel-proxy-durable1", name: "durable (1 replica)", moves: true,
+			start: sentinelProxy(harness.ProxyOptions{Master: "mode = \"resp\"\nwait_replicas = 1"})},
 		{key: "haproxy", name: "haproxy (seed)", start: func(topo *redistest.Topology, dir string) (started, error) {
 			p, err := harness.StartHAProxy(*haproxyBin, topo, dir)
 			if err != nil {

@@ -157,7 +157,7 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		case effAuth, effHello, effSelect, effSetName, effTracking:
 			c.txState = append(c.txState, e)
 		}
-		c.txWrite = c.txWrite || e.write // EXEC's reply waits for a WAIT if a write ran in it
+		c.txWrite = c.txWrite || e.write                                                 // EXEC's reply waits for a WAIT if a write ran in it
 		e.effect, e.resend, e.blocks, e.write, e.x = effQueued, false, false, false, nil // a queued command blocks nothing
 	}
 	if c.replyOff {

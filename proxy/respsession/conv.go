@@ -108,6 +108,9 @@ type conv struct {
 	// of the WAIT whose reply is being read: waitReplicas, or waitErr.
 	dur          *Durability
 	held         *heldReplies
+	// writesHeld and writesReleased count the write replies ever held and released: a pool's
+	// confirmer says up to which it answered (confirmedUpTo).
+	writesHeld, writesReleased uint64
 	waitReplicas int64
 	waitErr      error
 	unwaited     bool
@@ -316,7 +319,7 @@ func (c *conv) commandDone() {
 		if ok {
 			replies = e.replies
 		}
-		defer c.mux.commandSent(replies, ok && e.write)
+		defer c.mux.commandSent(replies)
 	}
 	if !ok {
 		if disp == hold && !sendNow { // no reply expected, but it must still be sent

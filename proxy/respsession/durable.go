@@ -201,6 +201,7 @@ func (c *conv) writeReplyDone(pos int) {
 	h := c.held
 	h.writes = append(h.writes, heldWrite{from: h.open, to: int32(len(h.buf))})
 	h.open = -1
+	c.writesHeld++
 }
 
 // waitWanted reports whether the session should send a WAIT now: a write went to its own backend
@@ -246,15 +247,22 @@ func (c *conv) waitBarrier(name []byte) {
 	}
 }
 
-// confirmed is told what a WAIT (the session's own, or a shared connection's covering the session's
-// writes) answered: replicas had them, or err. Every write reply held goes to the client as it came when replicas reach
-// wait_replicas, or as a NOREPLICAS error otherwise; the rest of what was held goes as it came.
-func (c *conv) confirmed(replicas int64, err error) {
+// confirmed is told what the session's own WAIT answered: replicas had the writes before it, or err.
+// Every write reply held is confirmed or refused by it (it came after them on the same connection).
+func (c *conv) confirmed(replicas int64, err error) { c.confirmedUpTo(replicas, err, -1) }
+
+// confirmedUpTo is told what a WAIT covering the session's write replies up to the upto-th it ever held
+// (all it holds for -1: writesHeld counts them) answered: replicas had them, or err. Those go to the client as they came when replicas
+// reach wait_replicas, or each as a NOREPLICAS error; with what was held between them, as it came. What
+// was held after them waits for the WAIT that covers it (a pool's confirmer may answer for a session
+// whose later write replies came meanwhile).
+func (c *conv) confirmedUpTo(replicas int64, err error, upto int) {
+	h := c.held
+	if h == nil {
+		return
+	}
 	s := c.dur.setting.Load()
 	ok := err == nil && replicas >= int64(s.replicas)
-	if c.held == nil || c.held.open >= 0 {
-		return // nothing held, or a write reply is part-way in: a later WAIT covers it
-	}
 	why := fmt.Sprintf("confirmed by %d of %d replicas within %s", replicas, s.replicas, s.timeout)
 	if err != nil {
 		why = "WAIT failed: " + err.Error()
@@ -264,38 +272,71 @@ func (c *conv) confirmed(replicas int64, err error) {
 		refusal = resp.AppendError(nil, "NOREPLICAS sentinel-proxy: the write was applied on the master but "+why+
 			"; it may be lost in a failover")
 	}
-	c.releaseHeld(ok, refusal, replicas, why)
+	n := len(h.writes)
+	if upto >= 0 {
+		n = min(n, upto-int(c.writesReleased))
+	}
+	if n <= 0 && !(upto < 0 && h.open < 0) {
+		return // all it covers was answered already
+	}
+	c.release(max(n, 0), ok, refusal, replicas, why)
 }
 
-// releaseHeld gives the client what was held: the write replies as they came (ok), or each replaced by
-// refusal.
+// releaseHeld gives the client everything held (a write reply part-way in excepted: see release), the
+// write replies as they came (ok), or each replaced by refusal.
 func (c *conv) releaseHeld(ok bool, refusal []byte, replicas int64, why string) {
+	if h := c.held; h != nil {
+		c.release(len(h.writes), ok, refusal, replicas, why)
+	}
+}
+
+// release gives the client what is held up to the first write reply after the first upto (or a write
+// reply part-way in), with those upto as they came (ok) or each replaced by refusal; the rest stays held
+// for the WAIT that covers it, and once nothing is, the session holds nothing.
+func (c *conv) release(upto int, ok bool, refusal []byte, replicas int64, why string) {
 	h := c.held
-	c.held = nil
-	if h == nil {
+	end := int32(len(h.buf))
+	switch {
+	case upto < len(h.writes):
+		end = h.writes[upto].from
+	case h.open >= 0:
+		end = h.open
+	}
+	c.dur.resolved(upto, ok, replicas, why)
+	c.writesReleased += uint64(upto)
+	c.emitHeld(h.buf[:end], h.writes[:upto], ok, refusal)
+	if upto == len(h.writes) && h.open < 0 {
+		c.held = nil
 		return
 	}
-	writes := len(h.writes)
-	if h.open >= 0 {
-		writes++ // one that was part-way in
+	// What is left waits for its WAIT, its offsets from the start again.
+	h.buf = h.buf[:copy(h.buf, h.buf[end:])]
+	rest := h.writes[:copy(h.writes, h.writes[upto:])]
+	for i := range rest {
+		rest[i].from -= end
+		rest[i].to -= end
 	}
-	c.dur.resolved(writes, ok, replicas, why)
+	h.writes = rest
+	if h.open >= 0 {
+		h.open -= end
+	}
+	h.cur = max(0, h.cur-end)
+}
+
+// emitHeld writes held bytes b to the client, with the write replies at writes replaced by refusal
+// unless ok.
+func (c *conv) emitHeld(b []byte, writes []heldWrite, ok bool, refusal []byte) {
 	if ok {
-		c.out.toClient(h.buf)
+		c.out.toClient(b)
 		return
 	}
-	at := 0
-	for _, w := range h.writes {
-		c.out.toClient(h.buf[at:w.from])
+	at := int32(0)
+	for _, w := range writes {
+		c.out.toClient(b[at:w.from])
 		c.out.toClient(refusal)
-		at = int(w.to)
+		at = w.to
 	}
-	if h.open >= 0 {
-		c.out.toClient(h.buf[at:h.open])
-		c.out.toClient(refusal)
-		return
-	}
-	c.out.toClient(h.buf[at:])
+	c.out.toClient(b[at:])
 }
 
 // mayWrite reports whether a command, by what the command table says of it (and its first

@@ -50,7 +50,7 @@ type entry struct {
 	started bool // part of its reply reached the client: it cannot be sent again
 	// blocks: a blocking command (BLPOP, XREAD, WAIT...), whose reply may not come soon: a switchover's
 	// hold does not wait for it (see conv.answered).
-	blocks  bool
+	blocks bool
 	// write: the command may change the dataset, and its reply waits for a WAIT (durable.go) when the
 	// group has wait_replicas on.
 	write   bool

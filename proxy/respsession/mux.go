@@ -15,7 +15,7 @@ import "strconv"
 // connection that others share.
 type muxOutput interface {
 	output
-	commandSent(replies int32, write bool)
+	commandSent(replies int32)
 }
 
 // muxClass says how a command may travel on a shared connection.
@@ -129,10 +129,9 @@ type sharedLink interface {
 	// useShared puts the session on the connection for key k on its node, when nothing is owed; false
 	// when there is none to be had (the backend is gone: the session moves on).
 	useShared(k muxKeyOf) bool
-	// sendShared sends b, whole commands owed replies replies (write: one may change the dataset, and
-	// its reply waits for the connection's WAIT); false when there is no connection to be had (as
-	// useShared).
-	sendShared(b []byte, replies int32, write bool) bool
+	// sendShared sends b, whole commands owed replies replies; false when there is no connection to be
+	// had (as useShared).
+	sendShared(b []byte, replies int32) bool
 	// goPrivate moves the session, which is owed nothing, to a connection of its own.
 	goPrivate()
 }
@@ -199,12 +198,12 @@ func (c *conv) dispatchShared(l sharedLink) {
 }
 
 // sharedBusy reports whether the session must stay on its shared connection for now: replies are owed
-// to it there, or write replies wait for that connection's WAIT (a move would lose its answer).
+// to it there, or write replies wait for its pool's WAIT, whose answer comes through its claim.
 func (c *conv) sharedBusy(l sharedLink) bool { return l.sharedOwed() > 0 || c.held != nil }
 
 // sendHeldShared sends e, a held command, on the session's shared connection.
 func (c *conv) sendHeldShared(l sharedLink, e *entry) bool {
-	if !l.sendShared(c.kept.get(e.raw), e.replies, e.write) {
+	if !l.sendShared(c.kept.get(e.raw), e.replies) {
 		return false
 	}
 	e.sent = true

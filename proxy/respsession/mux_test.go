@@ -68,7 +68,7 @@ type muxWire struct {
 	sent []int32
 }
 
-func (w *muxWire) commandSent(replies int32, _ bool) { w.sent = append(w.sent, replies) }
+func (w *muxWire) commandSent(replies int32) { w.sent = append(w.sent, replies) }
 
 // TestMuxConversation: on a shared connection plain commands stream, each told where it ends; the
 // first that needs more is held, with everything after it; moving to a connection of its own, the

@@ -29,9 +29,13 @@ type receiver interface {
 	// sharedRoom is told that the connection's output, too full for more when the session last sent
 	// (claim.send), has room again.
 	sharedRoom()
-	// sharedConfirmed is told what the connection's WAIT after the session's writes answered (replicas
-	// that have them, or err), once their replies came (durable.go).
-	sharedConfirmed(replicas int64, err error)
+	// sharedHeld says which write replies the session holds for a WAIT now (durable.go): those up to
+	// the returned count of all it ever held, 0 for none. The pool's next WAIT, sent after they were
+	// answered, covers them.
+	sharedHeld() int
+	// sharedConfirmed is told what a WAIT covering the write replies up to upto (as sharedHeld counted
+	// them) answered: replicas that have them, or err.
+	sharedConfirmed(replicas int64, err error, upto int)
 }
 
 // poolKey names a shared backend connection of a loop: a node, and the connection state of every
@@ -50,11 +54,16 @@ type pool struct {
 	// session that moves to a connection of its own: it needs no connect and no replay, which Redis
 	// refuses while a script keeps it busy (SELECT), when SCRIPT KILL or a MULTI must get through.
 	spares map[poolKey]*sharedConn
-	stats  *muxStats
+	// confirmers: for each key whose group has wait_replicas, the connection its WAITs go on
+	// (confirm.go), so that no shared connection is ever blocked in one.
+	confirmers map[poolKey]*confirmer
+	stats      *muxStats
+	timeout    time.Duration // to connect a confirmer: the connect timeout sessions last joined with
 }
 
 func newPool(lp *eventloop.Loop, stats *muxStats) *pool {
-	return &pool{lp: lp, conns: map[poolKey]*sharedConn{}, spares: map[poolKey]*sharedConn{}, stats: stats}
+	return &pool{lp: lp, conns: map[poolKey]*sharedConn{}, spares: map[poolKey]*sharedConn{},
+		confirmers: map[poolKey]*confirmer{}, stats: stats}
 }
 
 // muxStats count, over every loop, the shared connections open and the sessions that left one for a
@@ -67,6 +76,7 @@ type muxStats struct {
 // join puts rcv on the connection for key, connecting one (and its spare, within timeout) when there is
 // none, and returns its claim there.
 func (p *pool) join(key poolKey, rcv receiver, timeout time.Duration) (*claim, error) {
+	p.timeout = timeout
 	sc := p.conns[key]
 	if sc == nil {
 		var err error
@@ -152,7 +162,7 @@ type claim struct {
 	long    bool     // a reply to it passed maxSharedReply
 	touched bool     // listed in the delivery under way
 	waits   bool     // waits for room (sharedConn.blocked)
-	wrote   bool     // sent a write since the connection's last WAIT (sharedConn.writers)
+	covered bool     // listed for the confirmer's next WAIT (confirmer.pending)
 }
 
 // addr is the node of the claim's connection.
@@ -174,15 +184,11 @@ func (cl *claim) stuck(now int64) bool { return cl.conn.stuck(now) }
 // send queues b, whole commands owed replies replies, for the end of this wake-up, and reports whether
 // the connection's output is too full for more: the session then stops reading its client, and is
 // told when there is room (receiver.sharedRoom).
-func (cl *claim) send(b []byte, replies int32, write bool) (full bool) {
+func (cl *claim) send(b []byte, replies int32) (full bool) {
 	sc := cl.conn
 	if replies > 0 {
 		sc.fifo = append(sc.fifo, pendingReplies{cl: cl, n: replies, at: sc.pool.lp.NowNs()})
 		cl.owed += replies
-	}
-	if write && sc.key.dur != nil && !cl.wrote {
-		cl.wrote = true
-		sc.writers = append(sc.writers, cl)
 	}
 	sc.out.Append(b)
 	if !sc.flushing && !sc.connecting {
@@ -215,13 +221,12 @@ func (cl *claim) cancel() {
 }
 
 // pendingReplies is a claim's commands sent together on a shared connection, in the order of the
-// connection's commands; or the connection's own WAIT (cl nil), whose answer goes to the claims whose
-// writes went before it (writers).
+// connection's commands; on a confirmer, its PING (cl nil) or its WAIT (wait set).
 type pendingReplies struct {
-	cl      *claim
-	writers []*claim
-	n       int32 // replies still to come
-	at      int64 // when the commands went out (the loop's clock, unix nanoseconds)
+	cl   *claim
+	n    int32 // replies still to come
+	wait bool  // a confirmer's WAIT
+	at   int64 // when the commands went out (the loop's clock, unix nanoseconds)
 }
 
 // sharedConn is one backend connection that many sessions of a loop send their commands on. Commands
@@ -253,16 +258,14 @@ type sharedConn struct {
 	claims     map[*claim]struct{} // the sessions on it, or waiting for its connect
 	// blocked are claims whose session stopped reading its client while the output is full.
 	blocked []*claim
-	// writers are the claims that sent a write since the last WAIT: the next one is sent for them at
-	// the end of the wake-up (durable.go). waitReply gathers that WAIT's reply; spareWriters are lists
-	// its answered WAITs gave back, for reuse.
-	writers      []*claim
-	waitReply    []byte
-	spareWriters [][]*claim
-	touched      []*claim     // the claims a delivery gave replies to (deliver), reused
-	reader  sharedReader // asks the loop to go on reading after others had their turn (pump)
-	later   bool
-	hup     bool // the backend hung up: read to the EOF
+	// confirm: the connection is its key's confirmer's (confirm.go): it carries PINGs and WAITs only.
+	// waitReply gathers a WAIT's reply.
+	confirm   *confirmer
+	waitReply []byte
+	touched   []*claim     // the claims a delivery gave replies to (deliver), reused
+	reader    sharedReader // asks the loop to go on reading after others had their turn (pump)
+	later     bool
+	hup       bool // the backend hung up: read to the EOF
 }
 
 // sharedReader goes on reading a shared connection once the loop's other sessions had a turn.
@@ -276,33 +279,12 @@ func (r sharedReader) EventsHandled() {
 	}
 }
 
-// stuck: see claim.stuck. A WAIT of its own may take its timeout.
+// stuck: see claim.stuck.
 func (sc *sharedConn) stuck(now int64) bool {
-	if !sc.bad && sc.head < len(sc.fifo) {
-		oldest := sc.fifo[sc.head]
-		limit := int64(stuckAfter)
-		if oldest.cl == nil && sc.key.dur != nil {
-			limit += int64(sc.key.dur.Timeout())
-		}
-		if now-oldest.at > limit {
-			sc.spoil()
-		}
+	if !sc.bad && sc.head < len(sc.fifo) && now-sc.fifo[sc.head].at > int64(stuckAfter) {
+		sc.spoil()
 	}
 	return sc.bad
-}
-
-// sendWait queues a WAIT after the writes of the claims in writers: its answer goes to them.
-func (sc *sharedConn) sendWait() {
-	s := sc.key.dur.setting.Load()
-	sc.out.Append(s.wait)
-	sc.fifo = append(sc.fifo, pendingReplies{writers: sc.writers, n: 1, at: sc.pool.lp.NowNs()})
-	for _, cl := range sc.writers {
-		cl.wrote = false
-	}
-	sc.writers = nil
-	if n := len(sc.spareWriters); n > 0 {
-		sc.writers, sc.spareWriters = sc.spareWriters[n-1][:0], sc.spareWriters[:n-1]
-	}
 }
 
 // Dialed implements eventloop.DialHandler: once connected, the handshake and what the sessions sent
@@ -343,12 +325,8 @@ func (sc *sharedConn) EventsHandled() {
 	}
 }
 
-// flush writes what waits, a WAIT after the writes first; once all is written, the sessions it stopped
-// reading are told.
+// flush writes what waits; once all is written, the sessions it stopped reading are told.
 func (sc *sharedConn) flush() {
-	if len(sc.writers) > 0 {
-		sc.sendWait()
-	}
 	err := sc.out.Flush(sc.fd)
 	if err != nil {
 		sc.fail(fmt.Errorf("write to %s: %w", sc.key.addr, err))
@@ -404,6 +382,11 @@ func (sc *sharedConn) pump() {
 			// stalled connection read again) makes its own.
 			touched, err := sc.deliver(buf[:n], sc.touched[:0])
 			sc.touched = nil
+			if sc.key.dur != nil && sc.confirm == nil {
+				// Write replies this read gave are held for a WAIT: their commands ran, so the
+				// confirmer's next WAIT, sent from now on, covers them.
+				sc.pool.cover(sc.key, touched)
+			}
 			for _, cl := range touched {
 				if cl.rcv != nil {
 					cl.rcv.sharedSettled() // may read its client into buf: the bytes of buf are delivered
@@ -415,7 +398,7 @@ func (sc *sharedConn) pump() {
 				sc.fail(err)
 				return
 			}
-			if len(sc.claims) == 0 && sc.head == len(sc.fifo) && !sc.spare {
+			if len(sc.claims) == 0 && sc.head == len(sc.fifo) && !sc.spare && sc.confirm == nil {
 				sc.close() // its last sessions left while it owed them replies
 				return
 			}
@@ -486,9 +469,10 @@ func (sc *sharedConn) deliver(b []byte, touched []*claim) ([]*claim, error) {
 		}
 		w := &sc.fifo[sc.head]
 		if w.cl == nil {
-			// The connection's own WAIT: its answer goes to the sessions whose writes it covers.
+			// A confirmer's PING, whose reply is dropped, or its WAIT, whose answer goes to the
+			// sessions it covers.
 			give()
-			if len(sc.waitReply) < maxWaitReply {
+			if w.wait && len(sc.waitReply) < maxWaitReply {
 				sc.waitReply = append(sc.waitReply, b[pos:pos+min(n, maxWaitReply-len(sc.waitReply))]...)
 			}
 			pos += n
@@ -496,8 +480,12 @@ func (sc *sharedConn) deliver(b []byte, touched []*claim) ([]*claim, error) {
 			if !done {
 				continue
 			}
-			touched = sc.waitAnswered(w, touched)
+			wait, at := w.wait, w.at
 			sc.advance()
+			if wait {
+				touched = sc.confirm.answered(sc.waitReply, at, touched)
+				sc.waitReply = sc.waitReply[:0]
+			}
 			continue
 		}
 		if w.cl != run {
@@ -544,31 +532,6 @@ func (sc *sharedConn) advance() {
 // maxWaitReply is how much of a WAIT's reply is kept to read it: an integer, or the start of an error.
 const maxWaitReply = 256
 
-// waitAnswered gives the answer of w, the connection's WAIT, to the sessions whose writes it covers, and
-// lists them among the touched.
-func (sc *sharedConn) waitAnswered(w *pendingReplies, touched []*claim) []*claim {
-	replicas, _, err := resp.PeekInt(sc.waitReply)
-	sc.waitReply = sc.waitReply[:0]
-	if err == nil {
-		sc.key.dur.observeWait(time.Duration(sc.pool.lp.NowNs()-w.at), replicas)
-	}
-	for _, cl := range w.writers {
-		if cl.rcv == nil {
-			continue
-		}
-		cl.rcv.sharedConfirmed(replicas, err)
-		if !cl.touched {
-			cl.touched = true
-			touched = append(touched, cl)
-		}
-	}
-	clear(w.writers)
-	if cap(w.writers) > 0 && len(sc.spareWriters) < 4 {
-		sc.spareWriters = append(sc.spareWriters, w.writers[:0])
-	}
-	return touched
-}
-
 // spoil takes the connection out of its pool: its state is not its key's, or it is stuck. The
 // sessions on it keep their replies; the next ones get a new connection.
 func (sc *sharedConn) spoil() {
@@ -587,6 +550,10 @@ func (sc *sharedConn) fail(err error) {
 		return
 	}
 	sc.close()
+	if sc.confirm != nil {
+		sc.confirm.failed(err)
+		return
+	}
 	for cl := range sc.claims {
 		if cl.rcv != nil {
 			cl.rcv.sharedFailed(cl, err)
@@ -601,8 +568,14 @@ func (sc *sharedConn) close() {
 	sc.closed = true
 	sc.pool.stats.conns.Add(-1)
 	sc.spoil()
-	if sp := sc.pool.spares[sc.key]; sp != nil && !sc.spare && sc.pool.conns[sc.key] == nil {
-		sp.close() // a key nobody shares needs no spare
+	if !sc.spare && sc.confirm == nil && sc.pool.conns[sc.key] == nil {
+		// A key nobody shares needs no spare, and no confirmer once nobody waits on it.
+		if sp := sc.pool.spares[sc.key]; sp != nil {
+			sp.close()
+		}
+		if cf := sc.pool.confirmers[sc.key]; cf != nil {
+			cf.closeIfIdle()
+		}
 	}
 	if sc.dialing != nil {
 		sc.dialing.Cancel()

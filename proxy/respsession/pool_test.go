@@ -115,7 +115,7 @@ func (h *poolHarness) send(cl *claim, replies int32, cmds ...[]string) (full boo
 	for _, c := range cmds {
 		b = resp.AppendCommand(b, c...)
 	}
-	h.onLoop(func() { full = cl.send(b, replies, false) })
+	h.onLoop(func() { full = cl.send(b, replies) })
 	return full
 }
 
@@ -159,12 +159,16 @@ type testReceiver struct {
 	cancelAt int // cancel its claim once it got this many bytes (0: never)
 	claim    *claim
 	confirms []confirmation
+	// heldWrites is how many write replies the receiver says it holds (a session's conversation would
+	// know): the pool's confirmer covers them.
+	heldWrites int
 }
 
-// confirmation is what a shared connection's WAIT told a receiver.
+// confirmation is what the pool's confirmer told a receiver.
 type confirmation struct {
 	replicas int64
 	err      error
+	upto     int
 }
 
 func (r *testReceiver) sharedReplies(b []byte) {
@@ -177,9 +181,10 @@ func (r *testReceiver) sharedSettled()                   { r.settled++ }
 func (r *testReceiver) sharedReady()                     { r.ready++ }
 func (r *testReceiver) sharedFailed(_ *claim, err error) { r.failed = append(r.failed, err) }
 func (r *testReceiver) sharedRoom()                      { r.room++ }
-func (r *testReceiver) sharedConfirmed(n int64, err error) {
-	r.confirms = append(r.confirms, confirmation{n, err})
+func (r *testReceiver) sharedConfirmed(n int64, err error, upto int) {
+	r.confirms = append(r.confirms, confirmation{n, err, upto})
 }
+func (r *testReceiver) sharedHeld() int { return r.heldWrites }
 func (h *poolHarness) got(r *testReceiver) (replies string) {
 	h.onLoop(func() { replies = r.replies.String() })
 	return
@@ -371,7 +376,7 @@ func TestPoolConnectingThenReady(t *testing.T) {
 		if cl.ready() {
 			t.Error("ready before its connect could end")
 		}
-		cl.send(resp.AppendCommand(nil, "GET", "a"), 1, false)
+		cl.send(resp.AppendCommand(nil, "GET", "a"), 1)
 	})
 	srv := h.accept()
 	h.accept()
@@ -510,10 +515,11 @@ func TestPoolPushesAreNobodys(t *testing.T) {
 	h.waitGot(rcv, "$1\r\na\r\n$1\r\nb\r\n")
 }
 
-// TestPoolWaitAfterABatchOfWrites: a shared connection sends one WAIT after the commands of a wake-up
-// that held writes, and gives its answer to the sessions whose writes it covers, after their replies;
-// a session that only read hears nothing of it, and a batch of reads sends none.
-func TestPoolWaitAfterABatchOfWrites(t *testing.T) {
+// TestPoolConfirmerCoversHeldWrites: after a read of a shared connection gave sessions write replies
+// they hold, the key's confirmer (a connection of its own: the shared one never blocks in a WAIT) sends
+// PING and WAIT once for them all, and tells each what it answered for the write replies it held then; a
+// session that holds none hears nothing. Sessions covered while a WAIT is in flight wait for the next.
+func TestPoolConfirmerCoversHeldWrites(t *testing.T) {
 	h := newPoolHarness(t)
 	dur := NewDurability("g", zerolog.Nop())
 	dur.Set(1, 200*time.Millisecond)
@@ -522,48 +528,66 @@ func TestPoolWaitAfterABatchOfWrites(t *testing.T) {
 	a, clA := h.join(key)
 	b, clB := h.join(key)
 	srv := h.accept()
-	h.accept()
+	h.accept() // the spare
 	h.waitReady(clA)
 	h.onLoop(func() {
-		clA.send(resp.AppendCommand(nil, "SET", "a", "1"), 1, true)
-		clB.send(resp.AppendCommand(nil, "GET", "a"), 1, false)
-		clA.send(resp.AppendCommand(nil, "INCR", "n"), 1, true)
+		a.heldWrites = 2 // as a session holding its SET's and INCR's replies would say
+		clA.send(resp.AppendCommand(resp.AppendCommand(nil, "SET", "a", "1"), "INCR", "n"), 2)
+		clB.send(resp.AppendCommand(nil, "GET", "a"), 1)
 	})
-	for _, want := range []string{"SET a 1", "GET a", "INCR n", "WAIT 1 200"} {
+	for _, want := range []string{"SET a 1", "INCR n", "GET a"} {
 		if got := srv.command(t); got != want {
 			t.Fatalf("server read %q, want %q", got, want)
 		}
 	}
-	srv.writeInPieces(t, "+OK\r\n$1\r\n1\r\n:2\r\n:1\r\n", 2)
+	srv.writeInPieces(t, "+OK\r\n:2\r\n$1\r\n1\r\n", 3)
 	h.waitGot(a, "+OK\r\n:2\r\n")
 	h.waitGot(b, "$1\r\n1\r\n")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var ca, cb []confirmation
-		h.onLoop(func() { ca, cb = append(ca, a.confirms...), append(cb, b.confirms...) })
-		if len(ca) == 1 {
-			if ca[0].replicas != 1 || ca[0].err != nil || len(cb) != 0 {
-				t.Fatalf("confirmations: writer %+v, reader %+v", ca, cb)
-			}
-			break
+	confirmer := h.accept()
+	for _, want := range []string{"PING", "WAIT 1 200"} {
+		if got := confirmer.command(t); got != want {
+			t.Fatalf("confirmer read %q, want %q", got, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the writer was never told what its WAIT said")
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
-	if n := dur.Counts(); n.Waits != 1 || n.LastReplicas != 1 {
-		t.Fatalf("counts %+v", n)
-	}
-	h.send(clB, 1, []string{"GET", "a"})
-	if got := srv.command(t); got != "GET a" {
+	// Meanwhile the session holds another write reply, its third: it waits for the next WAIT.
+	h.onLoop(func() { clA.send(resp.AppendCommand(nil, "DEL", "a"), 1); a.heldWrites = 3 })
+	if got := srv.command(t); got != "DEL a" {
 		t.Fatalf("server read %q", got)
 	}
-	srv.writeInPieces(t, "$1\r\n1\r\n", 100)
-	h.waitGot(b, "$1\r\n1\r\n$1\r\n1\r\n") // and no WAIT for a batch of reads: the next command is read next
-	h.send(clA, 1, []string{"DEL", "a"})
-	h.onLoop(func() { clA.send(nil, 0, true) }) // (send's write flag alone makes the WAIT)
-	if got := srv.command(t); got != "DEL a" {
-		t.Fatalf("server read %q after reads only: a WAIT was sent for them", got)
+	srv.writeInPieces(t, ":1\r\n", 100)
+	h.waitGot(a, "+OK\r\n:2\r\n:1\r\n")
+	confirmer.writeInPieces(t, "+PONG\r\n:1\r\n", 2)
+	waitConfirms := func(want int) []confirmation {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var ca, cb []confirmation
+			h.onLoop(func() { ca, cb = append(ca, a.confirms...), append(cb, b.confirms...) })
+			if len(cb) != 0 {
+				t.Fatalf("a session that held nothing was told %+v", cb)
+			}
+			if len(ca) >= want {
+				return ca
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("told %+v, want %d confirmations", ca, want)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	if ca := waitConfirms(1); ca[0] != (confirmation{replicas: 1, upto: 2}) {
+		t.Fatalf("first WAIT: %+v", ca)
+	}
+	// The DEL's reply came while the first WAIT was in flight: the second WAIT covers it.
+	for _, want := range []string{"PING", "WAIT 1 200"} {
+		if got := confirmer.command(t); got != want {
+			t.Fatalf("confirmer read %q, want %q", got, want)
+		}
+	}
+	confirmer.writeInPieces(t, "+PONG\r\n:0\r\n", 100)
+	if ca := waitConfirms(2); ca[1].replicas != 0 || ca[1].upto != 3 {
+		t.Fatalf("second WAIT: %+v", ca)
+	}
+	if n := dur.Counts(); n.Waits != 2 || n.LastReplicas != 0 {
+		t.Fatalf("counts %+v", n)
 	}
 }

@@ -67,12 +67,12 @@ func (s *session) gather(b []byte) {
 
 // commandSent implements muxOutput: a command forwarded in full goes out on the shared connection,
 // unless the session is moving (then it waits in partial for the connection it moves to).
-func (s *session) commandSent(replies int32, write bool) {
+func (s *session) commandSent(replies int32) {
 	m := s.mux
 	if m == nil || m.claim == nil || s.connecting || !s.conv.attached || !s.conv.sharing() {
 		return
 	}
-	if s.sendShared(m.partial, replies, write) {
+	if s.sendShared(m.partial, replies) {
 		m.partial = m.partial[:0]
 	}
 }
@@ -105,12 +105,12 @@ func (s *session) sharedOwed() int32 { return s.mux.claim.owed }
 
 // sendShared implements sharedLink: a connection that is stuck behind a long command takes no more,
 // and the session, owed nothing there, goes on a new one.
-func (s *session) sendShared(b []byte, replies int32, write bool) bool {
+func (s *session) sendShared(b []byte, replies int32) bool {
 	m := s.mux
 	if m.claim.owed == 0 && s.conv.held == nil && m.claim.stuck(s.lp.NowNs()) && !s.useShared(m.claim.key().muxKeyOf) {
 		return false
 	}
-	if m.claim.send(b, replies, write) && !s.client.paused {
+	if m.claim.send(b, replies) && !s.client.paused {
 		s.client.paused = true // the shared connection's output is full: sharedRoom reads it again
 	}
 	return true
@@ -220,10 +220,18 @@ func (s *session) sharedFailed(cl *claim, err error) {
 }
 
 // sharedConfirmed implements receiver.
-func (s *session) sharedConfirmed(replicas int64, err error) {
+func (s *session) sharedConfirmed(replicas int64, err error, upto int) {
 	if !s.closed && s.conv.dur != nil {
-		s.conv.confirmed(replicas, err)
+		s.conv.confirmedUpTo(replicas, err, upto)
 	}
+}
+
+// sharedHeld implements receiver.
+func (s *session) sharedHeld() int {
+	if s.closed || s.conv.held == nil || len(s.conv.held.writes) == 0 {
+		return 0 // nothing to cover
+	}
+	return int(s.conv.writesHeld)
 }
 
 // sharedRoom implements receiver.

@@ -1,13 +1,16 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/redistest"
+	"github.com/sentinel-proxy/sentinel-proxy/server"
 )
 
 // durable returns cfg in resp mode (shared connections when multiplex) with wait_replicas = n.
@@ -54,6 +57,12 @@ func TestDurableAcknowledgements(t *testing.T) {
 			t.Fatalf("%s: SET with both replicas up: %q %v", pa.name, r, err)
 		}
 	}
+	checkCfg := durable(testConfig(t, topo, topo.Name), 2, false)
+	var out bytes.Buffer
+	if err := server.Check(context.Background(), checkCfg, &out); err != nil ||
+		!strings.Contains(out.String(), "durable acknowledgements: wait_replicas = 2 (wait_timeout 300ms): 2 replica(s) online and acknowledging") {
+		t.Fatalf("check with both replicas up: %v\n%s", err, out.String())
+	}
 
 	t.Run("replicas-paused", func(t *testing.T) {
 		for _, n := range topo.Nodes[1:] {
@@ -80,6 +89,17 @@ func TestDurableAcknowledgements(t *testing.T) {
 			if r, err := redistest.Do(pa.p.master, testPassword, "GET", "k"); err != nil || r != "w" || time.Since(start) > 250*time.Millisecond {
 				t.Errorf("%s: GET while writes go unconfirmed: %q %v after %s", pa.name, r, err, time.Since(start))
 			}
+		}
+		// check says so once the master sees its replicas silent (INFO replication's lag, in seconds).
+		if err := redistest.Eventually(10*time.Second, func() error {
+			out.Reset()
+			err := server.Check(context.Background(), checkCfg, &out)
+			if err == nil || !strings.Contains(out.String(), "wait_replicas = 2 but 0 replica(s)") {
+				return fmt.Errorf("check: %v\n%s", err, out.String())
+			}
+			return nil
+		}); err != nil {
+			t.Error(err)
 		}
 	})
 
