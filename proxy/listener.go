@@ -47,7 +47,7 @@ type Listener struct {
 	// SessionConfig is what the Handler reads for this listener's sessions, of a type the Handler
 	// defines (resp mode: a group's *respsession.Durability); nil for none. The listener never reads it.
 	SessionConfig any
-	Log     zerolog.Logger
+	Log           zerolog.Logger
 
 	route     atomic.Pointer[Route]
 	routeMu   sync.Mutex

@@ -18,18 +18,31 @@ import (
 // flight at a time; the writes answered meanwhile wait for the next, with everyone else's: a group commit
 // for every session of the loop.
 
-// confirmer sends a key's WAITs, one at a time, for the sessions of the pool that hold write replies.
+// confirmer sends a key's WAITs for the sessions of the pool that hold write replies, on confirmLanes
+// connections of its own, a WAIT in flight on each at most.
 type confirmer struct {
 	pool *pool
 	key  poolKey
-	sc   *sharedConn // its connection; nil until the first WAIT, and after a failure
-	// pending are the sessions to cover with the next WAIT, inflight those the WAIT in flight covers.
-	pending, inflight []coverage
-	busy              bool // a WAIT is in flight
-	asked             bool // asked the loop for the end of this wake-up (EventsHandled)
+	// pending are the sessions to cover with the next WAIT.
+	pending []coverage
+	lanes   [confirmLanes]lane
+	asked   bool // asked the loop for the end of this wake-up (EventsHandled)
 }
 
-// coverage is a session a WAIT covers, up to how many of the write replies it held.
+// confirmLanes is how many WAITs a key may have in flight. With one, the write replies that come while
+// it waits for the replicas wait for its answer and then for a WAIT of their own; with two, their WAIT
+// goes at once. Measured in docs/benchmarks.md.
+const confirmLanes = 2
+
+// lane is one of a confirmer's connections and the sessions its WAIT in flight covers.
+type lane struct {
+	cf       *confirmer
+	sc       *sharedConn // nil until its first WAIT, and after a failure
+	inflight []coverage
+	busy     bool // a WAIT is in flight
+}
+
+// coverage is a session a WAIT covers, up to which of the write replies it held (sharedHeld).
 type coverage struct {
 	cl   *claim
 	upto int
@@ -49,18 +62,29 @@ func (p *pool) cover(key poolKey, touched []*claim) {
 		if cf == nil {
 			if cf = p.confirmers[key]; cf == nil {
 				cf = &confirmer{pool: p, key: key}
+				for i := range cf.lanes {
+					cf.lanes[i].cf = cf
+				}
 				p.confirmers[key] = cf
 			}
 		}
 		cf.add(cl, n)
 	}
-	if cf != nil && !cf.asked && !cf.busy {
-		cf.asked = true
-		p.lp.AtEnd(cf) // the WAIT goes once the wake-up's reads are all in: one for them all
+	if cf != nil {
+		cf.ask()
 	}
 }
 
-// add lists cl, holding upto write replies, for the next WAIT.
+// ask asks the loop for the end of this wake-up: the WAIT goes once the wake-up's reads are all in, one
+// for them all.
+func (cf *confirmer) ask() {
+	if !cf.asked {
+		cf.asked = true
+		cf.pool.lp.AtEnd(cf)
+	}
+}
+
+// add lists cl, holding write replies up to upto, for the next WAIT.
 func (cf *confirmer) add(cl *claim, upto int) {
 	if cl.covered {
 		for i := range cf.pending {
@@ -74,37 +98,48 @@ func (cf *confirmer) add(cl *claim, upto int) {
 	cf.pending = append(cf.pending, coverage{cl: cl, upto: upto})
 }
 
-// EventsHandled implements eventloop.EndHandler: the WAIT for what is pending goes out; a confirmer
-// nobody needs any more closes.
+// EventsHandled implements eventloop.EndHandler: the WAIT for what is pending goes out on a free lane;
+// a confirmer nobody needs any more closes.
 func (cf *confirmer) EventsHandled() {
 	cf.asked = false
 	cf.send()
 	cf.closeIfIdle()
 }
 
-// send sends PING and WAIT for the pending sessions, when no WAIT is in flight.
+// send sends PING and WAIT for the pending sessions on a lane with no WAIT in flight, if one is free.
 func (cf *confirmer) send() {
-	if cf.busy || len(cf.pending) == 0 {
+	if len(cf.pending) == 0 {
 		return
 	}
-	if cf.sc == nil {
+	var ln *lane
+	for i := range cf.lanes {
+		if !cf.lanes[i].busy {
+			ln = &cf.lanes[i]
+			break
+		}
+	}
+	if ln == nil {
+		return // every lane waits: the first to be answered sends (answered)
+	}
+	if ln.sc == nil {
 		sc, err := cf.pool.dial(cf.key, false, cf.pool.timeout)
 		if err != nil {
-			cf.failed(err)
+			ln.inflight, cf.pending = cf.pending, nil
+			ln.failed(err)
 			return
 		}
-		sc.confirm = cf
+		sc.confirm = ln
 		sc.out.Retain = true
-		cf.sc = sc
+		ln.sc = sc
 	}
 	now := cf.pool.lp.NowNs()
-	sc := cf.sc
+	sc := ln.sc
 	sc.out.Append(pingCommand)
 	sc.out.Append(cf.key.dur.setting.Load().wait)
 	sc.fifo = append(sc.fifo, pendingReplies{n: 1, at: now}, pendingReplies{n: 1, wait: true, at: now})
-	cf.busy = true
-	cf.pending, cf.inflight = cf.inflight[:0], cf.pending
-	for _, c := range cf.inflight {
+	ln.busy = true
+	cf.pending, ln.inflight = ln.inflight[:0], cf.pending
+	for _, c := range ln.inflight {
 		c.cl.covered = false
 	}
 	if !sc.connecting {
@@ -112,17 +147,19 @@ func (cf *confirmer) send() {
 	}
 }
 
-// pingCommand sets the confirmer's replication offset to the master's before each WAIT.
+// pingCommand sets a lane's replication offset to the master's before each WAIT.
 var pingCommand = resp.AppendCommand(nil, "PING")
 
-// answered gives the WAIT's answer (its reply, sent at sentAt) to the sessions it covered, lists them
-// among touched (they act on it once the read is delivered), and sends the next WAIT if sessions wait.
-func (cf *confirmer) answered(reply []byte, sentAt int64, touched []*claim) []*claim {
+// answered gives the lane's WAIT's answer (its reply, sent at sentAt) to the sessions it covered, lists
+// them among touched (they act on it once the read is delivered), and has the next WAIT sent if sessions
+// wait.
+func (ln *lane) answered(reply []byte, sentAt int64, touched []*claim) []*claim {
+	cf := ln.cf
 	replicas, _, err := resp.PeekInt(reply)
 	if err == nil {
 		cf.key.dur.observeWait(time.Duration(cf.pool.lp.NowNs()-sentAt), replicas)
 	}
-	for _, c := range cf.inflight {
+	for _, c := range ln.inflight {
 		if c.cl.rcv == nil {
 			continue
 		}
@@ -132,22 +169,22 @@ func (cf *confirmer) answered(reply []byte, sentAt int64, touched []*claim) []*c
 			touched = append(touched, c.cl)
 		}
 	}
-	clear(cf.inflight)
-	cf.inflight = cf.inflight[:0]
-	cf.busy = false
-	if (len(cf.pending) > 0 || cf.pool.conns[cf.key] == nil) && !cf.asked {
-		cf.asked = true
-		cf.pool.lp.AtEnd(cf) // the next WAIT; or, with no shared connection left, the close
+	clear(ln.inflight)
+	ln.inflight = ln.inflight[:0]
+	ln.busy = false
+	if len(cf.pending) > 0 || cf.pool.conns[cf.key] == nil {
+		cf.ask() // the next WAIT; or, with no shared connection left, the close
 	}
 	return touched
 }
 
-// failed is told that the confirmer's connection failed: every session waiting on it gets err for its
-// writes (NOREPLICAS: they could not be confirmed), and the next WAIT connects anew.
-func (cf *confirmer) failed(err error) {
-	cf.sc, cf.busy = nil, false
-	waiting := append(cf.inflight, cf.pending...)
-	cf.inflight, cf.pending = nil, nil
+// failed is told that the lane's connection failed (or could not be made): every session its WAIT
+// covered gets err for its writes (NOREPLICAS: they could not be confirmed); the lane connects anew for
+// its next WAIT.
+func (ln *lane) failed(err error) {
+	ln.sc, ln.busy = nil, false
+	waiting := ln.inflight
+	ln.inflight = nil
 	for _, c := range waiting {
 		c.cl.covered = false
 		if c.cl.rcv != nil {
@@ -155,16 +192,26 @@ func (cf *confirmer) failed(err error) {
 			c.cl.rcv.sharedSettled()
 		}
 	}
+	if len(ln.cf.pending) > 0 {
+		ln.cf.ask()
+	}
 }
 
 // closeIfIdle closes the confirmer when its key has no shared connection left and nobody waits on it.
 func (cf *confirmer) closeIfIdle() {
-	if cf.busy || len(cf.pending) > 0 || cf.pool.conns[cf.key] != nil {
+	if len(cf.pending) > 0 || cf.pool.conns[cf.key] != nil {
 		return
 	}
+	for i := range cf.lanes {
+		if cf.lanes[i].busy {
+			return
+		}
+	}
 	delete(cf.pool.confirmers, cf.key)
-	if cf.sc != nil {
-		cf.sc.close()
-		cf.sc = nil
+	for i := range cf.lanes {
+		if sc := cf.lanes[i].sc; sc != nil {
+			cf.lanes[i].sc = nil
+			sc.close()
+		}
 	}
 }

@@ -106,16 +106,16 @@ type conv struct {
 	// without. unwaited: a write went to the session's own connection since its last WAIT. txWrite: the
 	// open transaction queued a write. held: what waits for a WAIT, nil while nothing does. The answer
 	// of the WAIT whose reply is being read: waitReplicas, or waitErr.
-	dur          *Durability
-	held         *heldReplies
+	dur  *Durability
+	held *heldReplies
 	// writesHeld and writesReleased count the write replies ever held and released: a pool's
 	// confirmer says up to which it answered (confirmedUpTo).
 	writesHeld, writesReleased uint64
-	waitReplicas int64
-	waitErr      error
-	unwaited     bool
-	txWrite      bool
-	holdingWrite bool // the reply being read is a write's, held for its WAIT
+	waitReplicas               int64
+	waitErr                    error
+	unwaited                   bool
+	txWrite                    bool
+	holdingWrite               bool // the reply being read is a write's, held for its WAIT
 }
 
 // replyLimits bound the backend's replies only where the session must: it keeps none of a reply (a

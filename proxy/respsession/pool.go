@@ -258,9 +258,9 @@ type sharedConn struct {
 	claims     map[*claim]struct{} // the sessions on it, or waiting for its connect
 	// blocked are claims whose session stopped reading its client while the output is full.
 	blocked []*claim
-	// confirm: the connection is its key's confirmer's (confirm.go): it carries PINGs and WAITs only.
-	// waitReply gathers a WAIT's reply.
-	confirm   *confirmer
+	// confirm: the connection is a lane of its key's confirmer (confirm.go): it carries PINGs and WAITs
+	// only. waitReply gathers a WAIT's reply.
+	confirm   *lane
 	waitReply []byte
 	touched   []*claim     // the claims a delivery gave replies to (deliver), reused
 	reader    sharedReader // asks the loop to go on reading after others had their turn (pump)
