@@ -104,7 +104,7 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		c.txOpen = true
 	case "exec":
 		e.effect, tx = effExec, true
-		e.write, c.txWrite = c.txOpen && c.txWrite && c.dur != nil, false
+		e.write, c.txWrite = c.txOpen && c.txWrite && c.durable() != nil, false
 		if c.txOpen && len(c.txState) > 0 {
 			e.ext().tx, c.txState = c.txState, nil // in force if the transaction runs
 		}
@@ -145,7 +145,7 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 			e.resend = info.flags&flagReadonly != 0 || info.flags&(flagWrite|flagMayReplicate|flagAdmin) == 0
 			e.blocks = info.flags&flagBlocking != 0
 		}
-		e.write = c.dur != nil && mayWrite(name, args, info)
+		e.write = c.durable() != nil && mayWrite(name, args, info)
 		// WAIT and WAITAOF wait for replicas, not for keys, and Redis does not flag them blocking.
 		e.blocks = e.blocks || string(name) == "wait" || string(name) == "waitaof"
 	}

@@ -189,9 +189,9 @@ func (c *conv) fromClient(b []byte) error {
 				c.stash = append(c.stash, b[began:pos]...)
 				continue
 			}
-			if c.unwaited {
-				flush(began)
-				c.waitBarrier(lowerInto(&nameBuf, name))
+			if c.unwaited && c.waitBarrier(lowerInto(&nameBuf, name)) {
+				flush(began) // the commands before it, then its WAIT, then it
+				c.sendWait()
 			}
 			c.disp = c.decide()
 			c.keep = c.disp == forward || c.disp == hold

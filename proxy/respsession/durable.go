@@ -238,13 +238,11 @@ func (c *conv) sendWait() {
 	c.q.push(entry{kind: confirm, replies: 1, sent: true, heldUntil: c.env.now()})
 }
 
-// waitBarrier is told, before the command being read is forwarded, whether it is one behind which a
-// WAIT could not run soon (a transaction, a blocking command, a subscription, a CLIENT command that may
-// turn replies off...): a WAIT owed for the writes before it goes first.
-func (c *conv) waitBarrier(name []byte) {
-	if c.unwaited && muxClassOf(name, nil) == muxPrivate && c.waitWanted() {
-		c.sendWait()
-	}
+// waitBarrier reports whether a WAIT owed for the writes before it must go before the command whose
+// name is being read: one behind which a WAIT could not run soon (a transaction, a blocking command, a
+// subscription, a CLIENT command that may turn replies off...).
+func (c *conv) waitBarrier(name []byte) bool {
+	return muxClassOf(name, nil) == muxPrivate && c.waitWanted()
 }
 
 // confirmed is told what the session's own WAIT answered: replicas had the writes before it, or err.

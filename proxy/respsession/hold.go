@@ -57,10 +57,14 @@ func (c *conv) releaseCommands() []byte {
 // waits for it. Not waited for, since nothing says their reply comes soon: blocking commands (only a
 // write, which the hold keeps, would unblock most of them), subscription commands, a MONITOR session
 // and a replication link (their bytes pass unread, see conv.passthrough and conv.replica). A command the
-// client was sending to the backend when the hold began is: the rest of it follows, then its reply.
+// client was sending to the backend when the hold began is: the rest of it follows, then its reply. So are
+// write replies held for a WAIT (wait_replicas): their confirmation.
 func (c *conv) answered() bool {
 	if c.replica || c.passthrough {
 		return true
+	}
+	if c.held != nil {
+		return false // write replies wait for a WAIT (durable.go): a cut now would refuse them
 	}
 	if c.cmd.InCommand() && c.disp == forward {
 		return false
