@@ -78,6 +78,7 @@ type running struct {
 
 type result struct {
 	acked, errors, lost    int
+	unconfirmed            int // of the errors, NOREPLICAS: a write applied but not confirmed (wait_replicas)
 	idleFailed             int // idle clients whose next command failed after the failover
 	gap                    time.Duration
 	afterSwitch, afterProm time.Duration
@@ -173,8 +174,8 @@ func main() {
 				}
 				key := sc.name + "|" + tg.name
 				results[key] = append(results[key], r)
-				line := fmt.Sprintf("%-10s %-19s run %d: acked=%d errors=%d lost=%d longest_gap=%s switch->first_write=%s promotion->first_write=%s idle_failed=%d/%d",
-					sc.name, tg.name, run+1, r.acked, r.errors, r.lost, r.gap.Round(time.Millisecond),
+				line := fmt.Sprintf("%-10s %-19s run %d: acked=%d errors=%d noreplicas=%d lost=%d longest_gap=%s switch->first_write=%s promotion->first_write=%s idle_failed=%d/%d",
+					sc.name, tg.name, run+1, r.acked, r.errors, r.unconfirmed, r.lost, r.gap.Round(time.Millisecond),
 					fmtDur(r.afterSwitch, r.haveSwitch), fmtDur(r.afterProm, r.haveProm), r.idleFailed, idleClients)
 				if r.switchover {
 					line += fmt.Sprintf(" completed=%v to_honoured=%v priorities_restored=%v", r.completed, r.toHonoured, r.prioritiesRestored)
@@ -184,8 +185,8 @@ func main() {
 		}
 	}
 	fmt.Println()
-	fmt.Println("| scenario | path | runs | acked writes (median) | lost acked writes (median / max) | client-visible errors (median / max) | longest write gap (median / max) | first write on new master after first `+switch-master` (median / max) | after `+failover-state-wait-promotion` (median) | idle clients failing their next command, of 200 (median / max) | switchover: completed / `--to` honoured / priorities restored, runs |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| scenario | path | runs | acked writes (median) | lost acked writes (median / max) | client-visible errors (median / max) | of them NOREPLICAS (median) | longest write gap (median / max) | first write on new master after first `+switch-master` (median / max) | after `+failover-state-wait-promotion` (median) | idle clients failing their next command, of 200 (median / max) | switchover: completed / `--to` honoured / priorities restored, runs |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	var verdicts []string
 	for _, sc := range chosen {
 		for _, tg := range targets {
@@ -193,7 +194,7 @@ func main() {
 			if len(rs) == 0 {
 				continue
 			}
-			var acked, lost, errs, idle, gaps, sw, pr []float64
+			var acked, lost, errs, unconfirmed, idle, gaps, sw, pr []float64
 			maxLost, maxErrs, maxIdle, maxSw, maxGap := 0, 0, 0, time.Duration(-1<<63), time.Duration(0)
 			completed, honoured, restored := 0, 0, 0
 			for _, r := range rs {
@@ -204,6 +205,7 @@ func main() {
 				acked = append(acked, float64(r.acked))
 				lost = append(lost, float64(r.lost))
 				errs = append(errs, float64(r.errors))
+				unconfirmed = append(unconfirmed, float64(r.unconfirmed))
 				idle = append(idle, float64(r.idleFailed))
 				gaps = append(gaps, float64(r.gap))
 				maxLost = max(maxLost, r.lost)
@@ -221,8 +223,8 @@ func main() {
 			if sc.switchover {
 				planned = fmt.Sprintf("%d / %d / %d of %d", completed, honoured, restored, len(rs))
 			}
-			fmt.Printf("| %s | %s | %d | %.0f | %.0f / %d | %.0f / %d | %s / %s | %s / %s | %s | %.0f / %d | %s |\n", sc.name, tg.name, len(rs),
-				harness.Median(acked), harness.Median(lost), maxLost, harness.Median(errs), maxErrs,
+			fmt.Printf("| %s | %s | %d | %.0f | %.0f / %d | %.0f / %d | %.0f | %s / %s | %s / %s | %s | %.0f / %d | %s |\n", sc.name, tg.name, len(rs),
+				harness.Median(acked), harness.Median(lost), maxLost, harness.Median(errs), maxErrs, harness.Median(unconfirmed),
 				time.Duration(harness.Median(gaps)).Round(time.Millisecond), maxGap.Round(time.Millisecond),
 				fmtDur(time.Duration(harness.Median(sw)), len(sw) > 0),
 				fmtDur(maxSw, len(sw) > 0), fmtDur(time.Duration(harness.Median(pr)), len(pr) > 0),
@@ -379,7 +381,7 @@ func runOnce(tg target, sc scenario, downAfter time.Duration, name string) (r re
 	stopLoad()
 	res := <-done
 
-	r = result{acked: len(res.Acks), errors: res.Errors, switchover: sc.switchover}
+	r = result{acked: len(res.Acks), errors: res.Errors, unconfirmed: res.Unconfirmed, switchover: sc.switchover}
 	if sc.switchover {
 		r.completed = strings.HasPrefix(run.outcome, "switchover completed")
 		r.toHonoured = newMaster == run.to

@@ -75,6 +75,10 @@ func main() {
 			variants = append(variants, variant{name: "baseline multiplex", bin: *baseline, proxy: *extra,
 				master: "mode = \"resp\"\nmultiplex = true"})
 		}
+		if *durable {
+			variants = append(variants, variant{name: "baseline durable multiplex", bin: *baseline, proxy: *extra,
+				master: "mode = \"resp\"\nmultiplex = true\nwait_replicas = 1"})
+		}
 	}
 	if err := run(variants, *haproxyBin, *twemproxy, *rounds, *requests, *clients, *conns, *burst); err != nil {
 		fmt.Fprintln(os.Stderr, "throughput:", err)
