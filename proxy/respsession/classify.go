@@ -157,8 +157,9 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		case effAuth, effHello, effSelect, effSetName, effTracking:
 			c.txState = append(c.txState, e)
 		}
-		c.txWrite = c.txWrite || e.write                                                 // EXEC's reply waits for a WAIT if a write ran in it
-		e.effect, e.resend, e.blocks, e.write, e.x = effQueued, false, false, false, nil // a queued command blocks nothing
+		// EXEC's reply waits for a WAIT if a write ran in it; a queued command blocks nothing.
+		c.txWrite = c.txWrite || e.write
+		e.effect, e.resend, e.blocks, e.write, e.x = effQueued, false, false, false, nil
 	}
 	if c.replyOff {
 		return entry{}, false

@@ -250,10 +250,10 @@ func (c *conv) waitBarrier(name []byte) bool {
 func (c *conv) confirmed(replicas int64, err error) { c.confirmedUpTo(replicas, err, -1) }
 
 // confirmedUpTo is told what a WAIT covering the session's write replies up to the upto-th it ever held
-// (all it holds for -1: writesHeld counts them) answered: replicas had them, or err. Those go to the client as they came when replicas
-// reach wait_replicas, or each as a NOREPLICAS error; with what was held between them, as it came. What
-// was held after them waits for the WAIT that covers it (a pool's confirmer may answer for a session
-// whose later write replies came meanwhile).
+// (all it holds for -1: writesHeld counts them) answered: replicas had them, or err. Those go to the
+// client as they came when replicas reach wait_replicas, or each as a NOREPLICAS error; with what was
+// held between them, as it came. What was held after them waits for the WAIT that covers it (a pool's
+// confirmer may answer for a session whose later write replies came meanwhile).
 func (c *conv) confirmedUpTo(replicas int64, err error, upto int) {
 	h := c.held
 	if h == nil {
