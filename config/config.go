@@ -112,8 +112,26 @@ type Master struct {
 	// client whose connection needs state of its own (MULTI, blocking commands, subscriptions,
 	// CLIENT ...) moves to a private one. Needs the event loops and no TLS.
 	Multiplex bool `toml:"multiplex"`
+	// WaitReplicas (resp mode only): a write's reply reaches its client only once Redis's WAIT on the
+	// same backend connection says at least this many replicas have it; not confirmed within
+	// WaitTimeout, the client gets a NOREPLICAS error instead. 0 (the default) is off: replies pass at
+	// once, as Redis gives them. A reload applies a change to the commands that follow.
+	WaitReplicas int `toml:"wait_replicas"`
+	// WaitTimeout bounds each WAIT (wait_replicas > 0). 200ms if unset (WaitFor).
+	WaitTimeout Duration `toml:"wait_timeout"`
 	// TLS, when set, terminates TLS from clients on both ports.
 	TLS ListenTLS `toml:"tls"`
+}
+
+// DefaultWaitTimeout is wait_timeout when the file leaves it out.
+const DefaultWaitTimeout = 200 * time.Millisecond
+
+// WaitFor is how long a WAIT may take: wait_timeout, or its default.
+func (m Master) WaitFor() time.Duration {
+	if m.WaitTimeout.Duration == 0 {
+		return DefaultWaitTimeout
+	}
+	return m.WaitTimeout.Duration
 }
 
 // Stats configures the stats web page.

@@ -270,3 +270,35 @@ multiplex = true
 		}
 	}
 }
+
+// TestWaitReplicasNeedsRESPMode: only a session that reads the replies can hold a write's; every problem
+// of the two keys is named with its key, the default timeout applies when it is left out.
+func TestWaitReplicasNeedsRESPMode(t *testing.T) {
+	base := `
+[sentinel]
+addrs = ["127.0.0.1:26379"]
+[[masters]]
+name = "m"
+master_listen = "127.0.0.1:5000"
+%s
+`
+	for _, tc := range []struct{ keys, want string }{
+		{"mode = \"resp\"\nwait_replicas = 2", ""},
+		{"mode = \"resp\"\nwait_replicas = 1\nwait_timeout = \"50ms\"", ""},
+		{"wait_replicas = 1", `masters[0].wait_replicas: needs mode = "resp"`},
+		{"mode = \"tcp\"\nwait_replicas = 1", `masters[0].wait_replicas: needs mode = "resp"`},
+		{"mode = \"resp\"\nwait_replicas = -1", `masters[0].wait_replicas: must be 0 (off) or more`},
+		{"mode = \"resp\"\nwait_replicas = 1\nwait_timeout = \"2m\"", `masters[0].wait_timeout: must be between 1ms and 1m`},
+		{"mode = \"resp\"\nwait_replicas = 1\nwait_timeout = \"100us\"", `masters[0].wait_timeout: must be between 1ms and 1m`},
+	} {
+		cfg, err := Parse([]byte(strings.Replace(base, "%s", tc.keys, 1)))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.keys, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: got %v, want %q", tc.keys, err, tc.want)
+		case tc.want == "" && tc.keys == "mode = \"resp\"\nwait_replicas = 2" && cfg.Masters[0].WaitFor() != 200*time.Millisecond:
+			t.Errorf("default wait_timeout %s", cfg.Masters[0].WaitFor())
+		}
+	}
+}

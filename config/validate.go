@@ -155,6 +155,15 @@ func (c *Config) Validate() error {
 				add("%s.multiplex: needs the event loops (proxy.forwarder = \"epoll\" or \"auto\")", prefix)
 			}
 		}
+		switch {
+		case m.WaitReplicas < 0:
+			add("%s.wait_replicas: must be 0 (off) or more, got %d", prefix, m.WaitReplicas)
+		case m.WaitReplicas > 0 && m.Mode != "resp":
+			add("%s.wait_replicas: needs mode = \"resp\" (only a session that reads the replies can hold a write's until its replicas have it)", prefix)
+		}
+		if d := m.WaitTimeout.Duration; d != 0 && (d < time.Millisecond || d > time.Minute) {
+			add("%s.wait_timeout: must be between 1ms and 1m, got %s", prefix, d)
+		}
 	}
 
 	if c.Stats.Listen != "" {

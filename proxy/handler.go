@@ -69,6 +69,9 @@ func (c *Client) Context() context.Context {
 	return c.l.context()
 }
 
+// SessionConfig is the listener's SessionConfig: what its Handler reads for this client's session.
+func (c *Client) SessionConfig() any { return c.l.SessionConfig }
+
 // Listener is the name of the listener that admitted the client, for logs.
 func (c *Client) Listener() string { return c.l.Name }
 

@@ -44,7 +44,10 @@ type Listener struct {
 	HandshakeTimeout time.Duration
 	// Handler serves the admitted clients (package proxy/pipe forwards bytes). Required.
 	Handler Handler
-	Log     zerolog.Logger
+	// SessionConfig is what the Handler reads for this listener's sessions, of a type the Handler
+	// defines (resp mode: a group's *respsession.Durability); nil for none. The listener never reads it.
+	SessionConfig any
+	Log           zerolog.Logger
 
 	route     atomic.Pointer[Route]
 	routeMu   sync.Mutex

@@ -39,8 +39,12 @@ type Ack struct {
 
 // LoadResult is what a WriteLoad saw.
 type LoadResult struct {
-	Acks   []Ack // sorted by At
-	Errors int   // failed writes (not acknowledged): connection closed, refused, timeouts
+	Acks   []Ack     // sorted by At
+	Errors int       // failed writes (not acknowledged): connection closed, refused, timeouts, NOREPLICAS
+	End    time.Time // when the writers stopped
+	// Unconfirmed are the Errors that were NOREPLICAS: applied on the master, not confirmed by enough
+	// replicas (durable acknowledgements).
+	Unconfirmed int
 }
 
 // Run writes until ctx ends.
@@ -62,19 +66,21 @@ func (w *WriteLoad) Run(ctx context.Context) *LoadResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			acks, errs := w.writer(ctx, fmt.Sprintf("%s%d", prefix, i), timeout)
+			acks, errs, unconfirmed := w.writer(ctx, fmt.Sprintf("%s%d", prefix, i), timeout)
 			mu.Lock()
 			res.Acks = append(res.Acks, acks...)
 			res.Errors += errs
+			res.Unconfirmed += unconfirmed
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	res.End = time.Now()
 	sort.Slice(res.Acks, func(i, j int) bool { return res.Acks[i].At.Before(res.Acks[j].At) })
 	return res
 }
 
-func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Duration) (acks []Ack, errs int) {
+func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Duration) (acks []Ack, errs, unconfirmed int) {
 	var conn net.Conn
 	var rd *bufio.Reader
 	var stop func() bool
@@ -128,6 +134,9 @@ func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Durati
 		if err != nil {
 			if ctx.Err() == nil {
 				errs++
+				if strings.HasPrefix(err.Error(), "NOREPLICAS ") {
+					unconfirmed++
+				}
 			}
 			closeConn()
 			sleepCtx(ctx, time.Millisecond)
@@ -139,7 +148,7 @@ func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Durati
 			sleepCtx(ctx, w.Pause)
 		}
 	}
-	return acks, errs
+	return acks, errs, unconfirmed
 }
 
 func (w *WriteLoad) nodeAddr(port string) string {
@@ -181,11 +190,18 @@ func (r *LoadResult) Lost(master, password string) ([]Ack, error) {
 	return lost, nil
 }
 
-// LongestGap is the longest time between two consecutive acknowledgements, and when it started.
+// LongestGap is the longest time between two consecutive acknowledgements (or from the last one to the
+// end of the load), and when it started.
 func (r *LoadResult) LongestGap() (gap time.Duration, from time.Time) {
 	for i := 1; i < len(r.Acks); i++ {
 		if d := r.Acks[i].At.Sub(r.Acks[i-1].At); d > gap {
 			gap, from = d, r.Acks[i-1].At
+		}
+	}
+	// Writes that never resumed (every write refused after a failover) are a gap too, to the end.
+	if n := len(r.Acks); n > 0 && !r.End.IsZero() {
+		if d := r.End.Sub(r.Acks[n-1].At); d > gap {
+			gap, from = d, r.Acks[n-1].At
 		}
 	}
 	return gap, from

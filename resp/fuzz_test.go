@@ -73,7 +73,7 @@ func FuzzCommandScanner(f *testing.F) {
 	})
 }
 
-// FuzzPeek feeds arbitrary bytes to PeekFrame and PeekNull: neither may panic; each decides within its
+// FuzzPeek feeds arbitrary bytes to PeekFrame, PeekNull and PeekInt: neither may panic; each decides within its
 // bound (PeekFrameMax bytes, two bytes) and, once it decided, more bytes do not change its answer; and
 // where the bytes hold a whole value, the answer is what that value is (ReadValue).
 func FuzzPeek(f *testing.F) {
@@ -81,6 +81,7 @@ func FuzzPeek(f *testing.F) {
 		"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nx\r\n", ">3\r\n+SUBSCRIBE\r\n+ch\r\n:1\r\n",
 		"*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$2\r\nch\r\n$1\r\nx\r\n", "*2\r\n$3\r\nfoo\r\n$3\r\nbar\r\n", "*0\r\n",
 		"*-1\r\n", "$-1\r\n", "_\r\n", "*1\r\n:1\r\n", "*1\r\n$99\r\n", "*99999999999999999999999999\r\n",
+		":2\r\n", ":-12\r\n", "-NOPERM no permission\r\n", ":99999999999999999999\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -103,9 +104,19 @@ func FuzzPeek(f *testing.F) {
 		if n1, c1 := PeekNull(in[:min(1, len(in))]); c1 && (n1 != null || !nullComplete) {
 			t.Fatal("PeekNull changed its answer with more bytes")
 		}
+		n, intComplete, intErr := PeekInt(in)
+		if !intComplete && len(in) > maxPeekLine+1 {
+			t.Fatalf("PeekInt undecided after %d bytes", len(in))
+		}
 		v, err := ReadValue(bufio.NewReader(bytes.NewReader(in)), lim)
 		if err != nil {
 			return
+		}
+		if intComplete && intErr == nil && (v.Kind != ':' || v.Int != n) {
+			t.Fatalf("PeekInt %d for %q, ReadValue %c %d", n, in, v.Kind, v.Int)
+		}
+		if v.Kind == ':' && len(in) <= maxPeekLine && (!intComplete || intErr != nil || n != v.Int) {
+			t.Fatalf("PeekInt %d %v %v for the integer %d", n, intComplete, intErr, v.Int)
 		}
 		if nullComplete && null != v.Null && (in[0] == '_' || in[0] == '$' || in[0] == '*') {
 			t.Fatalf("PeekNull %v for %q, ReadValue's Null %v", null, in, v.Null)

@@ -1,5 +1,10 @@
 package resp
 
+import (
+	"fmt"
+	"strconv"
+)
+
 // A session that passes replies through as they stream must tell some values apart by their first
 // bytes, before the rest has come: a pub/sub frame from a reply (its first element names it), and a
 // null from a value. These peeks decide from a bounded prefix, so the bytes a caller keeps while it
@@ -116,4 +121,41 @@ func PeekNull(b []byte) (null, complete bool) {
 		return false, false
 	}
 	return b[1] == '-', true
+}
+
+// maxPeekLine is the longest line PeekInt reads: an integer's 20 characters, or an error's start.
+const maxPeekLine = 256
+
+// PeekInt reads the value that starts b as a RESP integer (":3\r\n"); complete is false while its line
+// has not ended within b (and b is shorter than its bound). A value that is not an integer gives an
+// error: an error reply's text (a Redis error), or a description of what came instead.
+func PeekInt(b []byte) (n int64, complete bool, err error) {
+	end := -1
+	for i := 0; i+1 < len(b) && i <= maxPeekLine; i++ {
+		if b[i] == '\r' && b[i+1] == '\n' {
+			end = i
+			break
+		}
+	}
+	if end < 0 {
+		if len(b) > maxPeekLine+1 {
+			return 0, true, fmt.Errorf("%w: a line longer than %d bytes", ErrProtocol, maxPeekLine)
+		}
+		return 0, false, nil
+	}
+	line := b[:end]
+	if len(line) == 0 {
+		return 0, true, fmt.Errorf("%w: an empty line", ErrProtocol)
+	}
+	switch line[0] {
+	case ':':
+		v, err := strconv.ParseInt(string(line[1:]), 10, 64) // as ReadValue reads it
+		if err != nil {
+			return 0, true, fmt.Errorf("%w: bad integer %q", ErrProtocol, clip(line[1:]))
+		}
+		return v, true, nil
+	case '-':
+		return 0, true, Error(line[1:])
+	}
+	return 0, true, fmt.Errorf("%w: a %q value where an integer was expected", ErrProtocol, line[0])
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sentinel-proxy/sentinel-proxy/config"
 	"github.com/sentinel-proxy/sentinel-proxy/proxy"
+	"github.com/sentinel-proxy/sentinel-proxy/proxy/respsession"
 )
 
 // ports is one [[masters]] block at run time: its configured addresses, the sockets bound to them and
@@ -21,6 +22,9 @@ type ports struct {
 	tls                  config.ListenTLS
 	mode                 string // "tcp" or "resp": kept, as tls, until a restart
 	multiplex            bool   // kept as mode is
+	// dur is the group's wait_replicas (resp mode), which its master listener's sessions apply; a
+	// reload changes it in place (applyDurability).
+	dur *respsession.Durability
 }
 
 // bindAll binds every address of cfg that current does not already listen on (all of them at start),
@@ -54,6 +58,9 @@ func (rt *proxyRuntime) bindAll(cfg *config.Config, current []*ports, currentSta
 		if old == nil {
 			// A running listener keeps its TLS settings and its mode until a restart.
 			g.tls, g.mode, g.multiplex = m.TLS, m.Mode, m.Multiplex
+			if m.Mode == "resp" {
+				g.dur = respsession.NewDurability(m.Name, rt.log)
+			}
 		}
 		g.masterKey, g.replicaKy = fmt.Sprintf("masters[%d].master_listen", i), fmt.Sprintf("masters[%d].replica_listen", i)
 		if old == nil || old.masterAt != m.MasterListen {
@@ -88,8 +95,25 @@ func (rt *proxyRuntime) newListener(cfg *config.Config, g *ports, name string) *
 	// TLS runs in Go's crypto/tls, on net.Conns: event loops move raw bytes between descriptors and
 	// cannot carry it.
 	l.Handler = rt.data.handler(g.mode, g.multiplex, l.TLS != nil || l.DialContext != nil)
+	if name == g.name+"/master" && g.dur != nil {
+		l.SessionConfig = g.dur // writes go to the master port: wait_replicas applies there
+	}
 	l.SetRoute(proxy.Route{Refusal: "starting up: master not verified yet"})
 	return l
+}
+
+// applyDurability gives each resp-mode group its wait_replicas and wait_timeout from cfg: at the start,
+// and after a reload is accepted (the commands that follow use them).
+func applyDurability(cfg *config.Config, groups []*ports) {
+	byName := map[string]config.Master{}
+	for _, m := range cfg.Masters {
+		byName[m.Name] = m
+	}
+	for _, g := range groups {
+		if m, ok := byName[g.name]; ok && g.dur != nil {
+			g.dur.Set(m.WaitReplicas, m.WaitFor())
+		}
+	}
 }
 
 // serve starts l on ln; a listener that fails ends the proxy (Run reads serveErrs).

@@ -66,10 +66,12 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	}
 	snap := routing.Decide(state, names, time.Now())
 	modes := map[string]string{}
+	waits := map[string]config.Master{}
 	for _, m := range cfg.Masters {
 		modes[m.Name] = modeName(m.Mode)
+		waits[m.Name] = m
 	}
-	problems := printCheck(out, snap, modes)
+	problems := printCheck(out, snap, modes, waits)
 	if len(problems) > 0 {
 		fmt.Fprintf(out, "\nPROBLEMS (%d):\n", len(problems))
 		for _, p := range problems {
@@ -82,7 +84,7 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) error {
 }
 
 // printCheck writes the tables and returns every problem found.
-func printCheck(out io.Writer, snap *routing.Snapshot, modes map[string]string) []string {
+func printCheck(out io.Writer, snap *routing.Snapshot, modes map[string]string, waits map[string]config.Master) []string {
 	var problems []string
 	for _, g := range snap.Groups {
 		fmt.Fprintf(out, "== %s (mode %s)\n", g.Name, modes[g.Name])
@@ -145,9 +147,40 @@ func printCheck(out io.Writer, snap *routing.Snapshot, modes map[string]string) 
 		} else if len(g.Replicas) > 0 {
 			fmt.Fprintf(out, "replica port -> %s\n", strings.Join(g.Replicas, ", "))
 		}
+		if m := waits[g.Name]; m.WaitReplicas > 0 {
+			problems = append(problems, printDurability(out, g, m)...)
+		}
 		fmt.Fprintln(out)
 	}
 	return problems
+}
+
+// printDurability says whether the group's replicas can confirm writes within wait_timeout: those its
+// master lists online and acknowledging within the last second (INFO replication), against
+// wait_replicas. Fewer, and every write through the master port would get NOREPLICAS.
+func printDurability(out io.Writer, g routing.GroupSnapshot, m config.Master) []string {
+	var keeping []string
+	for _, n := range g.Nodes {
+		if n.Addr != g.Master {
+			continue
+		}
+		for _, r := range n.LastOK.Replication.Replicas {
+			if r.State == "online" && r.Lag <= 1 {
+				keeping = append(keeping, r.Addr)
+			}
+		}
+	}
+	fmt.Fprintf(out, "durable acknowledgements: wait_replicas = %d (wait_timeout %s): %d replica(s) online and acknowledging",
+		m.WaitReplicas, m.WaitFor(), len(keeping))
+	if len(keeping) > 0 {
+		fmt.Fprintf(out, " (%s)", strings.Join(keeping, ", "))
+	}
+	fmt.Fprintln(out)
+	if g.Master != "" && len(keeping) < m.WaitReplicas {
+		return []string{fmt.Sprintf("%s: wait_replicas = %d but %d replica(s) of %s are online and acknowledging: every write would get NOREPLICAS",
+			g.Name, m.WaitReplicas, len(keeping), g.Master)}
+	}
+	return nil
 }
 
 func flagsSuffix(flags string) string {

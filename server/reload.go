@@ -42,6 +42,7 @@ func (rt *proxyRuntime) reload(load func() (*config.Config, error), trigger stri
 
 	// Data plane first: new listeners and moved addresses accept before anything else changes.
 	retire := rt.serveNewPorts(cfg, current, next)
+	applyDurability(cfg, next)
 	rt.mu.Lock()
 	rt.ports = next
 	rt.cfg = cfg

@@ -105,6 +105,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 			g.replica = rt.newListener(cfg, g, g.name+"/replica")
 		}
 	}
+	applyDurability(cfg, all)
 	rt.ports = all
 	rt.buildControlPlane(cfg)
 	rt.switchovers = rt.newSwitchovers(opts.SwitchoverStep)

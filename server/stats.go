@@ -44,7 +44,8 @@ func (rt *proxyRuntime) statsPorts() []stats.GroupPorts {
 	defer rt.mu.Unlock()
 	out := make([]stats.GroupPorts, len(rt.ports))
 	for i, g := range rt.ports {
-		out[i] = stats.GroupPorts{Name: g.name, Mode: modeName(g.mode), Master: g.master, Replica: g.replica}
+		out[i] = stats.GroupPorts{Name: g.name, Mode: modeName(g.mode), Master: g.master, Replica: g.replica,
+			Durability: g.dur}
 	}
 	return out
 }

@@ -195,7 +195,9 @@ func TestGrafanaDashboard(t *testing.T) {
 	for _, want := range []string{"listener_current_sessions", "listener_sessions_total", "listener_bytes_in_total",
 		"listener_bytes_out_total", "listener_refused_total", "listener_held_sessions", "node_is_master",
 		"failovers_total", "master_verified", "node_status", "node_check_duration_seconds",
-		"node_replication_lag_seconds", "sentinel_reachable", "dual_master_detections_total", "master_fenced"} {
+		"node_replication_lag_seconds", "sentinel_reachable", "dual_master_detections_total", "master_fenced",
+		"durable_wait_replicas", "durable_writes_waiting", "durable_writes_confirmed_total",
+		"durable_writes_unconfirmed_total", "durable_wait_seconds_bucket", "durable_replicas_acked"} {
 		if !queried["sentinel_proxy_"+want] {
 			t.Errorf("no panel shows sentinel_proxy_%s", want)
 		}
@@ -203,10 +205,11 @@ func TestGrafanaDashboard(t *testing.T) {
 }
 
 // exportedMetrics are the sample names a running proxy's /metrics has (the fixture's router fed a master,
-// a replica and a node that is down): each family, and a histogram's _bucket, _sum and _count.
+// a replica and a node that is down; its group in resp mode with wait_replicas on and writes behind it):
+// each family, and a histogram's _bucket, _sum and _count.
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	f := newFixture(t, true)
+	f := newFixture(t, true, withDurability(t))
 	_, body := get(t, f.srv.URL+"/metrics", "haproxy", "password")
 	out := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^# TYPE ([a-z0-9_:]+) ([a-z]+)$`).FindAllStringSubmatch(body, -1) {

@@ -164,18 +164,25 @@ func (s *Server) sampleEvery() time.Duration {
 }
 
 // RecordHistory samples every listener each SampleEvery for the page's charts and /stats.json's
-// history_series, until ctx ends. Whoever runs the server starts it once, beside the HTTP server
-// (package server does); without it the charts stay empty.
+// history_series, until ctx ends; and each group's unconfirmed writes, so that the page can say when they
+// went unconfirmed even if nobody looked then. Whoever runs the server starts it once, beside the HTTP
+// server (package server does); without it the charts stay empty.
 func (s *Server) RecordHistory(ctx context.Context) {
 	t := time.NewTicker(s.sampleEvery())
 	defer t.Stop()
-	s.history.record(statsOf(s.cur().Groups), time.Now())
+	s.sample(time.Now())
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			s.history.record(statsOf(s.cur().Groups), now)
+			s.sample(now)
 		}
 	}
+}
+
+func (s *Server) sample(now time.Time) {
+	groups := s.cur().Groups
+	s.history.record(statsOf(groups), now)
+	s.unconfirmed.sample(groups, now)
 }

@@ -13,7 +13,8 @@ import (
 
 // Metrics is the Prometheus side of the stats: counters of things that happen (switches, dual
 // masters, admin actions), fed by the router's hooks, and gauges and counters read from the routing
-// snapshot and the listeners at scrape time. Names and labels are listed in docs/metrics.md.
+// snapshot, the listeners and each group's durable acknowledgements at scrape time. Names and labels are
+// listed in docs/metrics.md.
 type Metrics struct {
 	registry       *prometheus.Registry
 	failovers      *prometheus.CounterVec
@@ -91,14 +92,14 @@ func (m *Metrics) ObserveDualMaster(group, _ string) { m.dualMasters.WithLabelVa
 // ObserveFence counts one fencing of a group's master. It is the router's OnFence hook.
 func (m *Metrics) ObserveFence(group string) { m.fences.WithLabelValues(group).Inc() }
 
-// register adds the scrape-time collector for s and makes every per-group series exist from the
+// register adds the scrape-time collectors for s and makes every per-group series exist from the
 // start, so that alerts on increase() see the first failover.
 func (m *Metrics) register(s *Server) {
 	m.initGroups(s.cur().Groups)
 	for _, a := range []string{actionReady, actionDrain, actionMaint, actionKill} {
 		m.adminActions.WithLabelValues(a)
 	}
-	m.registry.MustRegister(&snapshotCollector{s: s})
+	m.registry.MustRegister(&snapshotCollector{s: s}, &durabilityCollector{s: s})
 }
 
 func (m *Metrics) initGroups(groups []GroupPorts) {

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sentinel-proxy/sentinel-proxy/proxy"
+	"github.com/sentinel-proxy/sentinel-proxy/proxy/respsession"
 	"github.com/sentinel-proxy/sentinel-proxy/routing"
 )
 
@@ -37,6 +38,9 @@ type GroupPorts struct {
 	Mode    string // "tcp" or "resp": how its ports serve clients
 	Master  *proxy.Listener
 	Replica *proxy.Listener
+	// Durability is the group's wait_replicas and what its sessions count (resp mode; nil in tcp
+	// mode).
+	Durability *respsession.Durability
 }
 
 // Control is what admin actions act through. Package server implements it on the router and the listeners.
@@ -84,6 +88,7 @@ type Server struct {
 	adminMu      sync.Mutex
 	adminLog     []AdminAction // newest last, at most adminLogLen
 	history      history
+	unconfirmed  unconfirmedWatch // when each group's writes last went unconfirmed
 	pageTmpl     *template.Template
 	confirmTm    *template.Template
 	switchTm     *template.Template

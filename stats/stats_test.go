@@ -510,7 +510,7 @@ func TestMetricsDocumented(t *testing.T) {
 			documented[m[1]] = true
 		}
 	}
-	f := newFixture(t, true)
+	f := newFixture(t, true, withDurability(t)) // resp mode, writes behind it: every metric is exported
 	_, body := get(t, f.srv.URL+"/metrics", "haproxy", "password")
 	exported := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^# TYPE sentinel_proxy_([a-z_]+) `).FindAllStringSubmatch(body, -1) {

@@ -56,6 +56,9 @@ type GroupView struct {
 	Nodes              []NodeView     `json:"nodes"`
 	Sentinels          []SentinelView `json:"sentinels"`
 	History            []SwitchView   `json:"history"` // newest first, at most 50
+	// Durability is the group's wait_replicas and what its sessions counted (resp mode; omitted in tcp
+	// mode).
+	Durability *DurabilityView `json:"durability,omitempty"`
 	// HistorySeries is the recent past the page's charts draw; omitted from the metrics' view.
 	HistorySeries *HistorySeries `json:"history_series,omitempty"`
 
@@ -235,6 +238,10 @@ func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall 
 		Fenced: gs.Fenced, FenceReason: gs.FenceReason}
 	if f := gs.Failover; f != nil {
 		gv.Failover = &FailoverView{Leader: f.Leader, Stage: f.Stage, OldMaster: f.OldMaster, Promoting: f.Promoting, Since: f.Since}
+	}
+	if g.Durability != nil {
+		c, run := s.unconfirmed.observe(g.Durability, now)
+		gv.Durability = durabilityView(c, run, now)
 	}
 	per := map[string]proxy.BackendStats{}
 	for _, l := range []struct {

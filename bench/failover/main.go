@@ -78,6 +78,7 @@ type running struct {
 
 type result struct {
 	acked, errors, lost    int
+	unconfirmed            int // of the errors, NOREPLICAS: a write applied but not confirmed (wait_replicas)
 	idleFailed             int // idle clients whose next command failed after the failover
 	gap                    time.Duration
 	afterSwitch, afterProm time.Duration
@@ -97,8 +98,8 @@ func main() {
 	only := flag.String("scenarios", "kill,pause,manual,restart,switchover", "comma-separated scenarios")
 	pause := flag.Duration("pause", 4*time.Second, "how long the pause scenario stops the master")
 	downAfter := flag.Duration("down-after", time.Second, "Sentinel down-after-milliseconds")
-	targetNames := flag.String("targets", "sentinel-proxy,sentinel-proxy-resp,haproxy",
-		"comma-separated: sentinel-proxy, sentinel-proxy-resp, haproxy")
+	targetNames := flag.String("targets", "sentinel-proxy,sentinel-proxy-resp,sentinel-proxy-durable,sentinel-proxy-durable-mux,sentinel-proxy-durable1,haproxy",
+		"comma-separated: sentinel-proxy, sentinel-proxy-resp, sentinel-proxy-durable (resp, wait_replicas = 2: every replica), sentinel-proxy-durable-mux (the same with multiplex), sentinel-proxy-durable1 (resp, wait_replicas = 1), haproxy")
 	flag.Parse()
 
 	sentinelProxy := func(o harness.ProxyOptions) func(*redistest.Topology, string) (started, error) {
@@ -120,6 +121,13 @@ func main() {
 		{key: "sentinel-proxy", name: "sentinel-proxy", start: sentinelProxy(harness.ProxyOptions{})},
 		{key: "sentinel-proxy-resp", name: "sentinel-proxy resp", moves: true,
 			start: sentinelProxy(harness.ProxyOptions{Master: `mode = "resp"`})},
+		// Durable acknowledgements: the topology has two replicas, so wait_replicas = 2 is every one.
+		{key: "sentinel-proxy-durable", name: "durable (2 replicas)", moves: true,
+			start: sentinelProxy(harness.ProxyOptions{Master: "mode = \"resp\"\nwait_replicas = 2"})},
+		{key: "sentinel-proxy-durable-mux", name: "durable multiplex (2)", moves: true,
+			start: sentinelProxy(harness.ProxyOptions{Master: "mode = \"resp\"\nmultiplex = true\nwait_replicas = 2"})},
+		{key: "sentinel-proxy-durable1", name: "durable (1 replica)", moves: true,
+			start: sentinelProxy(harness.ProxyOptions{Master: "mode = \"resp\"\nwait_replicas = 1"})},
 		{key: "haproxy", name: "haproxy (seed)", start: func(topo *redistest.Topology, dir string) (started, error) {
 			p, err := harness.StartHAProxy(*haproxyBin, topo, dir)
 			if err != nil {
@@ -166,8 +174,8 @@ func main() {
 				}
 				key := sc.name + "|" + tg.name
 				results[key] = append(results[key], r)
-				line := fmt.Sprintf("%-10s %-19s run %d: acked=%d errors=%d lost=%d longest_gap=%s switch->first_write=%s promotion->first_write=%s idle_failed=%d/%d",
-					sc.name, tg.name, run+1, r.acked, r.errors, r.lost, r.gap.Round(time.Millisecond),
+				line := fmt.Sprintf("%-10s %-19s run %d: acked=%d errors=%d noreplicas=%d lost=%d longest_gap=%s switch->first_write=%s promotion->first_write=%s idle_failed=%d/%d",
+					sc.name, tg.name, run+1, r.acked, r.errors, r.unconfirmed, r.lost, r.gap.Round(time.Millisecond),
 					fmtDur(r.afterSwitch, r.haveSwitch), fmtDur(r.afterProm, r.haveProm), r.idleFailed, idleClients)
 				if r.switchover {
 					line += fmt.Sprintf(" completed=%v to_honoured=%v priorities_restored=%v", r.completed, r.toHonoured, r.prioritiesRestored)
@@ -177,8 +185,8 @@ func main() {
 		}
 	}
 	fmt.Println()
-	fmt.Println("| scenario | path | runs | acked writes (median) | lost acked writes (median / max) | client-visible errors (median / max) | longest write gap (median / max) | first write on new master after first `+switch-master` (median / max) | after `+failover-state-wait-promotion` (median) | idle clients failing their next command, of 200 (median / max) | switchover: completed / `--to` honoured / priorities restored, runs |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| scenario | path | runs | acked writes (median) | lost acked writes (median / max) | client-visible errors (median / max) | of them NOREPLICAS (median) | longest write gap (median / max) | first write on new master after first `+switch-master` (median / max) | after `+failover-state-wait-promotion` (median) | idle clients failing their next command, of 200 (median / max) | switchover: completed / `--to` honoured / priorities restored, runs |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	var verdicts []string
 	for _, sc := range chosen {
 		for _, tg := range targets {
@@ -186,7 +194,7 @@ func main() {
 			if len(rs) == 0 {
 				continue
 			}
-			var acked, lost, errs, idle, gaps, sw, pr []float64
+			var acked, lost, errs, unconfirmed, idle, gaps, sw, pr []float64
 			maxLost, maxErrs, maxIdle, maxSw, maxGap := 0, 0, 0, time.Duration(-1<<63), time.Duration(0)
 			completed, honoured, restored := 0, 0, 0
 			for _, r := range rs {
@@ -197,6 +205,7 @@ func main() {
 				acked = append(acked, float64(r.acked))
 				lost = append(lost, float64(r.lost))
 				errs = append(errs, float64(r.errors))
+				unconfirmed = append(unconfirmed, float64(r.unconfirmed))
 				idle = append(idle, float64(r.idleFailed))
 				gaps = append(gaps, float64(r.gap))
 				maxLost = max(maxLost, r.lost)
@@ -214,8 +223,8 @@ func main() {
 			if sc.switchover {
 				planned = fmt.Sprintf("%d / %d / %d of %d", completed, honoured, restored, len(rs))
 			}
-			fmt.Printf("| %s | %s | %d | %.0f | %.0f / %d | %.0f / %d | %s / %s | %s / %s | %s | %.0f / %d | %s |\n", sc.name, tg.name, len(rs),
-				harness.Median(acked), harness.Median(lost), maxLost, harness.Median(errs), maxErrs,
+			fmt.Printf("| %s | %s | %d | %.0f | %.0f / %d | %.0f / %d | %.0f | %s / %s | %s / %s | %s | %.0f / %d | %s |\n", sc.name, tg.name, len(rs),
+				harness.Median(acked), harness.Median(lost), maxLost, harness.Median(errs), maxErrs, harness.Median(unconfirmed),
 				time.Duration(harness.Median(gaps)).Round(time.Millisecond), maxGap.Round(time.Millisecond),
 				fmtDur(time.Duration(harness.Median(sw)), len(sw) > 0),
 				fmtDur(maxSw, len(sw) > 0), fmtDur(time.Duration(harness.Median(pr)), len(pr) > 0),
@@ -372,7 +381,7 @@ func runOnce(tg target, sc scenario, downAfter time.Duration, name string) (r re
 	stopLoad()
 	res := <-done
 
-	r = result{acked: len(res.Acks), errors: res.Errors, switchover: sc.switchover}
+	r = result{acked: len(res.Acks), errors: res.Errors, unconfirmed: res.Unconfirmed, switchover: sc.switchover}
 	if sc.switchover {
 		r.completed = strings.HasPrefix(run.outcome, "switchover completed")
 		r.toHonoured = newMaster == run.to

@@ -31,7 +31,7 @@ func main() {
 	haproxyBin := flag.String("haproxy", "haproxy", "haproxy binary")
 	runs := flag.Int("runs", 1, "runs of each scenario on each path, alternating which path goes first")
 	only := flag.String("scenarios", "split,sentinels,isolate,replicas,flap", "comma-separated scenarios, by name or number 1-5")
-	pathNames := flag.String("paths", "sentinel-proxy,haproxy", "comma-separated: sentinel-proxy, haproxy")
+	pathNames := flag.String("paths", "sentinel-proxy,durable,haproxy", "comma-separated, each the start of a path's name: sentinel-proxy, durable (every durable path: wait_replicas = 2, the same with multiplex, wait_replicas = 1), haproxy")
 	short := flag.Bool("short", false, "shorter cuts (8 s, flapping for 12 s) for a quick check")
 	out := flag.String("out", "bench/out", "directory for raw logs (a subdirectory per invocation)")
 	flag.Parse()

@@ -23,6 +23,7 @@ type result struct {
 	took           time.Duration // the whole run, lab to lab removal
 
 	acked, lost, errors int
+	unconfirmed         int           // of the errors, NOREPLICAS (wait_replicas)
 	lostFirst, lostLast time.Duration // when the first and last lost writes were acknowledged
 	gap, gapAt          time.Duration // the longest time without an acknowledgement, and when it began
 	dualBuckets         int           // 100 ms buckets with acknowledgements from more than one node
@@ -46,7 +47,7 @@ type result struct {
 
 // measure fills in what the writers saw, against the final master.
 func measure(r *result, b *bed, res *redistest.LoadResult, lost []redistest.Ack, cut time.Time) {
-	r.acked, r.lost, r.errors = len(res.Acks), len(lost), res.Errors
+	r.acked, r.lost, r.errors, r.unconfirmed = len(res.Acks), len(lost), res.Errors, res.Unconfirmed
 	r.acks, r.lostAcks, r.cut = res.Acks, lost, cut
 	r.ackedBy, r.lostBy = map[string]int{}, map[string]int{}
 	for _, a := range res.Acks {

@@ -86,13 +86,46 @@ func TestPartitionsThroughSentinelProxy(t *testing.T) {
 }
 
 // sentinelProxyPath is the sentinel-proxy path of the benchmark, with bin.
-func sentinelProxyPath(bin string) path {
+func sentinelProxyPath(bin string) path { return pathNamed(bin, "sentinel-proxy") }
+
+// pathNamed is the benchmark's path called name, with bin.
+func pathNamed(bin, name string) path {
 	for _, p := range paths(bin, "haproxy") {
-		if p.isProxy {
+		if p.name == name {
 			return p
 		}
 	}
-	panic("no sentinel-proxy path")
+	panic("no path " + name)
+}
+
+// TestPartitionDurableLosesNothing runs scenario 1 (the proxy cut off with the old master, the
+// replicas and the Sentinels on the other side) through resp mode with wait_replicas = 2, short: no write
+// it acknowledged is lost, not even in the seconds before the fence closes, since every acknowledged
+// write was on both replicas; the writes after the cut get NOREPLICAS.
+func TestPartitionDurableLosesNothing(t *testing.T) {
+	if err := netlab.Supported(); err != nil {
+		t.Skipf("no network namespaces here: %v (CI runs this as root)", err)
+	}
+	rn := &runner{
+		out:     t.TempDir(),
+		timings: timings{hold: 8 * time.Second, flapFor: 12 * time.Second, flapEvery: 2 * time.Second},
+		warmup:  time.Second, downAfter: 2 * time.Second, failoverTimeout: 10 * time.Second, settle: 2 * time.Minute,
+	}
+	r, err := rn.runOnce(scenarios()[0], pathNamed(buildProxy(t), "durable (2 replicas)"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(line(r))
+	if r.tilts > 0 {
+		t.Skipf("a Sentinel entered TILT mode: the machine stalled, the run shows nothing of the partition")
+	}
+	if r.acked < 500 {
+		t.Fatalf("only %d writes acknowledged: the load did not run", r.acked)
+	}
+	if r.lost > 0 {
+		t.Errorf("%d acknowledged writes lost (first acknowledged at +%s, last at +%s)", r.lost, r.lostFirst, r.lostLast)
+	}
+	neverTwoMasters(t, r)
 }
 
 // lostAfter fails the test for every lost write acknowledged after since.

@@ -10,18 +10,18 @@ import (
 
 // line is one run's summary, printed as it finishes.
 func line(r result) string {
-	return fmt.Sprintf("%-9s %-15s run %d: acked=%d (%s) lost=%d (%s) lost_acked=%s longest_gap=%s errors=%d dual_buckets=%d failovers=%s final=%s fenced=%s took=%s",
-		r.scenario, r.path, r.run, r.acked, byHost(r.ackedBy), r.lost, byHost(r.lostBy), lostWhen(r), gap(r), r.errors,
+	return fmt.Sprintf("%-9s %-15s run %d: acked=%d (%s) lost=%d (%s) lost_acked=%s longest_gap=%s errors=%d noreplicas=%d dual_buckets=%d failovers=%s final=%s fenced=%s took=%s",
+		r.scenario, r.path, r.run, r.acked, byHost(r.ackedBy), r.lost, byHost(r.lostBy), lostWhen(r), gap(r), r.errors, r.unconfirmed,
 		r.dualBuckets, failovers(r), r.finalMaster, fence(r), r.took.Round(time.Second))
 }
 
 // table prints the markdown table, one row per run.
 func table(w io.Writer, rs []result) {
-	fmt.Fprintln(w, "| scenario | path | run | acked writes | acked and lost | lost writes acked (ms from cut, first / last) | longest write gap (starts at, ms from cut) | errors | 100 ms buckets with acks from >1 node | failovers (`+switch-master`) | final master | cut → first `master_fenced` (fenced / unfenced lines) | run time |")
+	fmt.Fprintln(w, "| scenario | path | run | acked writes | acked and lost | lost writes acked (ms from cut, first / last) | longest write gap (starts at, ms from cut) | errors (of them NOREPLICAS) | 100 ms buckets with acks from >1 node | failovers (`+switch-master`) | final master | cut → first `master_fenced` (fenced / unfenced lines) | run time |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %d (%s) | %s | %s | %d | %d | %s | %s | %s | %s |\n",
-			r.scenario, r.path, r.run, r.acked, r.lost, percent(r.lost, r.acked), lostWhen(r), gap(r), r.errors,
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %d (%s) | %s | %s | %d (%d) | %d | %s | %s | %s | %s |\n",
+			r.scenario, r.path, r.run, r.acked, r.lost, percent(r.lost, r.acked), lostWhen(r), gap(r), r.errors, r.unconfirmed,
 			r.dualBuckets, failovers(r), r.finalMaster, fence(r), r.took.Round(time.Second))
 	}
 }

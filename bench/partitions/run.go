@@ -26,12 +26,20 @@ type path struct {
 }
 
 func paths(proxyBin, haproxyBin string) []path {
-	return []path{
-		{name: "sentinel-proxy", slug: "sentinel-proxy", isProxy: true, start: func(b *bed, dir string) (*harness.Process, error) {
+	proxy := func(master string) func(b *bed, dir string) (*harness.Process, error) {
+		return func(b *bed, dir string) (*harness.Process, error) {
 			// info level, so that events of any level (the fence's among them) reach the log.
 			return harness.StartSentinelProxyWith(proxyBin, b.topo, dir, harness.ProxyOptions{Host: b.proxyHost(), Port: proxyPort,
-				LogLevel: "info", Tables: checkTable})
-		}},
+				LogLevel: "info", Tables: checkTable, Master: master})
+		}
+	}
+	return []path{
+		{name: "sentinel-proxy", slug: "sentinel-proxy", isProxy: true, start: proxy("")},
+		// Durable acknowledgements: the bed has two replicas, so wait_replicas = 2 is every one.
+		{name: "durable (2 replicas)", slug: "durable", isProxy: true, start: proxy("mode = \"resp\"\nwait_replicas = 2")},
+		{name: "durable multiplex (2)", slug: "durable-mux", isProxy: true,
+			start: proxy("mode = \"resp\"\nmultiplex = true\nwait_replicas = 2")},
+		{name: "durable (1 replica)", slug: "durable1", isProxy: true, start: proxy("mode = \"resp\"\nwait_replicas = 1")},
 		{name: "haproxy (seed)", slug: "haproxy", start: func(b *bed, dir string) (*harness.Process, error) {
 			return harness.StartHAProxyWith(haproxyBin, b.topo, dir, harness.ProxyOptions{Host: b.proxyHost(), Port: proxyPort})
 		}},

@@ -22,6 +22,8 @@ func KnownPaths() []Path {
 		{Name: "resp", Proxied: true, Master: `mode = "resp"`}, // sessions that read RESP (proxy/respsession)
 		// resp sessions sharing backend connections
 		{Name: "multiplex", Proxied: true, Master: "mode = \"resp\"\nmultiplex = true"},
+		// resp sessions whose writes are confirmed by the topology's replica before their reply (WAIT)
+		{Name: "durable", Proxied: true, Master: "mode = \"resp\"\nwait_replicas = 1"},
 	}
 }
 

@@ -7,7 +7,8 @@ func TestParsePaths(t *testing.T) {
 		in, want string
 		err      bool
 	}{
-		{"all", "direct, tcp, resp, multiplex", false},
+		{"all", "direct, tcp, resp, multiplex, durable", false},
+		{"durable,resp", "resp, durable", false},
 		{"multiplex,direct", "direct, multiplex", false},
 		{"tcp,direct", "direct, tcp", false}, // direct first: the others are compared with it
 		{"tcp", "tcp", false},

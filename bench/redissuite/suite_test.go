@@ -47,9 +47,20 @@ func TestSuiteThroughProxy(t *testing.T) {
 		}
 	}
 	for _, reg := range report.Regressions {
+		if why, known := knownDifferences[reg.Path+"|"+reg.Test.Unit+"|"+reg.Test.Name]; known {
+			t.Logf("%s: %q passes directly, not through %s, as expected: %s", reg.Test.Unit, reg.Test.Name, reg.Path, why)
+			continue
+		}
 		t.Errorf("%s: %q passes directly, not through %s: [%s] %s", reg.Test.Unit, reg.Test.Name, reg.Path, reg.Test.Status,
 			errorLines(reg.Test.Error)[0])
 	}
+}
+
+// knownDifferences are the tests of shortUnits that pass directly and may not through a path, each for a
+// reason that path owns (docs/failover.md lists them all for the whole suite).
+var knownDifferences = map[string]string{
+	"durable|unit/latency-monitor|LATENCY of expire events are correctly collected": "the test stalls the server " +
+		"deleting a big key; a write whose WAIT waits longer than wait_timeout for the replica gets NOREPLICAS",
 }
 
 // buildProxy builds sentinel-proxy into a temporary directory, as the repository's own binary tests do.

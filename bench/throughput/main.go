@@ -1,6 +1,6 @@
 // Command throughput compares the data path of direct Redis, sentinel-proxy and HAProxy with the seed's
 // configuration in one run: redis-benchmark GET, SET and GET -P 16 (rounds alternate the order of the
-// paths; medians and ratios are reported), then memory per idle proxied connection (RSS growth of a
+// paths; medians and ratios are reported), SET -P 16, then memory per idle proxied connection (RSS growth of a
 // freshly started proxy holding N connections that each did AUTH + PING) and N active connections.
 // See docs/benchmarks.md.
 //
@@ -45,6 +45,7 @@ func main() {
 	baseline := flag.String("baseline", "", "also measure this sentinel-proxy binary in every mode measured (tcp, and resp and multiplex when on), e.g. a build of the commit before a change: A/B in one run")
 	respMode := flag.Bool("resp", true, "also measure sentinel-proxy in resp mode ([[masters]] mode = \"resp\")")
 	multiplex := flag.Bool("multiplex", true, "also measure sentinel-proxy in resp mode with multiplex = true")
+	durable := flag.Bool("durable", true, "also measure durable acknowledgements: resp mode and multiplex with wait_replicas = 1 (the topology's one replica)")
 	twemproxy := flag.String("twemproxy", "nutcracker", "twemproxy binary (empty: not measured)")
 	burst := flag.Int("burst", 1000, "clients doing GET at once, for the backend connections and Redis's client memory per path (0: skip)")
 	flag.Parse()
@@ -55,6 +56,12 @@ func main() {
 	if *multiplex {
 		variants = append(variants, variant{name: "sentinel-proxy multiplex", bin: *proxyBin, proxy: *extra,
 			master: "mode = \"resp\"\nmultiplex = true"})
+	}
+	if *durable {
+		variants = append(variants,
+			variant{name: "sentinel-proxy durable", bin: *proxyBin, proxy: *extra, master: "mode = \"resp\"\nwait_replicas = 1"},
+			variant{name: "sentinel-proxy durable multiplex", bin: *proxyBin, proxy: *extra,
+				master: "mode = \"resp\"\nmultiplex = true\nwait_replicas = 1"})
 	}
 	if *batch {
 		variants = append(variants, variant{name: "sentinel-proxy batch", bin: *proxyBin, proxy: *extra + "\n" + batchConfig})
@@ -67,6 +74,10 @@ func main() {
 		if *multiplex {
 			variants = append(variants, variant{name: "baseline multiplex", bin: *baseline, proxy: *extra,
 				master: "mode = \"resp\"\nmultiplex = true"})
+		}
+		if *durable {
+			variants = append(variants, variant{name: "baseline durable multiplex", bin: *baseline, proxy: *extra,
+				master: "mode = \"resp\"\nmultiplex = true\nwait_replicas = 1"})
 		}
 	}
 	if err := run(variants, *haproxyBin, *twemproxy, *rounds, *requests, *clients, *conns, *burst); err != nil {
@@ -149,6 +160,7 @@ func run(variants []variant, haproxyBin, twemproxyBin string, rounds, requests, 
 		{"GET", []string{"-t", "get"}},
 		{"SET", []string{"-t", "set"}},
 		{"GET -P 16", []string{"-t", "get", "-P", "16"}},
+		{"SET -P 16", []string{"-t", "set", "-P", "16"}},
 	}
 	fmt.Printf("# throughput: redis-benchmark -c %d -n %d -d 16, %d rounds, %d CPUs\n", clients, requests, rounds, numCPU())
 	results := map[string][]sample{}

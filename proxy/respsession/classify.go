@@ -99,11 +99,12 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 	case "multi":
 		e.effect, tx = effMulti, true
 		if !c.txOpen {
-			c.txState = nil
+			c.txState, c.txWrite = nil, false
 		}
 		c.txOpen = true
 	case "exec":
 		e.effect, tx = effExec, true
+		e.write, c.txWrite = c.txOpen && c.txWrite && c.durable() != nil, false
 		if c.txOpen && len(c.txState) > 0 {
 			e.ext().tx, c.txState = c.txState, nil // in force if the transaction runs
 		}
@@ -114,7 +115,7 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		c.watchSent = false
 	case "discard":
 		e.effect, tx = effDiscard, true
-		c.txOpen, c.watchSent, c.txState = false, false, nil
+		c.txOpen, c.watchSent, c.txState, c.txWrite = false, false, nil, false
 	case "watch":
 		e.effect, tx = effWatch, true
 		c.watchSent = true
@@ -124,7 +125,7 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 	case "reset":
 		e.effect = effReset
 		c.txOpen, c.watchSent, c.replyOff, c.skip, c.proto = false, false, false, false, 2
-		c.localTx, c.execNull, c.watchLost, c.txState = false, false, false, nil
+		c.localTx, c.execNull, c.watchLost, c.txState, c.txWrite = false, false, false, nil, false
 	case "monitor":
 		e.effect = effMonitor
 	case "quit":
@@ -139,10 +140,12 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		return c.classifySubscription(name, args[1:], unsub)
 	}
 	if !tx {
-		if info := lookup(name, sub); info != nil {
+		info := lookup(name, sub)
+		if info != nil {
 			e.resend = info.flags&flagReadonly != 0 || info.flags&(flagWrite|flagMayReplicate|flagAdmin) == 0
 			e.blocks = info.flags&flagBlocking != 0
 		}
+		e.write = c.durable() != nil && mayWrite(name, args, info)
 		// WAIT and WAITAOF wait for replicas, not for keys, and Redis does not flag them blocking.
 		e.blocks = e.blocks || string(name) == "wait" || string(name) == "waitaof"
 	}
@@ -154,7 +157,9 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 		case effAuth, effHello, effSelect, effSetName, effTracking:
 			c.txState = append(c.txState, e)
 		}
-		e.effect, e.resend, e.blocks, e.x = effQueued, false, false, nil // a queued command blocks nothing
+		// EXEC's reply waits for a WAIT if a write ran in it; a queued command blocks nothing.
+		c.txWrite = c.txWrite || e.write
+		e.effect, e.resend, e.blocks, e.write, e.x = effQueued, false, false, false, nil
 	}
 	if c.replyOff {
 		return entry{}, false

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/sentinel-proxy/sentinel-proxy/resp"
 )
@@ -100,6 +101,21 @@ type conv struct {
 	muxKeyWait  bool
 	muxPrivate  bool
 	privateSoon bool
+
+	// Durable acknowledgements (durable.go): dur is the group's wait_replicas, nil for a listener
+	// without. unwaited: a write went to the session's own connection since its last WAIT. txWrite: the
+	// open transaction queued a write. held: what waits for a WAIT, nil while nothing does. The answer
+	// of the WAIT whose reply is being read: waitReplicas, or waitErr.
+	dur  *Durability
+	held *heldReplies
+	// writesHeld and writesReleased count the write replies ever held and released: a pool's
+	// confirmer says up to which it answered (confirmedUpTo).
+	writesHeld, writesReleased uint64
+	waitReplicas               int64
+	waitErr                    error
+	unwaited                   bool
+	txWrite                    bool
+	holdingWrite               bool // the reply being read is a write's, held for its WAIT
 }
 
 // replyLimits bound the backend's replies only where the session must: it keeps none of a reply (a
@@ -141,6 +157,7 @@ func (c *conv) fromClient(b []byte) error {
 		return nil
 	}
 	span := -1 // start of bytes of b to forward, not yet given to the output
+	var nameBuf [maxName]byte
 	flush := func(end int) {
 		if span >= 0 && end > span {
 			c.out.toBackend(b[span:end])
@@ -171,6 +188,10 @@ func (c *conv) fromClient(b []byte) error {
 				flush(began)
 				c.stash = append(c.stash, b[began:pos]...)
 				continue
+			}
+			if c.unwaited && c.waitBarrier(lowerInto(&nameBuf, name)) {
+				flush(began) // the commands before it, then its WAIT, then it
+				c.sendWait()
 			}
 			c.disp = c.decide()
 			c.keep = c.disp == forward || c.disp == hold
@@ -207,6 +228,9 @@ func (c *conv) fromClient(b []byte) error {
 		c.commandDone()
 	}
 	flush(pos)
+	if c.waitWanted() {
+		c.sendWait() // after the run of writes just forwarded
+	}
 	return c.emitLocal()
 }
 
@@ -310,6 +334,7 @@ func (c *conv) commandDone() {
 		e.mx = c.heldClass(name, args)
 	}
 	e.sent = disp == forward || sendNow
+	c.unwaited = c.unwaited || (e.write && e.sent && c.mux == nil)
 	switch {
 	case disp == hold && !sendNow:
 		e.heldUntil, e.raw = c.env.now()+c.holdNs, raw
@@ -351,7 +376,7 @@ func (c *conv) localAnswer(name []byte) []byte {
 // client writes b to the client after whatever of the backend's current read is due before it.
 func (c *conv) client(b []byte) {
 	c.flushSpan(-1)
-	c.out.toClient(b)
+	c.toClient(b)
 }
 
 // flushSpan gives the client the stretch of the backend's current read that is due to it, up to end
@@ -364,7 +389,7 @@ func (c *conv) flushSpan(end int) {
 		end = int(c.scanned)
 	}
 	if end > int(c.span) {
-		c.out.toClient(c.cur[c.span:end])
+		c.toClient(c.cur[c.span:end])
 	}
 	c.span = -1
 }
@@ -465,7 +490,7 @@ func (c *conv) fromBackend(b []byte) error {
 			}
 			if c.replica { // SYNC's turn: what follows is the replication stream
 				c.flushSpan(pos)
-				c.out.toClient(b[pos:])
+				c.toClient(b[pos:])
 				c.scanned = int32(len(b))
 				return nil
 			}
@@ -476,6 +501,13 @@ func (c *conv) fromBackend(b []byte) error {
 				return nil
 			}
 			c.inReply = true
+			if c.held != nil && !c.swallow {
+				c.flushSpan(pos)
+				c.held.cur = int32(len(c.held.buf)) // where this value begins in what is held
+			}
+			if c.holdingWrite {
+				c.holdWriteReply(pos)
+			}
 		}
 		n, done, err := c.rep.Next(b[pos:])
 		if err != nil {
@@ -492,6 +524,10 @@ func (c *conv) fromBackend(b []byte) error {
 			c.q.front().started = true
 		}
 		if done {
+			if c.holdingWrite {
+				c.holdingWrite = false
+				c.writeReplyDone(pos)
+			}
 			if err := c.replyDone(); err != nil {
 				return err
 			}
@@ -535,6 +571,27 @@ func (c *conv) startReply(b []byte) (decided bool, err error) {
 	if e == nil {
 		return false, fmt.Errorf("backend sent a reply nobody asked for (%q)", kind)
 	}
+	if e.kind == confirm {
+		// The session's own WAIT: what it says is read here, and the rest of it is dropped.
+		n, complete, perr := resp.PeekInt(b)
+		if !complete {
+			return false, nil
+		}
+		c.waitReplicas, c.waitErr = n, perr
+		c.toEntry, c.swallow = true, true
+		return true, nil
+	}
+	if e.write && c.held == nil && c.durable() == nil {
+		// wait_replicas was turned off: nothing is held any more.
+	} else if e.write {
+		// A write's reply waits for its WAIT, unless it says nothing was written: an error, or a null
+		// (SET NX on a key that exists, a blocking pop that timed out, an EXEC a WATCH aborted).
+		null, complete := resp.PeekNull(b)
+		if !complete {
+			return false, nil
+		}
+		c.holdingWrite = !null && kind != '-' && kind != '!'
+	}
 	if e.effect == effSync {
 		c.pop()
 		c.replica = true
@@ -574,6 +631,16 @@ func (c *conv) replyDone() error {
 	e.started = false
 	if e.replies > 0 {
 		return nil
+	}
+	if e.kind == confirm {
+		sentAt := e.heldUntil
+		c.pop()
+		if c.waitErr == nil {
+			c.dur.observeWait(time.Duration(c.env.now()-sentAt), c.waitReplicas)
+		}
+		c.confirmed(c.waitReplicas, c.waitErr)
+		c.waitErr = nil
+		return c.emitLocal()
 	}
 	failed := c.rep.IsError()
 	if e.kind == swallowed {

@@ -71,6 +71,9 @@ const highWater = 64 << 10
 func (s *core) init(d driver, c *proxy.Client, out output) {
 	s.d, s.c = d, c
 	s.conv = newConv(out, s, int64(c.HoldTimeout()))
+	if dur, ok := c.SessionConfig().(*Durability); ok {
+		s.conv.dur = dur // the group's wait_replicas (durable.go)
+	}
 }
 
 var (

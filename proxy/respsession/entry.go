@@ -11,6 +11,9 @@ const (
 	swallowed
 	// local: the session answers itself; raw holds the answer.
 	local
+	// confirm: a WAIT the session sent itself after writes (durable.go); its reply confirms them, and
+	// the client never sees it. heldUntil holds when it was sent.
+	confirm
 )
 
 // effect is what a command's reply, when it is not an error, changes in the connection's state.
@@ -47,7 +50,10 @@ type entry struct {
 	started bool // part of its reply reached the client: it cannot be sent again
 	// blocks: a blocking command (BLPOP, XREAD, WAIT...), whose reply may not come soon: a switchover's
 	// hold does not wait for it (see conv.answered).
-	blocks  bool
+	blocks bool
+	// write: the command may change the dataset, and its reply waits for a WAIT (durable.go) when the
+	// group has wait_replicas on.
+	write   bool
 	mx      muxClass // how it may travel on a shared connection (mux.go)
 	replies int32    // replies still expected from the backend
 	n       int32    // a number the effect needs: the database, the protocol, EXEC guarded by WATCH

@@ -26,6 +26,24 @@ func (c *conv) detach() error {
 	}
 	c.attached = false
 	c.muxKeyWait = false // its reply was to come on the connection that is gone
+	c.unwaited, c.holdingWrite = false, false
+	if h := c.held; h != nil {
+		if c.inReply && !c.swallow {
+			// The value part-way in reached nobody: it is dropped, and its command is in flight.
+			if h.open >= 0 {
+				h.open = -1
+				c.dur.waiting.Add(-1)
+			}
+			h.buf = h.buf[:h.cur]
+			if e := c.q.front(); c.toEntry && e != nil {
+				e.started = false
+			}
+			c.inReply = false
+		}
+		// The write replies that waited for a WAIT came from a master that is gone before the WAIT
+		// said anything: whether they will be on the next one is not known.
+		c.releaseHeld(false, mayHaveApplied, 0, "the master changed before a WAIT confirmed them")
+	}
 	if c.inReply && !c.swallow || c.replica {
 		return errCannotMove
 	}
@@ -60,8 +78,8 @@ func (c *conv) detach() error {
 	for i := 0; i < c.q.len(); i++ {
 		e := *c.q.at(i)
 		switch {
-		case e.kind == swallowed:
-			continue // a replay that did not finish: the next one says it all again
+		case e.kind == swallowed || e.kind == confirm:
+			continue // a replay that did not finish: the next one says it all again; a WAIT of the old one
 		case e.kind == local || !e.sent:
 			kept = append(kept, e)
 			continue
@@ -156,16 +174,18 @@ func (c *conv) attachWith(between []byte, replay bool) []byte {
 	return out
 }
 
-// sendHeld appends to out the commands held, in order, and marks them sent.
+// sendHeld appends to out the commands held, in order, and marks them sent; a WAIT follows writes
+// among them (durable.go).
 func (c *conv) sendHeld(out []byte) []byte {
 	for i := 0; i < c.q.len(); i++ {
 		e := c.q.at(i)
 		if e.kind == viaBackend && !e.sent {
 			out = append(out, c.kept.get(e.raw)...)
 			e.sent = true
+			c.unwaited = c.unwaited || (e.write && c.mux == nil)
 		}
 	}
-	return out
+	return c.appendWait(out)
 }
 
 // needsBackend reports whether the session should connect now rather than wait for the client's next

@@ -19,8 +19,15 @@ func (c *conv) keptFull() bool { return len(c.kept.buf) > maxKeptBytes }
 // keptRoom reports whether a session that stopped reading its client may read again.
 func (c *conv) keptRoom() bool { return len(c.kept.buf) <= maxKeptBytes/2 }
 
-// holdCommands makes the conversation keep every command it reads from now on.
-func (c *conv) holdCommands() { c.holding = true }
+// holdCommands makes the conversation keep every command it reads from now on. A WAIT owed for the
+// writes before it goes first: the hold waits for its answer, so the writes it confirms are confirmed
+// before the switchover moves the master.
+func (c *conv) holdCommands() {
+	if c.waitWanted() {
+		c.sendWait()
+	}
+	c.holding = true
+}
 
 // releaseCommands ends the hold, and returns what to send the backend now: the commands held, in
 // order. With no backend, they stay held, for the hold of a failover from now: the next attach sends
@@ -50,17 +57,21 @@ func (c *conv) releaseCommands() []byte {
 // waits for it. Not waited for, since nothing says their reply comes soon: blocking commands (only a
 // write, which the hold keeps, would unblock most of them), subscription commands, a MONITOR session
 // and a replication link (their bytes pass unread, see conv.passthrough and conv.replica). A command the
-// client was sending to the backend when the hold began is: the rest of it follows, then its reply.
+// client was sending to the backend when the hold began is: the rest of it follows, then its reply. So are
+// write replies held for a WAIT (wait_replicas): their confirmation.
 func (c *conv) answered() bool {
 	if c.replica || c.passthrough {
 		return true
+	}
+	if c.held != nil {
+		return false // write replies wait for a WAIT (durable.go): a cut now would refuse them
 	}
 	if c.cmd.InCommand() && c.disp == forward {
 		return false
 	}
 	for i := 0; i < c.q.len(); i++ {
 		e := c.q.at(i)
-		if e.kind == viaBackend && e.sent && e.replies > 0 && !e.blocks && e.effect != effSubscribe {
+		if (e.kind == viaBackend || e.kind == confirm) && e.sent && e.replies > 0 && !e.blocks && e.effect != effSubscribe {
 			return false
 		}
 	}

@@ -146,7 +146,7 @@ func (c *conv) dispatchShared(l sharedLink) {
 		return
 	}
 	if c.muxKeyWait {
-		if l.sharedOwed() > 0 {
+		if c.sharedBusy(l) {
 			return
 		}
 		c.muxKeyWait = false
@@ -164,7 +164,7 @@ func (c *conv) dispatchShared(l sharedLink) {
 			c.muxPrivate = true
 			continue
 		case muxKey:
-			if l.sharedOwed() > 0 || !l.useShared(c.st.muxKey().after(e)) {
+			if c.sharedBusy(l) || !l.useShared(c.st.muxKey().after(e)) {
 				return
 			}
 			if c.sendHeldShared(l, e) {
@@ -178,7 +178,7 @@ func (c *conv) dispatchShared(l sharedLink) {
 	}
 	if c.muxPrivate {
 		c.muxHeld = true
-		if l.sharedOwed() == 0 {
+		if !c.sharedBusy(l) {
 			l.goPrivate()
 		}
 		return
@@ -196,6 +196,10 @@ func (c *conv) dispatchShared(l sharedLink) {
 	}
 	c.muxHeld = false
 }
+
+// sharedBusy reports whether the session must stay on its shared connection for now: replies are owed
+// to it there, or write replies wait for its pool's WAIT, whose answer comes through its claim.
+func (c *conv) sharedBusy(l sharedLink) bool { return l.sharedOwed() > 0 || c.held != nil }
 
 // sendHeldShared sends e, a held command, on the session's shared connection.
 func (c *conv) sendHeldShared(l sharedLink, e *entry) bool {

@@ -29,6 +29,13 @@ type receiver interface {
 	// sharedRoom is told that the connection's output, too full for more when the session last sent
 	// (claim.send), has room again.
 	sharedRoom()
+	// sharedHeld says which write replies the session holds for a WAIT now (durable.go): those up to
+	// the returned count of all it ever held, 0 for none. The pool's next WAIT, sent after they were
+	// answered, covers them.
+	sharedHeld() int
+	// sharedConfirmed is told what a WAIT covering the write replies up to upto (as sharedHeld counted
+	// them) answered: replicas that have them, or err.
+	sharedConfirmed(replicas int64, err error, upto int)
 }
 
 // poolKey names a shared backend connection of a loop: a node, and the connection state of every
@@ -36,6 +43,7 @@ type receiver interface {
 type poolKey struct {
 	addr string
 	muxKeyOf
+	dur *Durability // the group's wait_replicas: the connection's WAITs use it (nil: none)
 }
 
 // pool is a loop's shared backend connections, one per key. Only its loop touches it.
@@ -46,11 +54,16 @@ type pool struct {
 	// session that moves to a connection of its own: it needs no connect and no replay, which Redis
 	// refuses while a script keeps it busy (SELECT), when SCRIPT KILL or a MULTI must get through.
 	spares map[poolKey]*sharedConn
-	stats  *muxStats
+	// confirmers: for each key whose group has wait_replicas, the connection its WAITs go on
+	// (confirm.go), so that no shared connection is ever blocked in one.
+	confirmers map[poolKey]*confirmer
+	stats      *muxStats
+	timeout    time.Duration // to connect a confirmer: the connect timeout sessions last joined with
 }
 
 func newPool(lp *eventloop.Loop, stats *muxStats) *pool {
-	return &pool{lp: lp, conns: map[poolKey]*sharedConn{}, spares: map[poolKey]*sharedConn{}, stats: stats}
+	return &pool{lp: lp, conns: map[poolKey]*sharedConn{}, spares: map[poolKey]*sharedConn{},
+		confirmers: map[poolKey]*confirmer{}, stats: stats}
 }
 
 // muxStats count, over every loop, the shared connections open and the sessions that left one for a
@@ -63,6 +76,7 @@ type muxStats struct {
 // join puts rcv on the connection for key, connecting one (and its spare, within timeout) when there is
 // none, and returns its claim there.
 func (p *pool) join(key poolKey, rcv receiver, timeout time.Duration) (*claim, error) {
+	p.timeout = timeout
 	sc := p.conns[key]
 	if sc == nil {
 		var err error
@@ -148,6 +162,7 @@ type claim struct {
 	long    bool     // a reply to it passed maxSharedReply
 	touched bool     // listed in the delivery under way
 	waits   bool     // waits for room (sharedConn.blocked)
+	covered bool     // listed for the confirmer's next WAIT (confirmer.pending)
 }
 
 // addr is the node of the claim's connection.
@@ -206,11 +221,12 @@ func (cl *claim) cancel() {
 }
 
 // pendingReplies is a claim's commands sent together on a shared connection, in the order of the
-// connection's commands.
+// connection's commands; on a confirmer, its PING (cl nil) or its WAIT (wait set).
 type pendingReplies struct {
-	cl *claim
-	n  int32 // replies still to come
-	at int64 // when the commands went out (the loop's clock, unix nanoseconds)
+	cl   *claim
+	n    int32 // replies still to come
+	wait bool  // a confirmer's WAIT
+	at   int64 // when the commands went out (the loop's clock, unix nanoseconds)
 }
 
 // sharedConn is one backend connection that many sessions of a loop send their commands on. Commands
@@ -242,10 +258,14 @@ type sharedConn struct {
 	claims     map[*claim]struct{} // the sessions on it, or waiting for its connect
 	// blocked are claims whose session stopped reading its client while the output is full.
 	blocked []*claim
-	touched []*claim     // the claims a delivery gave replies to (deliver), reused
-	reader  sharedReader // asks the loop to go on reading after others had their turn (pump)
-	later   bool
-	hup     bool // the backend hung up: read to the EOF
+	// confirm: the connection is a lane of its key's confirmer (confirm.go): it carries PINGs and WAITs
+	// only. waitReply gathers a WAIT's reply.
+	confirm   *lane
+	waitReply []byte
+	touched   []*claim     // the claims a delivery gave replies to (deliver), reused
+	reader    sharedReader // asks the loop to go on reading after others had their turn (pump)
+	later     bool
+	hup       bool // the backend hung up: read to the EOF
 }
 
 // sharedReader goes on reading a shared connection once the loop's other sessions had a turn.
@@ -362,6 +382,11 @@ func (sc *sharedConn) pump() {
 			// stalled connection read again) makes its own.
 			touched, err := sc.deliver(buf[:n], sc.touched[:0])
 			sc.touched = nil
+			if sc.key.dur != nil && sc.confirm == nil {
+				// Write replies this read gave are held for a WAIT: their commands ran, so the
+				// confirmer's next WAIT, sent from now on, covers them.
+				sc.pool.cover(sc.key, touched)
+			}
 			for _, cl := range touched {
 				if cl.rcv != nil {
 					cl.rcv.sharedSettled() // may read its client into buf: the bytes of buf are delivered
@@ -373,7 +398,7 @@ func (sc *sharedConn) pump() {
 				sc.fail(err)
 				return
 			}
-			if len(sc.claims) == 0 && sc.head == len(sc.fifo) && !sc.spare {
+			if len(sc.claims) == 0 && sc.head == len(sc.fifo) && !sc.spare && sc.confirm == nil {
 				sc.close() // its last sessions left while it owed them replies
 				return
 			}
@@ -443,6 +468,26 @@ func (sc *sharedConn) deliver(b []byte, touched []*claim) ([]*claim, error) {
 			return touched, errors.New("backend sent a reply nobody asked for")
 		}
 		w := &sc.fifo[sc.head]
+		if w.cl == nil {
+			// A confirmer's PING, whose reply is dropped, or its WAIT, whose answer goes to the
+			// sessions it covers.
+			give()
+			if w.wait && len(sc.waitReply) < maxWaitReply {
+				sc.waitReply = append(sc.waitReply, b[pos:pos+min(n, maxWaitReply-len(sc.waitReply))]...)
+			}
+			pos += n
+			from = pos
+			if !done {
+				continue
+			}
+			wait, at := w.wait, w.at
+			sc.advance()
+			if wait {
+				touched = sc.confirm.answered(sc.waitReply, at, touched)
+				sc.waitReply = sc.waitReply[:0]
+			}
+			continue
+		}
 		if w.cl != run {
 			give()
 			from, run = pos, w.cl
@@ -466,18 +511,26 @@ func (sc *sharedConn) deliver(b []byte, touched []*claim) ([]*claim, error) {
 		sc.replyBytes = 0
 		w.cl.owed--
 		if w.n--; w.n == 0 {
-			sc.fifo[sc.head] = pendingReplies{}
-			sc.head++
-			if sc.head == len(sc.fifo) {
-				sc.fifo, sc.head = sc.fifo[:0], 0
-			} else if sc.head >= 1024 && sc.head*2 >= len(sc.fifo) {
-				sc.fifo, sc.head = sc.fifo[:copy(sc.fifo, sc.fifo[sc.head:])], 0
-			}
+			sc.advance()
 		}
 	}
 	give()
 	return touched, nil
 }
+
+// advance drops the fifo's head, whose replies all came.
+func (sc *sharedConn) advance() {
+	sc.fifo[sc.head] = pendingReplies{}
+	sc.head++
+	if sc.head == len(sc.fifo) {
+		sc.fifo, sc.head = sc.fifo[:0], 0
+	} else if sc.head >= 1024 && sc.head*2 >= len(sc.fifo) {
+		sc.fifo, sc.head = sc.fifo[:copy(sc.fifo, sc.fifo[sc.head:])], 0
+	}
+}
+
+// maxWaitReply is how much of a WAIT's reply is kept to read it: an integer, or the start of an error.
+const maxWaitReply = 256
 
 // spoil takes the connection out of its pool: its state is not its key's, or it is stuck. The
 // sessions on it keep their replies; the next ones get a new connection.
@@ -497,6 +550,10 @@ func (sc *sharedConn) fail(err error) {
 		return
 	}
 	sc.close()
+	if sc.confirm != nil {
+		sc.confirm.failed(err)
+		return
+	}
 	for cl := range sc.claims {
 		if cl.rcv != nil {
 			cl.rcv.sharedFailed(cl, err)
@@ -511,8 +568,14 @@ func (sc *sharedConn) close() {
 	sc.closed = true
 	sc.pool.stats.conns.Add(-1)
 	sc.spoil()
-	if sp := sc.pool.spares[sc.key]; sp != nil && !sc.spare && sc.pool.conns[sc.key] == nil {
-		sp.close() // a key nobody shares needs no spare
+	if !sc.spare && sc.confirm == nil && sc.pool.conns[sc.key] == nil {
+		// A key nobody shares needs no spare, and no confirmer once nobody waits on it.
+		if sp := sc.pool.spares[sc.key]; sp != nil {
+			sp.close()
+		}
+		if cf := sc.pool.confirmers[sc.key]; cf != nil {
+			cf.closeIfIdle()
+		}
 	}
 	if sc.dialing != nil {
 		sc.dialing.Cancel()

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sentinel-proxy/sentinel-proxy/proxy/eventloop"
 	"github.com/sentinel-proxy/sentinel-proxy/resp"
 )
@@ -156,6 +158,17 @@ type testReceiver struct {
 	room     int
 	cancelAt int // cancel its claim once it got this many bytes (0: never)
 	claim    *claim
+	confirms []confirmation
+	// heldWrites is how many write replies the receiver says it holds (a session's conversation would
+	// know): the pool's confirmer covers them.
+	heldWrites int
+}
+
+// confirmation is what the pool's confirmer told a receiver.
+type confirmation struct {
+	replicas int64
+	err      error
+	upto     int
 }
 
 func (r *testReceiver) sharedReplies(b []byte) {
@@ -168,6 +181,10 @@ func (r *testReceiver) sharedSettled()                   { r.settled++ }
 func (r *testReceiver) sharedReady()                     { r.ready++ }
 func (r *testReceiver) sharedFailed(_ *claim, err error) { r.failed = append(r.failed, err) }
 func (r *testReceiver) sharedRoom()                      { r.room++ }
+func (r *testReceiver) sharedConfirmed(n int64, err error, upto int) {
+	r.confirms = append(r.confirms, confirmation{n, err, upto})
+}
+func (r *testReceiver) sharedHeld() int { return r.heldWrites }
 func (h *poolHarness) got(r *testReceiver) (replies string) {
 	h.onLoop(func() { replies = r.replies.String() })
 	return
@@ -496,4 +513,82 @@ func TestPoolPushesAreNobodys(t *testing.T) {
 	srv.command(t)
 	srv.writeInPieces(t, "$1\r\na\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n$1\r\nb\r\n", 5)
 	h.waitGot(rcv, "$1\r\na\r\n$1\r\nb\r\n")
+}
+
+// TestPoolConfirmerCoversHeldWrites: after a read of a shared connection gave sessions write replies
+// they hold, the key's confirmer (connections of its own: the shared one never blocks in a WAIT) sends
+// PING and WAIT once for them all, and tells each what it answered for the write replies it held then; a
+// session that holds none hears nothing. Write replies that come while that WAIT is in flight get a WAIT
+// on the confirmer's second lane at once, and its answer stands for all the session held then.
+func TestPoolConfirmerCoversHeldWrites(t *testing.T) {
+	h := newPoolHarness(t)
+	dur := NewDurability("g", zerolog.Nop())
+	dur.Set(1, 200*time.Millisecond)
+	key := h.key()
+	key.dur = dur
+	a, clA := h.join(key)
+	b, clB := h.join(key)
+	srv := h.accept()
+	h.accept() // the spare
+	h.waitReady(clA)
+	h.onLoop(func() {
+		a.heldWrites = 2 // as a session holding its SET's and INCR's replies would say
+		clA.send(resp.AppendCommand(resp.AppendCommand(nil, "SET", "a", "1"), "INCR", "n"), 2)
+		clB.send(resp.AppendCommand(nil, "GET", "a"), 1)
+	})
+	for _, want := range []string{"SET a 1", "INCR n", "GET a"} {
+		if got := srv.command(t); got != want {
+			t.Fatalf("server read %q, want %q", got, want)
+		}
+	}
+	srv.writeInPieces(t, "+OK\r\n:2\r\n$1\r\n1\r\n", 100)
+	h.waitGot(a, "+OK\r\n:2\r\n")
+	h.waitGot(b, "$1\r\n1\r\n")
+	lane1 := h.accept()
+	for _, want := range []string{"PING", "WAIT 1 200"} {
+		if got := lane1.command(t); got != want {
+			t.Fatalf("the confirmer's first lane read %q, want %q", got, want)
+		}
+	}
+	// While that WAIT waits, the session holds a third write reply: its WAIT goes on the second lane.
+	h.onLoop(func() { clA.send(resp.AppendCommand(nil, "DEL", "a"), 1); a.heldWrites = 3 })
+	if got := srv.command(t); got != "DEL a" {
+		t.Fatalf("server read %q", got)
+	}
+	srv.writeInPieces(t, ":1\r\n", 100)
+	h.waitGot(a, "+OK\r\n:2\r\n:1\r\n")
+	lane2 := h.accept()
+	for _, want := range []string{"PING", "WAIT 1 200"} {
+		if got := lane2.command(t); got != want {
+			t.Fatalf("the confirmer's second lane read %q, want %q", got, want)
+		}
+	}
+	waitConfirms := func(want int) []confirmation {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var ca, cb []confirmation
+			h.onLoop(func() { ca, cb = append(ca, a.confirms...), append(cb, b.confirms...) })
+			if len(cb) != 0 {
+				t.Fatalf("a session that held nothing was told %+v", cb)
+			}
+			if len(ca) >= want {
+				return ca
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("told %+v, want %d confirmations", ca, want)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	lane2.writeInPieces(t, "+PONG\r\n:0\r\n", 2)
+	if ca := waitConfirms(1); ca[0] != (confirmation{replicas: 0, upto: 3}) {
+		t.Fatalf("the second lane's WAIT: %+v", ca)
+	}
+	lane1.writeInPieces(t, "+PONG\r\n:1\r\n", 100)
+	if ca := waitConfirms(2); ca[1] != (confirmation{replicas: 1, upto: 2}) {
+		t.Fatalf("the first lane's WAIT: %+v", ca)
+	}
+	if n := dur.Counts(); n.Waits != 2 || n.LastReplicas != 1 {
+		t.Fatalf("counts %+v", n)
+	}
 }

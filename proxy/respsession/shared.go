@@ -30,7 +30,7 @@ var (
 // false when there is none to be had (the next backend is tried).
 func (s *session) joinShared(addr string) bool {
 	m := s.mux
-	cl, err := m.pool.join(poolKey{addr: addr, muxKeyOf: s.conv.sharedKey()}, s, s.c.ConnectTimeout())
+	cl, err := m.pool.join(poolKey{addr: addr, muxKeyOf: s.conv.sharedKey(), dur: s.conv.dur}, s, s.c.ConnectTimeout())
 	if err != nil {
 		s.dial.tries.Failed(addr, err)
 		return false
@@ -107,7 +107,7 @@ func (s *session) sharedOwed() int32 { return s.mux.claim.owed }
 // and the session, owed nothing there, goes on a new one.
 func (s *session) sendShared(b []byte, replies int32) bool {
 	m := s.mux
-	if m.claim.owed == 0 && m.claim.stuck(s.lp.NowNs()) && !s.useShared(m.claim.key().muxKeyOf) {
+	if m.claim.owed == 0 && s.conv.held == nil && m.claim.stuck(s.lp.NowNs()) && !s.useShared(m.claim.key().muxKeyOf) {
 		return false
 	}
 	if m.claim.send(b, replies) && !s.client.paused {
@@ -119,7 +119,7 @@ func (s *session) sendShared(b []byte, replies int32) bool {
 // useShared implements sharedLink.
 func (s *session) useShared(k muxKeyOf) bool {
 	m := s.mux
-	key := poolKey{addr: m.claim.addr(), muxKeyOf: k}
+	key := poolKey{addr: m.claim.addr(), muxKeyOf: k, dur: s.conv.dur}
 	if m.claim.key() == key && m.claim.usable() {
 		return true
 	}
@@ -217,6 +217,21 @@ func (s *session) sharedFailed(cl *claim, err error) {
 		s.backendGone(false)
 	}
 	s.after()
+}
+
+// sharedConfirmed implements receiver.
+func (s *session) sharedConfirmed(replicas int64, err error, upto int) {
+	if !s.closed && s.conv.dur != nil {
+		s.conv.confirmedUpTo(replicas, err, upto)
+	}
+}
+
+// sharedHeld implements receiver.
+func (s *session) sharedHeld() int {
+	if s.closed || s.conv.held == nil || len(s.conv.held.writes) == 0 {
+		return 0 // nothing to cover
+	}
+	return int(s.conv.writesHeld)
 }
 
 // sharedRoom implements receiver.
