@@ -171,6 +171,41 @@ func (c *Clients) ThroughPort(ctx context.Context, port string) (id, role string
 	return id, r.Role, nil
 }
 
+// Follow runs REPLICAOF <master>; to convert an old master, in one transaction as Sentinel does, with
+// CONFIG REWRITE (so that a restart keeps it a replica; refused when the node runs without a config
+// file, which is not an error here) and CLIENT KILL TYPE normal and pubsub (clients connected to the
+// node directly then ask Sentinel for the master again; this connection is spared).
+func (c *Clients) Follow(ctx context.Context, addr, master string, convert bool) error {
+	host, port, err := net.SplitHostPort(master)
+	if err != nil {
+		return fmt.Errorf("%s: REPLICAOF %s: %w", addr, master, err)
+	}
+	if !convert {
+		if err := c.node(addr).Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
+			return fmt.Errorf("%s: REPLICAOF %s: %w", addr, master, err)
+		}
+		return nil
+	}
+	var replicaOf *redis.Cmd
+	_, err = c.node(addr).TxPipelined(ctx, func(p redis.Pipeliner) error {
+		replicaOf = p.Do(ctx, "REPLICAOF", host, port)
+		p.Do(ctx, "CONFIG", "REWRITE")
+		p.Do(ctx, "CLIENT", "KILL", "TYPE", "normal")
+		p.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub")
+		return nil
+	})
+	// What follows REPLICAOF may fail (CONFIG REWRITE without a file) once it took effect: only its own
+	// reply counts. A transaction that failed as a whole (a refused command, a broken connection) sets
+	// the error of every command in it.
+	if replicaOf != nil && replicaOf.Err() == nil {
+		return nil
+	}
+	if replicaOf != nil {
+		err = replicaOf.Err()
+	}
+	return fmt.Errorf("%s: REPLICAOF %s: %w", addr, master, err)
+}
+
 // Replicas returns SENTINEL REPLICAS <group> as the Sentinel answers it.
 func (c *Clients) Replicas(ctx context.Context, sentinel, group string) ([]SentinelReplica, error) {
 	v, err := c.sentinel(sentinel).Do(ctx, "SENTINEL", "REPLICAS", group).Result()

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ const (
 	StepFailover = "failover" // SENTINEL FAILOVER, until the master port routes to the target
 	StepRelease  = "release"  // the held writes go on, to the new master
 	StepVerify   = "verify"   // the new master answers as master through the proxy's master port
+	StepRejoin   = "rejoin"   // the old master replicates from the new one, as Sentinel would make it later
 )
 
 // ErrBusy is returned, before anything is done, when a switchover is already running in this proxy.
@@ -60,6 +62,10 @@ type Nodes interface {
 	Unpause(ctx context.Context, addr string) error
 	// ThroughPort asks, as a client of the proxy's master port at port, who answers: its run_id and role.
 	ThroughPort(ctx context.Context, port string) (runID, role string, err error)
+	// Follow makes the node a replica of master. As Sentinel converts an old master (convert): REPLICAOF,
+	// CONFIG REWRITE and CLIENT KILL of its normal and pub/sub clients, in one transaction; otherwise a
+	// bare REPLICAOF. Only a refused REPLICAOF is an error.
+	Follow(ctx context.Context, addr, master string, convert bool) error
 }
 
 // Sentinels reaches the Sentinels with the proxy's [sentinel] credentials.
@@ -175,6 +181,9 @@ const (
 	steerPoll    = 20 * time.Millisecond
 	pauseMargin  = time.Second // CLIENT PAUSE outlives the timeout by this much, so only Redis's own end of it, not a race with it, can release writes early
 	restoreLimit = 5 * time.Second
+	// rejoinWait bounds how long the rejoin step waits to see the old master's link to the new one up:
+	// a partial resynchronisation takes milliseconds; past it, the line says the link is not up yet.
+	rejoinWait = time.Second
 	// fastInfoPeriod is the Sentinel's INFO period while it must learn the steered priorities: every
 	// 100 ms instead of every 10 s, for a second or so, on one Sentinel.
 	fastInfoPeriod = 100 * time.Millisecond
@@ -254,11 +263,12 @@ func (sw *run) perform(ctx context.Context) {
 	}{
 		{StepChoose, sw.choose}, {StepSteer, sw.steer}, {StepHold, sw.hold}, {StepCatchUp, sw.catchUp},
 		{StepFailover, sw.failover}, {StepRelease, sw.releaseWrites}, {StepVerify, sw.verify},
+		{StepRejoin, sw.rejoin},
 	}
 	for _, st := range steps {
 		sw.res.Reached = st.name
 		stepCtx := ctx
-		if st.name == StepRelease || st.name == StepVerify {
+		if afterPromotion(st.name) {
 			var cancelLate context.CancelFunc
 			stepCtx, cancelLate = context.WithDeadline(context.WithoutCancel(ctx), sw.deadline.Add(afterTimeout))
 			defer cancelLate()
@@ -268,7 +278,7 @@ func (sw *run) perform(ctx context.Context) {
 		took := time.Since(began)
 		sw.stepTimes[st.name] = took
 		if err != nil {
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) && st.name != StepRelease && st.name != StepVerify {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) && !afterPromotion(st.name) {
 				err = fmt.Errorf("%w (past the timeout, %s)", err, sw.req.Timeout)
 			}
 			sw.res.Err = err
@@ -287,6 +297,12 @@ func (sw *run) perform(ctx context.Context) {
 		}
 	}
 	sw.res.Reached = ""
+}
+
+// afterPromotion reports whether step comes after the promotion: the master has moved, so running out of
+// time must not make the switchover look failed, and the step gets afterTimeout beyond it.
+func afterPromotion(step string) bool {
+	return step == StepRelease || step == StepVerify || step == StepRejoin
 }
 
 // choose checks that the group can be switched over and picks the target and the Sentinel to ask.
@@ -528,6 +544,74 @@ func (sw *run) verify(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%s answers role:master through the master port %s", sw.res.Target, port), nil
 }
 
+// rejoin points the old master and the other replicas at the new master now, rather than when
+// Sentinel does. Sentinel converts the old master only once it has reported role:master for 8 s after
+// the failover (four hello periods), on a replica's 10 s INFO period: measured, 11-12 s in which the
+// group has one replica fewer (with wait_replicas = every replica, no write is confirmed) and a second
+// node answers role:master. It reconfigures the other replicas once it sees the promotion in the new
+// master's INFO, about a second after it. The old master gets what Sentinel sends it, the others a bare
+// REPLICAOF (Sentinel's own, with its CLIENT KILL, still comes and finds them attached: Redis answers
+// it "Already connected"), all to the address Sentinel knows the new master by. The step cannot fail
+// the switchover, which has completed: its line says what was not done, which Sentinel then does.
+func (sw *run) rejoin(ctx context.Context) (string, error) {
+	old, target := sw.res.Old, sw.res.Target
+	var notDone, sent []string
+	if err := sw.nodes.Follow(ctx, old, target, true); err != nil {
+		notDone = append(notDone, fmt.Sprintf("%s (Sentinel will convert it): %v", old, err))
+	} else {
+		sent = append(sent, old)
+	}
+	for _, r := range sw.replicas {
+		if r.Addr == target || r.Addr == old || r.Down() {
+			continue
+		}
+		if err := sw.nodes.Follow(ctx, r.Addr, target, false); err != nil {
+			notDone = append(notDone, fmt.Sprintf("%s (Sentinel will reconfigure it): %v", r.Addr, err))
+		} else {
+			sent = append(sent, r.Addr)
+		}
+	}
+	began := time.Now()
+	up := sw.waitLinks(ctx, sent, target)
+	var b strings.Builder
+	if len(sent) > 0 {
+		fmt.Fprintf(&b, "REPLICAOF %s on %s (the old master with CONFIG REWRITE and its clients disconnected, "+
+			"as Sentinel would)", target, strings.Join(sent, ", "))
+		if len(up) == len(sent) {
+			fmt.Fprintf(&b, "; links up after %.1f ms", ms(time.Since(began)))
+		} else {
+			fmt.Fprintf(&b, "; links up: %s of %d after %s", strings.Join(up, ", "), len(sent), rejoinWait)
+		}
+	}
+	if len(notDone) > 0 {
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString("not done: " + strings.Join(notDone, "; "))
+	}
+	return b.String(), nil
+}
+
+// waitLinks waits, up to rejoinWait, until every node of addrs replicates from master with its link up,
+// and returns those that do.
+func (sw *run) waitLinks(ctx context.Context, addrs []string, master string) (up []string) {
+	limit, cancel := context.WithTimeout(ctx, rejoinWait)
+	defer cancel()
+	for {
+		up = up[:0]
+		for _, addr := range addrs {
+			r, err := sw.nodes.Replication(limit, addr)
+			if err == nil && r.Role == "slave" && r.MasterLinkStatus == "up" && !r.MasterSyncInProgress &&
+				net.JoinHostPort(r.MasterHost, strconv.Itoa(r.MasterPort)) == master {
+				up = append(up, addr)
+			}
+		}
+		if len(up) == len(addrs) || wait(limit, catchUpPoll) != nil {
+			return up
+		}
+	}
+}
+
 // releaseHold lets the held writes go, once. Held is measured up to here.
 func (sw *run) releaseHold() error {
 	if sw.release == nil {
@@ -624,7 +708,7 @@ func (sw *run) logStarted() {
 func (sw *run) fields(ev *zerolog.Event) *zerolog.Event {
 	ev.Str("group", sw.req.Group).Str("target", sw.res.Target).Str("old_master", sw.res.Old).
 		Str("by", sw.req.By).Float64("total_ms", ms(sw.res.Took)).Float64("held_ms", ms(sw.res.Held))
-	for _, name := range []string{StepChoose, StepSteer, StepHold, StepCatchUp, StepFailover, StepRelease, StepVerify} {
+	for _, name := range []string{StepChoose, StepSteer, StepHold, StepCatchUp, StepFailover, StepRelease, StepVerify, StepRejoin} {
 		if d, ok := sw.stepTimes[name]; ok {
 			ev.Float64(strings.ReplaceAll(name, "-", "_")+"_ms", ms(d))
 		}

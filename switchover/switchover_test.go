@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +44,9 @@ type world struct {
 	snap         atomic.Pointer[routing.Snapshot]
 	routed       atomic.Value // string
 	promoted     string
-	panicIn      string // a method that panics
+	panicIn      string            // a method that panics
+	follows      map[string]string // the node each was told to replicate from (Follow)
+	followErr    error
 }
 
 func newWorld() *world {
@@ -80,15 +84,22 @@ func (w *world) Replication(_ context.Context, addr string) (check.Replication, 
 	w.maybePanic("Replication")
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if addr == master {
+	to := w.follows[addr]
+	if addr == master && to == "" {
 		return check.Replication{Role: "master", MasterReplID: "h1", MasterReplOffset: w.masterOffset}, nil
 	}
+	if to == "" {
+		to = master
+	}
+	host, port, _ := net.SplitHostPort(to)
+	portNum, _ := strconv.Atoi(port)
 	if w.catchUpAfter == 0 {
 		w.offsets[addr] = w.masterOffset
 	} else if w.catchUpAfter > 0 {
 		w.catchUpAfter--
 	}
-	return check.Replication{Role: "slave", MasterLinkStatus: "up", MasterReplID: "h1", SlaveReplOffset: w.offsets[addr]}, nil
+	return check.Replication{Role: "slave", MasterHost: host, MasterPort: portNum, MasterLinkStatus: "up", MasterReplID: "h1",
+		SlaveReplOffset: w.offsets[addr]}, nil
 }
 
 func (w *world) RunID(_ context.Context, addr string) (string, error) { return "id-" + addr, nil }
@@ -123,6 +134,20 @@ func (w *world) Unpause(context.Context, string) error {
 	w.paused = false
 	w.mu.Unlock()
 	w.do("unpause")
+	return nil
+}
+
+func (w *world) Follow(_ context.Context, addr, to string, convert bool) error {
+	w.do("follow %s %s %v", addr, to, convert)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.followErr != nil && addr == master {
+		return w.followErr
+	}
+	if w.follows == nil {
+		w.follows = map[string]string{}
+	}
+	w.follows[addr] = to
 	return nil
 }
 
@@ -271,13 +296,15 @@ func TestSwitchoverToANamedReplicaSteersPausesAndRestores(t *testing.T) {
 		t.Fatalf("promoted %s, result %+v", w.promoted, res)
 	}
 	untouched(t, w)
-	if len(lines) != 7 {
+	if len(lines) != 8 {
 		t.Errorf("want a line per step, got:\n%s", strings.Join(lines, "\n"))
 	}
 	// Steering happens before the pause (which it must not lengthen); the Sentinel's INFO period is back
-	// before the pause too; writes are released only once the proxy routes to the target.
+	// before the pause too; writes are released only once the proxy routes to the target; the old master
+	// follows the new one once the writes go on there.
 	order := []string{"priority " + repA + " 0", "priority " + repC + " 0", "info-period 100ms", "info-period 10s",
-		"pause", "failover", "unpause", "priority " + repA + " 100", "priority " + repC + " 100", "end"}
+		"pause", "failover", "unpause", "follow " + master + " " + repB + " true", "follow " + repA + " " + repB + " false",
+		"priority " + repA + " 100", "priority " + repC + " 100", "end"}
 	last := -1
 	for _, a := range order {
 		i := w.index(a)
@@ -289,13 +316,37 @@ func TestSwitchoverToANamedReplicaSteersPausesAndRestores(t *testing.T) {
 	if !strings.HasPrefix(res.Summary(), "switchover completed: g master "+master+" -> "+repB) {
 		t.Errorf("summary: %s", res.Summary())
 	}
+	// The old master converted as Sentinel would, the other replicas pointed at the target, every link seen up.
+	if w.index("follow "+repC+" "+repB+" false") < 0 {
+		t.Errorf("replica %s not pointed at the target: %v", repC, w.did())
+	}
+	if rejoin := res.Steps[len(res.Steps)-1]; rejoin.Name != StepRejoin || !strings.Contains(rejoin.Detail, "links up after") {
+		t.Errorf("last step: %+v", rejoin)
+	}
 	out := logs.String()
 	for _, want := range []string{`"event":"switchover_started"`, `"event":"switchover_completed"`, `"catch_up_ms":`,
-		`"held_ms":`, `"target":"` + repB + `"`} {
+		`"held_ms":`, `"rejoin_ms":`, `"target":"` + repB + `"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("logs lack %s:\n%s", want, out)
 		}
 	}
+}
+
+// A refused REPLICAOF on the old master does not fail a switchover that has completed: Sentinel
+// converts the old master itself later.
+func TestSwitchoverCompletesWhenTheOldMasterCannotRejoin(t *testing.T) {
+	w := newWorld()
+	w.followErr = errors.New("NOPERM this user has no permissions to run the 'replicaof' command")
+	res, _ := runner(w, &redistest.SyncBuffer{}).Run(context.Background(), Request{Group: "g", To: repA}, nil)
+	if res.Err != nil || w.promoted != repA {
+		t.Fatalf("promoted %s: %v", w.promoted, res.Err)
+	}
+	rejoin := res.Steps[len(res.Steps)-1]
+	if rejoin.Name != StepRejoin || !strings.Contains(rejoin.Detail, "not done: "+master+" (Sentinel will convert it): NOPERM") ||
+		!strings.Contains(rejoin.Detail, "links up after") {
+		t.Errorf("last step: %+v", rejoin)
+	}
+	untouched(t, w)
 }
 
 func TestSwitchoverChoosesTheHighestOffsetAndNeedsNoSteeringWhenPrioritiesSayIt(t *testing.T) {

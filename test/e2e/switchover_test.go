@@ -224,7 +224,7 @@ func checkEvents(t *testing.T, logs, target, abortedIn string) (end map[string]a
 			t.Fatalf("%d switchover_completed and %d switchover_aborted lines, want 1 and 0", len(completed), len(aborted))
 		}
 		end = completed[0]
-		for _, f := range []string{"choose_ms", "steer_ms", "hold_ms", "catch_up_ms", "failover_ms", "release_ms", "verify_ms", "total_ms", "held_ms"} {
+		for _, f := range []string{"choose_ms", "steer_ms", "hold_ms", "catch_up_ms", "failover_ms", "release_ms", "verify_ms", "rejoin_ms", "total_ms", "held_ms"} {
 			if _, ok := end[f].(float64); !ok {
 				t.Errorf("switchover_completed lacks %s: %v", f, end)
 			}
@@ -410,9 +410,18 @@ func TestSwitchoverCommandLineTo(t *testing.T) {
 		steps = append(steps, strings.Fields(l)[0])
 	}
 	want := []string{switchover.StepChoose, switchover.StepSteer, switchover.StepHold, switchover.StepCatchUp,
-		switchover.StepFailover, switchover.StepRelease, switchover.StepVerify}
+		switchover.StepFailover, switchover.StepRelease, switchover.StepVerify, switchover.StepRejoin}
 	if !slices.Equal(steps, want) {
 		t.Errorf("printed steps %v, want %v", steps, want)
+	}
+	// The old master follows the new one when the command returns, not when Sentinel converts it (8 s
+	// after it last saw it as a master at the soonest).
+	if len(lines) >= 2 && (!strings.Contains(lines[len(lines)-2], "REPLICAOF "+target+" on "+old+", "+other) ||
+		!strings.Contains(lines[len(lines)-2], "links up after")) {
+		t.Errorf("rejoin step %q, want %s and %s replicating from %s", lines[len(lines)-2], old, other, target)
+	}
+	if err := s.topo.WaitRole(old, "slave", time.Second); err != nil {
+		t.Errorf("the old master %s right after the switchover: %v", old, err)
 	}
 	if !strings.Contains(lines[0], "target "+target+" (named by --to)") {
 		t.Errorf("choose step %q does not name %s as given by --to", lines[0], target)
