@@ -187,7 +187,7 @@ func (c *Clients) Follow(ctx context.Context, addr, master string, convert bool)
 		return nil
 	}
 	var replicaOf *redis.Cmd
-	_, err = c.node(addr).TxPipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := c.node(addr).TxPipelined(ctx, func(p redis.Pipeliner) error {
 		replicaOf = p.Do(ctx, "REPLICAOF", host, port)
 		p.Do(ctx, "CONFIG", "REWRITE")
 		p.Do(ctx, "CLIENT", "KILL", "TYPE", "normal")
@@ -195,12 +195,19 @@ func (c *Clients) Follow(ctx context.Context, addr, master string, convert bool)
 		return nil
 	})
 	// What follows REPLICAOF may fail (CONFIG REWRITE without a file) once it took effect: only its own
-	// reply counts. A transaction that failed as a whole (a refused command, a broken connection) sets
-	// the error of every command in it.
+	// reply counts. A transaction refused as a whole (a command refused as it was queued: NOPERM, a
+	// renamed command) marks every command EXECABORT: the first other error says why. The [redis] user
+	// needs +replicaof +config|rewrite +client|kill +multi +exec.
 	if replicaOf != nil && replicaOf.Err() == nil {
 		return nil
 	}
-	if replicaOf != nil {
+	for _, cmd := range cmds {
+		if e := cmd.Err(); e != nil && !strings.HasPrefix(e.Error(), "EXECABORT") {
+			err = e
+			break
+		}
+	}
+	if err == nil && replicaOf != nil {
 		err = replicaOf.Err()
 	}
 	return fmt.Errorf("%s: REPLICAOF %s: %w", addr, master, err)

@@ -146,6 +146,7 @@ func (c *conv) classify(name []byte, args [][]byte) (e entry, ok bool) {
 			e.blocks = info.flags&flagBlocking != 0
 		}
 		e.write = c.durable() != nil && mayWrite(name, args, info)
+		e.nullNothing = e.write && nullWroteNothing(name, args, len(args) == c.cmd.Argc() && !c.cmd.Truncated())
 		// WAIT and WAITAOF wait for replicas, not for keys, and Redis does not flag them blocking.
 		e.blocks = e.blocks || string(name) == "wait" || string(name) == "waitaof"
 	}

@@ -533,6 +533,7 @@ func (c *conv) fromBackend(b []byte) error {
 			}
 		}
 	}
+	c.waitAfterReplies() // a WAIT put off behind a blocking command that answered (durable.go)
 	return c.emitLocal()
 }
 
@@ -585,12 +586,13 @@ func (c *conv) startReply(b []byte) (decided bool, err error) {
 		// wait_replicas was turned off: nothing is held any more.
 	} else if e.write {
 		// A write's reply waits for its WAIT, unless it says nothing was written: an error, or a null
-		// (SET NX on a key that exists, a blocking pop that timed out, an EXEC a WATCH aborted).
+		// where that means nothing changed (nullWroteNothing: SET NX on a key that exists, a pop that
+		// found nothing, an EXEC a WATCH aborted).
 		null, complete := resp.PeekNull(b)
 		if !complete {
 			return false, nil
 		}
-		c.holdingWrite = !null && kind != '-' && kind != '!'
+		c.holdingWrite = !(null && e.nullNothing) && kind != '-' && kind != '!'
 	}
 	if e.effect == effSync {
 		c.pop()

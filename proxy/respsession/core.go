@@ -327,6 +327,7 @@ func (s *core) deadline() int64 {
 func (s *core) released() {
 	s.closed = true
 	s.stopWatching()
+	s.conv.dropHeld()
 	if s.established {
 		s.c.Ended(s)
 	} else {

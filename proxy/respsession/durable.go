@@ -3,6 +3,7 @@ package respsession
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -209,8 +210,52 @@ func (c *conv) writeReplyDone(pos int) {
 // replies are off or the next one skipped, not while commands are kept, not on a stream).
 func (c *conv) waitWanted() bool {
 	return c.unwaited && c.mux == nil && c.attached && !c.txOpen && !c.replyOff && !c.skip &&
-		!c.holding && !c.passthrough && !c.replica && !c.st.subscribed() &&
-		!(c.cmd.InCommand() && c.disp == forward) && c.nextHeld() == nil
+		!c.holding && !c.passthrough && !c.replica && !(c.st.subscribed() && c.proto < 3) &&
+		!(c.cmd.InCommand() && c.disp == forward) && c.nextHeld() == nil && !c.blockedInFlight()
+}
+
+// blockedInFlight reports whether a blocking command sent on the session's connection is unanswered. A
+// WAIT is not sent behind one: it would wait with it (and keep a switchover's hold from seeing the
+// connection answered), and, run right after the blocked command is served, it would count replicas
+// against the offset the connection had when the command blocked, before what it popped (Redis sets a
+// client's woff after each command it runs, server.c processCommand, not when a blocked one is
+// served). The WAIT goes once its reply came, after a PING (waitAfterReplies).
+func (c *conv) blockedInFlight() bool {
+	for i := 0; i < c.q.len(); i++ {
+		if e := c.q.at(i); e.kind == viaBackend && e.sent && e.blocks && e.replies > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// waitAfterReplies sends, once the backend's replies were read, a WAIT put off behind a blocking command,
+// after a PING that sets the connection's offset past what the command wrote.
+func (c *conv) waitAfterReplies() {
+	if !c.waitWanted() {
+		return
+	}
+	if w := c.waitCommand(); w != nil {
+		c.out.toBackend(pingCommand)
+		c.q.push(entry{kind: swallowed, replies: 1, sent: true})
+	}
+	c.sendWait()
+}
+
+// waitNone is the WAIT for write replies still held when a reload turned wait_replicas off: answered at
+// once, it releases them.
+var waitNone = resp.AppendCommand(nil, "WAIT", "0", "0")
+
+// waitCommand is the WAIT to send after writes: the group's; WAIT 0 0 when wait_replicas was turned off
+// while write replies wait; nil for none.
+func (c *conv) waitCommand() []byte {
+	if s := c.durable(); s != nil {
+		return s.wait
+	}
+	if c.held != nil {
+		return waitNone
+	}
+	return nil
 }
 
 // appendWait appends a WAIT to out, bytes about to be sent after writes, when one is wanted.
@@ -218,23 +263,23 @@ func (c *conv) appendWait(out []byte) []byte {
 	if !c.waitWanted() {
 		return out
 	}
-	s := c.durable()
+	w := c.waitCommand()
 	c.unwaited = false
-	if s == nil {
+	if w == nil {
 		return out
 	}
 	c.q.push(entry{kind: confirm, replies: 1, sent: true, heldUntil: c.env.now()})
-	return append(out, s.wait...)
+	return append(out, w...)
 }
 
 // sendWait sends a WAIT after the writes forwarded, and queues its entry, whose reply confirms them.
 func (c *conv) sendWait() {
-	s := c.durable()
+	w := c.waitCommand()
 	c.unwaited = false
-	if s == nil {
+	if w == nil {
 		return
 	}
-	c.out.toBackend(s.wait)
+	c.out.toBackend(w)
 	c.q.push(entry{kind: confirm, replies: 1, sent: true, heldUntil: c.env.now()})
 }
 
@@ -243,6 +288,19 @@ func (c *conv) sendWait() {
 // subscription, a CLIENT command that may turn replies off...).
 func (c *conv) waitBarrier(name []byte) bool {
 	return muxClassOf(name, nil) == muxPrivate && c.waitWanted()
+}
+
+// dropHeld forgets what a session that ends still holds: its client is gone, and the write replies it
+// held no longer wait (the group's count of them).
+func (c *conv) dropHeld() {
+	if h := c.held; h != nil && c.dur != nil {
+		n := len(h.writes)
+		if h.open >= 0 {
+			n++
+		}
+		c.dur.waiting.Add(-int64(n))
+	}
+	c.held = nil
 }
 
 // confirmed is told what the session's own WAIT answered: replicas had the writes before it, or err.
@@ -348,7 +406,38 @@ func mayWrite(name []byte, args [][]byte, info *commandInfo) bool {
 	case "evalsha", "fcall":
 		return true
 	}
-	return info != nil && info.flags&flagWrite != 0 && info.flags&flagAdmin == 0
+	if info == nil {
+		return true // not in Redis 7.0's table (a module's, a newer Redis's): it may write
+	}
+	return info.flags&flagWrite != 0 && info.flags&flagAdmin == 0
+}
+
+// nullWroteNothing reports whether a null reply to the write command name (args after it) says that it
+// changed nothing: a SET NX/XX that did not set (unless GET, whose null is the old value), a pop or a
+// move from nothing, a blocking one that timed out, an EXEC a WATCH aborted. Any other write's null (a
+// script that wrote and returned nil, GETSET of a new key) is held for its WAIT like any reply.
+func nullWroteNothing(name []byte, args [][]byte, complete bool) bool {
+	switch string(name) {
+	case "set":
+		// Only when every option was seen (the budget keeps 64 bytes of arguments): NX or XX, no GET.
+		if !complete || len(args) < 4 {
+			return false
+		}
+		condition := false
+		for _, a := range args[3:] {
+			switch strings.ToLower(string(a)) {
+			case "get":
+				return false
+			case "nx", "xx":
+				condition = true
+			}
+		}
+		return condition
+	case "exec", "lpop", "rpop", "spop", "zpopmin", "zpopmax", "lmpop", "zmpop", "lmove", "rpoplpush",
+		"blpop", "brpop", "blmove", "brpoplpush", "blmpop", "bzpopmin", "bzpopmax", "bzmpop", "getdel":
+		return true
+	}
+	return false
 }
 
 // noWritesShebang reports whether a script declares, in its first line, that it writes nothing

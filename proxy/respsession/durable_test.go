@@ -184,22 +184,39 @@ func TestDurableScriptsAndTransactions(t *testing.T) {
 func TestDurableBarriers(t *testing.T) {
 	c, w, _ := durableConv(t, 1)
 	mustFeed(t, c.fromClient, cmd("SET", "a", "1")+cmd("BLPOP", "q", "0"))
-	if backend, _ := w.take(); backend != cmd("SET", "a", "1")+wait("1")+cmd("BLPOP", "q", "0")+wait("1") {
+	// No WAIT behind the blocking command: it would wait with it, and count against the offset from
+	// before the pop.
+	if backend, _ := w.take(); backend != cmd("SET", "a", "1")+wait("1")+cmd("BLPOP", "q", "0") {
 		t.Fatalf("backend got %q", backend)
 	}
 	mustFeed(t, c.fromBackend, "+OK\r\n:1\r\n")
 	if _, client := w.take(); client != "+OK\r\n" {
 		t.Fatalf("the write behind a blocked BLPOP: %q", client)
 	}
-	// The BLPOP pops: a write, held for the WAIT after it.
+	if !c.answered() {
+		t.Fatal("a switchover's hold would wait for the blocked BLPOP")
+	}
+	// The BLPOP pops: a write, held; then a PING (which sets the connection's offset past the pop) and
+	// the WAIT go.
 	mustFeed(t, c.fromBackend, "*2\r\n$1\r\nq\r\n$1\r\nx\r\n")
-	if _, client := w.take(); client != "" {
-		t.Fatalf("a pop went before its WAIT: %q", client)
+	if backend, client := w.take(); client != "" || backend != cmd("PING")+wait("1") {
+		t.Fatalf("a pop went before its WAIT: client %q, backend %q", client, backend)
 	}
-	mustFeed(t, c.fromBackend, ":1\r\n")
-	if _, client := w.take(); client != "*2\r\n$1\r\nq\r\n$1\r\nx\r\n" {
-		t.Fatalf("the pop: %q", client)
+	mustFeed(t, c.fromBackend, "+PONG\r\n:1\r\n")
+	if _, client := w.take(); client != "*2\r\n$1\r\nq\r\n$1\r\nx\r\n" || c.q.len() != 0 {
+		t.Fatalf("the pop: %q, %d entries", client, c.q.len())
 	}
+	// A BLPOP that times out wrote nothing: its null goes at once, and no WAIT follows.
+	mustFeed(t, c.fromClient, cmd("BLPOP", "q", "1"))
+	w.take()
+	mustFeed(t, c.fromBackend, "*-1\r\n")
+	if backend, client := w.take(); client != "*-1\r\n" || backend != cmd("PING")+wait("1") && backend != "" {
+		t.Fatalf("the timed-out BLPOP: client %q, backend %q", client, backend)
+	}
+	for c.q.len() > 0 {
+		mustFeed(t, c.fromBackend, "+PONG\r\n:1\r\n")
+	}
+	w.take()
 
 	mustFeed(t, c.fromClient, cmd("SET", "a", "1")+cmd("CLIENT", "REPLY", "OFF")+cmd("SET", "b", "2")+cmd("SET", "c", "3"))
 	if backend, _ := w.take(); backend != cmd("SET", "a", "1")+wait("1")+cmd("CLIENT", "REPLY", "OFF")+cmd("SET", "b", "2")+cmd("SET", "c", "3") {
@@ -255,5 +272,92 @@ func TestDurableHoldSendsTheWaitFirst(t *testing.T) {
 	mustFeed(t, c.fromBackend, ":1\r\n:1\r\n")
 	if !c.answered() {
 		t.Fatal("every reply came")
+	}
+}
+
+// TestDurableNullsThatWrote: a null is "nothing written" only where Redis says so (SET NX/XX without
+// GET, pops, EXEC aborted): SET ... GET and GETSET of a new key, a script that wrote and returned nil,
+// a command the table does not know (a module's), and a SET whose options were not all kept are held
+// for their WAIT like any write.
+func TestDurableNullsThatWrote(t *testing.T) {
+	long := strings.Repeat("v", 100) // past the 64 bytes of arguments kept: NX is not seen
+	for _, command := range []string{
+		cmd("SET", "k", "v", "GET"), cmd("SET", "k", "v", "NX", "GET"), cmd("GETSET", "k", "v"),
+		cmd("EVAL", "redis.call('SET', 'k', 'v') return nil", "0"), cmd("EVALSHA", "abc", "0"),
+		cmd("JSON.SET", "k", "$", "1"), cmd("SET", "k", long, "NX"),
+	} {
+		c, w, d := durableConv(t, 1)
+		mustFeed(t, c.fromClient, command)
+		if backend, _ := w.take(); backend != command+wait("1") {
+			t.Fatalf("%q: backend got %q", command, backend)
+		}
+		mustFeed(t, c.fromBackend, "$-1\r\n")
+		if _, client := w.take(); client != "" {
+			t.Fatalf("%q: its null went before its WAIT: %q", command, client)
+		}
+		mustFeed(t, c.fromBackend, ":0\r\n")
+		if _, client := w.take(); !strings.HasPrefix(client, "-NOREPLICAS ") {
+			t.Fatalf("%q: unconfirmed, the client got %q", command, client)
+		}
+		if n := d.Counts(); n.Unconfirmed != 1 || n.Waiting != 0 {
+			t.Fatalf("%q: counts %+v", command, n)
+		}
+	}
+}
+
+// TestDurableTurnedOffReleases: a reload that turns wait_replicas off while a write reply is held, its
+// WAIT not sent yet (the client was part-way through its next command), releases it with a WAIT 0 0
+// rather than holding it, and everything after it, for good.
+func TestDurableTurnedOffReleases(t *testing.T) {
+	c, w, d := durableConv(t, 1)
+	get := cmd("GET", "a")
+	mustFeed(t, c.fromClient, cmd("SET", "a", "1")+get[:15])
+	if backend, _ := w.take(); backend != cmd("SET", "a", "1")+get[:15] {
+		t.Fatalf("backend got %q", backend)
+	}
+	mustFeed(t, c.fromBackend, "+OK\r\n")
+	d.Set(0, 200*time.Millisecond)
+	mustFeed(t, c.fromClient, get[15:])
+	if backend, _ := w.take(); backend != get[15:]+cmd("WAIT", "0", "0") {
+		t.Fatalf("backend got %q", backend)
+	}
+	mustFeed(t, c.fromBackend, "$1\r\n1\r\n:0\r\n")
+	if _, client := w.take(); client != "+OK\r\n$1\r\n1\r\n" || c.held != nil || c.q.len() != 0 {
+		t.Fatalf("client got %q, held %v, %d entries", client, c.held != nil, c.q.len())
+	}
+}
+
+// TestDurableRESP3Subscriber: RESP3 lets a subscribed client write; its writes get their WAIT (RESP2
+// allows none while subscribed).
+func TestDurableRESP3Subscriber(t *testing.T) {
+	c, w, _ := durableConv(t, 1)
+	c.proto = 3
+	mustFeed(t, c.fromClient, cmd("SUBSCRIBE", "ch"))
+	w.take()
+	mustFeed(t, c.fromBackend, ">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n")
+	w.take()
+	mustFeed(t, c.fromClient, cmd("SET", "a", "1"))
+	if backend, _ := w.take(); backend != cmd("SET", "a", "1")+wait("1") {
+		t.Fatalf("backend got %q", backend)
+	}
+	mustFeed(t, c.fromBackend, "+OK\r\n>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n:1\r\n")
+	if _, client := w.take(); client != "+OK\r\n>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n" {
+		t.Fatalf("client got %q", client)
+	}
+}
+
+// TestDurableSessionEndsHolding: a session that ends while it holds write replies (its client left)
+// takes them out of the group's count of replies waiting.
+func TestDurableSessionEndsHolding(t *testing.T) {
+	c, w, d := durableConv(t, 1)
+	mustFeed(t, c.fromClient, cmd("SET", "a", "1")+cmd("SET", "b", "1"))
+	w.take()
+	mustFeed(t, c.fromBackend, "+OK\r\n+O")
+	if n := d.Counts().Waiting; n != 2 {
+		t.Fatalf("waiting %d, want 2", n)
+	}
+	c.dropHeld()
+	if n := d.Counts().Waiting; n != 0 {
+		t.Fatalf("waiting %d after the session ended, want 0", n)
 	}
 }

@@ -53,11 +53,14 @@ type entry struct {
 	blocks bool
 	// write: the command may change the dataset, and its reply waits for a WAIT (durable.go) when the
 	// group has wait_replicas on.
-	write   bool
-	mx      muxClass // how it may travel on a shared connection (mux.go)
-	replies int32    // replies still expected from the backend
-	n       int32    // a number the effect needs: the database, the protocol, EXEC guarded by WATCH
-	raw     span     // in the session's arena: the command's bytes (for a resend, or held), or a local answer
+	write bool
+	// nullNothing: a null reply to this write says it changed nothing, so it is not held
+	// (nullWroteNothing).
+	nullNothing bool
+	mx          muxClass // how it may travel on a shared connection (mux.go)
+	replies     int32    // replies still expected from the backend
+	n           int32    // a number the effect needs: the database, the protocol, EXEC guarded by WATCH
+	raw         span     // in the session's arena: the command's bytes (for a resend, or held), or a local answer
 	// heldUntil is when a held command gets an error (unix nanoseconds).
 	heldUntil int64
 	x         *entryExt // what the rarer effects need
