@@ -1,9 +1,9 @@
 package respsession
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -235,11 +235,7 @@ func (c *conv) waitAfterReplies() {
 	if !c.waitWanted() {
 		return
 	}
-	if w := c.waitCommand(); w != nil {
-		c.out.toBackend(pingCommand)
-		c.q.push(entry{kind: swallowed, replies: 1, sent: true})
-	}
-	c.sendWait()
+	c.sendWaitAfter(pingCommand)
 }
 
 // waitNone is the WAIT for write replies still held when a reload turned wait_replicas off: answered at
@@ -273,11 +269,19 @@ func (c *conv) appendWait(out []byte) []byte {
 }
 
 // sendWait sends a WAIT after the writes forwarded, and queues its entry, whose reply confirms them.
-func (c *conv) sendWait() {
+func (c *conv) sendWait() { c.sendWaitAfter(nil) }
+
+// sendWaitAfter sends before, a command whose reply is dropped (nil for none), then the WAIT, when one is
+// to go.
+func (c *conv) sendWaitAfter(before []byte) {
 	w := c.waitCommand()
 	c.unwaited = false
 	if w == nil {
 		return
+	}
+	if before != nil {
+		c.out.toBackend(before)
+		c.q.push(entry{kind: swallowed, replies: 1, sent: true})
 	}
 	c.out.toBackend(w)
 	c.q.push(entry{kind: confirm, replies: 1, sent: true, heldUntil: c.env.now()})
@@ -425,12 +429,10 @@ func nullWroteNothing(name []byte, args [][]byte, complete bool) bool {
 		}
 		condition := false
 		for _, a := range args[3:] {
-			switch strings.ToLower(string(a)) {
-			case "get":
+			if bytes.EqualFold(a, []byte("get")) {
 				return false
-			case "nx", "xx":
-				condition = true
 			}
+			condition = condition || bytes.EqualFold(a, []byte("nx")) || bytes.EqualFold(a, []byte("xx"))
 		}
 		return condition
 	case "exec", "lpop", "rpop", "spop", "zpopmin", "zpopmax", "lmpop", "zmpop", "lmove", "rpoplpush",
