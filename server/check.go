@@ -65,13 +65,11 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		state.Apply(routing.ProbeInput{Result: <-results})
 	}
 	snap := routing.Decide(state, names, time.Now())
-	modes := map[string]string{}
-	waits := map[string]config.Master{}
+	masters := map[string]config.Master{}
 	for _, m := range cfg.Masters {
-		modes[m.Name] = modeName(m.Mode)
-		waits[m.Name] = m
+		masters[m.Name] = m
 	}
-	problems := printCheck(out, snap, modes, waits)
+	problems := printCheck(out, snap, masters)
 	if len(problems) > 0 {
 		fmt.Fprintf(out, "\nPROBLEMS (%d):\n", len(problems))
 		for _, p := range problems {
@@ -84,10 +82,10 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) error {
 }
 
 // printCheck writes the tables and returns every problem found.
-func printCheck(out io.Writer, snap *routing.Snapshot, modes map[string]string, waits map[string]config.Master) []string {
+func printCheck(out io.Writer, snap *routing.Snapshot, masters map[string]config.Master) []string {
 	var problems []string
 	for _, g := range snap.Groups {
-		fmt.Fprintf(out, "== %s (mode %s)\n", g.Name, modes[g.Name])
+		fmt.Fprintf(out, "== %s (mode %s)\n", g.Name, modeName(masters[g.Name].Mode))
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SENTINEL\tREACHABLE\tTILT\tNAMES MASTER\tEPOCH\tERROR")
 		sort.Slice(g.Sentinels, func(i, j int) bool { return g.Sentinels[i].Addr < g.Sentinels[j].Addr })
@@ -147,7 +145,7 @@ func printCheck(out io.Writer, snap *routing.Snapshot, modes map[string]string, 
 		} else if len(g.Replicas) > 0 {
 			fmt.Fprintf(out, "replica port -> %s\n", strings.Join(g.Replicas, ", "))
 		}
-		if m := waits[g.Name]; m.WaitReplicas > 0 {
+		if m := masters[g.Name]; m.WaitReplicas > 0 {
 			problems = append(problems, printDurability(out, g, m)...)
 		}
 		fmt.Fprintln(out)
