@@ -197,6 +197,13 @@ func (c *Client) BackendFailed(addr string) {
 	}
 }
 
+// BackendClosed counts and logs a session closed because Redis closed its connection to backend, a node
+// that stays alive and routed: the client is closed as Redis closed it (a kill is not a failover).
+func (c *Client) BackendClosed(backend string) {
+	c.l.killed.Add(1)
+	c.l.logBackendClosed(backend)
+}
+
 // Moved re-registers s, which used to be connected to from (empty: it was not connected), under its
 // Backend() now (empty: none yet), and returns the counters its bytes go to from now on.
 func (c *Client) Moved(s Session, from string) Counters {

@@ -83,6 +83,9 @@ type conv struct {
 
 	// Failover.
 	attached bool // a backend connection is there: commands go to it
+	// suspended: the backend connection closed, and the session does not know yet whether its client
+	// was killed (suspend); detach decides what was in flight if not.
+	suspended bool
 	// holding: a planned switchover holds the commands in the proxy (proxy.Listener.HoldCommands): they
 	// are kept even with a backend, and with no time limit, until releaseCommands.
 	holding    bool

@@ -24,7 +24,10 @@ type core struct {
 	established bool // registered with the listener (its first backend connected)
 	linked      bool // a backend connection is up (its own, or a shared one)
 	connecting  bool
-	closing     bool // close once what the client is owed is written
+	// checking: the backend connection closed while its node is routed, and a connect to the node says
+	// whether it is alive (checkKill): a kill closes the client, a dead node moves it.
+	checking bool
+	closing  bool // close once what the client is owed is written
 	closed      bool
 
 	// hold is the listener's hold in force (HoldCommands); holdWaits until the session told it that
@@ -239,7 +242,48 @@ func (s *core) backendGone(retired bool) {
 	addr := s.addr
 	s.d.dropBackend()
 	s.linked, s.connecting = false, false
-	if !retired && !wasConnecting && addr != "" {
+	if !retired && !wasConnecting && addr != "" && s.c.Routed(addr) && s.conv.mayBeKilled() {
+		s.conv.suspend()
+		s.checkKill(addr)
+		return
+	}
+	s.moveOff(addr, !retired && !wasConnecting)
+}
+
+// checkKill finds out why the connection to addr, a routed node, closed: Redis closes a client's
+// connection while it stays up (CLIENT KILL, client-output-buffer-limit, timeout, maxclients), and a
+// client connected directly is then disconnected; so is this one. A node that died refuses the connect,
+// and the session moves as in a failover. Until the answer the conversation sends nothing (suspend).
+func (s *core) checkKill(addr string) {
+	s.checking = true
+	c := s.c
+	go func() {
+		conn, err := c.Dial(addr)
+		if conn != nil {
+			_ = conn.Close()
+		}
+		s.d.run(func() { s.killChecked(addr, err == nil) })
+	}()
+}
+
+// killChecked acts on checkKill's answer: alive says whether the node took a connection.
+func (s *core) killChecked(addr string, alive bool) {
+	s.checking = false
+	if s.closed || s.closing {
+		return
+	}
+	if alive && s.c.Routed(addr) {
+		s.c.BackendClosed(addr)
+		s.end()
+		return
+	}
+	s.moveOff(addr, true)
+}
+
+// moveOff moves the conversation off addr, the backend it left (failed: unreachable, not retired),
+// and on to the route's next backend when it needs one.
+func (s *core) moveOff(addr string, failed bool) {
+	if failed && addr != "" {
 		s.c.BackendFailed(addr)
 	}
 	if err := s.conv.detach(); err != nil {
@@ -287,7 +331,7 @@ func (s *core) settle() {
 	if s.closing {
 		return
 	}
-	if !s.linked && !s.connecting && s.retryAt == 0 && s.conv.needsBackend() {
+	if !s.linked && !s.connecting && !s.checking && s.retryAt == 0 && s.conv.needsBackend() {
 		s.connect()
 	}
 	s.holdNext = 0
@@ -308,7 +352,7 @@ func (s *core) settle() {
 func (s *core) expire(now int64) {
 	if s.retryAt != 0 && now >= s.retryAt && !s.closed && !s.closing {
 		s.retryAt = 0
-		if !s.linked && !s.connecting && s.conv.needsBackend() {
+		if !s.linked && !s.connecting && !s.checking && s.conv.needsBackend() {
 			s.connect()
 		}
 	}

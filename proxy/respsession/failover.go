@@ -21,10 +21,10 @@ var (
 // keys for another connection (RESP2 tracking redirects to a client id the new backend does not have),
 // or it is a replica reading the replication stream.
 func (c *conv) detach() error {
-	if !c.attached {
+	if !c.attached && !c.suspended {
 		return nil
 	}
-	c.attached = false
+	c.attached, c.suspended = false, false
 	c.muxKeyWait = false // its reply was to come on the connection that is gone
 	c.unwaited, c.holdingWrite = false, false
 	if h := c.held; h != nil {
@@ -90,6 +90,30 @@ func (c *conv) detach() error {
 	}
 	c.q = queue{items: kept}
 	return c.emitLocal()
+}
+
+// suspend stops sending to the backend, whose connection closed, until the session knows whether its
+// node killed the client (the session ends) or died (detach): commands are held meanwhile, and what was
+// in flight is left as it is.
+func (c *conv) suspend() {
+	if c.attached {
+		c.attached, c.suspended = false, true
+	}
+}
+
+// mayBeKilled reports whether the closing of the session's backend connection may have been meant for
+// its client: its own connection, or a shared one that carried commands of its still unanswered. A
+// session that owed nothing on a shared connection lost nothing with it, and moves unnoticed.
+func (c *conv) mayBeKilled() bool {
+	if c.mux == nil {
+		return true
+	}
+	for i := 0; i < c.q.len(); i++ {
+		if e := c.q.at(i); e.kind == viaBackend && e.sent && e.replies > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // inFlight is what becomes of a command sent to the backend that left before answering it.
