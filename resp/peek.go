@@ -123,6 +123,34 @@ func PeekNull(b []byte) (null, complete bool) {
 	return b[1] == '-', true
 }
 
+// PeekErrorPrefix says whether the value that starts b is an error reply (simple or, in RESP3, bulk)
+// whose text starts with prefix; complete is false while b is too short to tell.
+func PeekErrorPrefix(b []byte, prefix string) (match, complete bool) {
+	if len(b) == 0 {
+		return false, false
+	}
+	switch b[0] {
+	case '-':
+		b = b[1:]
+	case '!':
+		i := 1
+		for i < len(b) && b[i] != '\n' {
+			i++
+		}
+		if i >= len(b) {
+			return false, i > 24 // a length line longer than a number: not one
+		}
+		b = b[i+1:]
+	default:
+		return false, true
+	}
+	n := min(len(b), len(prefix))
+	if string(b[:n]) != prefix[:n] {
+		return false, true
+	}
+	return n == len(prefix), n == len(prefix)
+}
+
 // maxPeekLine is the longest line PeekInt reads: an integer's 20 characters, or an error's start.
 const maxPeekLine = 256
 

@@ -28,12 +28,20 @@ type core struct {
 	// whether it is alive (checkKill): a kill closes the client, a dead node moves it.
 	checking bool
 	closing  bool // close once what the client is owed is written
-	closed      bool
+	closed   bool
 
 	// hold is the listener's hold in force (HoldCommands); holdWaits until the session told it that
 	// what it sent before is answered.
 	hold      *proxy.CommandHold
 	holdWaits bool
+
+	// The drain of a master the route left (drain.go): draining until drainUntil; verdictBy is when
+	// replies still waiting for the new master's word are given up on. unblocking is told when the
+	// released blocking command answered.
+	draining   bool
+	drainUntil int64
+	verdictBy  int64
+	unblocking *unblockJob
 
 	retryAt   int64  // when to walk the route again, 0 if not waiting for it (unix nanoseconds)
 	holdNext  int64  // the earliest deadline of a command held for want of a backend
@@ -93,10 +101,45 @@ func (s *core) Close() { s.d.run(func() { s.d.closeNow() }) }
 // Retire implements proxy.Session: the backend left its pool; the session moves to the route's next.
 func (s *core) Retire(backend string) {
 	s.d.run(func() {
-		if s.addr == backend && !s.closed {
+		if s.addr == backend && !s.closed && !s.draining && !(s.linked && s.drain()) {
 			s.backendGone(true)
 		}
 	})
+}
+
+// drainLimit bounds a drain: how long a session waits for the replies of a master the route left
+// before it answers what is still in flight as before (a paused master).
+const drainLimit = time.Second
+
+// drain starts the drain of the master the session is on, which the route left (drain.go), and
+// reports whether it did.
+func (s *core) drain() bool {
+	ok, id := s.conv.startDrain(s.d.clock())
+	if !ok {
+		return false
+	}
+	s.draining = true
+	s.drainUntil = s.d.clock() + int64(drainLimit)
+	if id != 0 {
+		s.unblocking = s.unblock(s.addr, id)
+	}
+	return true
+}
+
+// endDrain leaves the drained master: the conversation's replies wait for the new master's word, or,
+// cut short (done false), what is still in flight is answered as without a drain.
+func (s *core) endDrain() {
+	s.verdictBy = s.d.clock() + max(int64(s.c.HoldTimeout()), int64(drainLimit))
+	s.backendGone(true)
+}
+
+// drainOver forgets the drain, however it ended.
+func (s *core) drainOver() {
+	s.draining = false
+	if s.unblocking != nil {
+		s.unblocking.stop.Store(true)
+		s.unblocking = nil
+	}
 }
 
 // HoldCommands implements proxy.CommandHolder.
@@ -238,6 +281,7 @@ func (s *core) backendGone(retired bool) {
 	if s.closed || !s.established || (!s.linked && !s.connecting) {
 		return
 	}
+	s.drainOver()
 	wasConnecting := s.connecting
 	addr := s.addr
 	s.d.dropBackend()
@@ -252,17 +296,15 @@ func (s *core) backendGone(retired bool) {
 
 // checkKill finds out why the connection to addr, a routed node, closed: Redis closes a client's
 // connection while it stays up (CLIENT KILL, client-output-buffer-limit, timeout, maxclients), and a
-// client connected directly is then disconnected; so is this one. A node that died refuses the connect,
-// and the session moves as in a failover. Until the answer the conversation sends nothing (suspend).
+// client connected directly is then disconnected; so is this one. A node that died does not answer a
+// PING on a new connection (a connect alone is not enough: a killed process's client sockets may close
+// before its listening one), and the session moves as in a failover. Until the answer the conversation sends nothing (suspend).
 func (s *core) checkKill(addr string) {
 	s.checking = true
 	c := s.c
 	go func() {
-		conn, err := c.Dial(addr)
-		if conn != nil {
-			_ = conn.Close()
-		}
-		s.d.run(func() { s.killChecked(addr, err == nil) })
+		alive := answers(c.Dial, addr)
+		s.d.run(func() { s.killChecked(addr, alive) })
 	}()
 }
 
@@ -331,6 +373,19 @@ func (s *core) settle() {
 	if s.closing {
 		return
 	}
+	if s.draining && s.conv.drainDone {
+		s.endDrain()
+		if s.closed || s.closing {
+			return
+		}
+	}
+	if s.unblocking != nil && !s.conv.unblockPending() {
+		s.unblocking.stop.Store(true)
+		s.unblocking = nil
+	}
+	if !s.conv.verdictPending {
+		s.verdictBy = 0
+	}
 	if !s.linked && !s.connecting && !s.checking && s.retryAt == 0 && s.conv.needsBackend() {
 		s.connect()
 	}
@@ -350,6 +405,13 @@ func (s *core) settle() {
 
 // expire acts on the session's deadlines that passed by now; settle follows.
 func (s *core) expire(now int64) {
+	if s.draining && now >= s.drainUntil && !s.closed && !s.closing {
+		s.endDrain() // the old master did not answer in time
+	}
+	if s.verdictBy != 0 && now >= s.verdictBy && !s.closed && !s.closing {
+		s.verdictBy = 0
+		s.conv.verdict(false) // no new master said where it stands in time
+	}
 	if s.retryAt != 0 && now >= s.retryAt && !s.closed && !s.closing {
 		s.retryAt = 0
 		if !s.linked && !s.connecting && !s.checking && s.conv.needsBackend() {
@@ -361,6 +423,12 @@ func (s *core) expire(now int64) {
 // deadline is the session's next deadline (0 for none): a retry of the route, or a held command's.
 func (s *core) deadline() int64 {
 	next := s.retryAt
+	if s.draining && (next == 0 || s.drainUntil < next) {
+		next = s.drainUntil
+	}
+	if s.verdictBy > 0 && (next == 0 || s.verdictBy < next) {
+		next = s.verdictBy
+	}
 	if s.holdNext > 0 && (next == 0 || s.holdNext < next) {
 		next = s.holdNext
 	}
