@@ -204,6 +204,19 @@ func (c *Client) BackendClosed(backend string) {
 	c.l.logBackendClosed(backend)
 }
 
+// ResubscribeStarted says that a session with subscriptions left its backend and will subscribe again on
+// the next: until it says ResubscribeDone with the round returned, a session arriving at a backend
+// waits (AwaitSubscribers).
+func (c *Client) ResubscribeStarted() (round uint64) { return c.l.subs.start() }
+
+// ResubscribeDone says that a session counted by ResubscribeStarted is subscribed again, or gone.
+func (c *Client) ResubscribeDone(round uint64) { c.l.subs.done(round) }
+
+// AwaitSubscribers reports whether sessions are still subscribing again after a route change; if so,
+// fn is called (on another goroutine) once they all are, or at most a second after this call, and the
+// caller's commands wait until then.
+func (c *Client) AwaitSubscribers(fn func()) bool { return c.l.subs.await(fn) }
+
 // Moved re-registers s, which used to be connected to from (empty: it was not connected), under its
 // Backend() now (empty: none yet), and returns the counters its bytes go to from now on.
 func (c *Client) Moved(s Session, from string) Counters {

@@ -66,7 +66,8 @@ type Listener struct {
 	// killed counts sessions closed because Redis closed their backend connection while its node stayed
 	// alive and routed (resp mode: CLIENT KILL, an output-buffer limit, timeout).
 	killed      atomic.Uint64
-	lastKillLog atomic.Int64 // unix nanos of the last sessions_closed_by_backend line
+	subs        subscriberGate // re-subscriptions before other commands, after a route change
+	lastKillLog atomic.Int64   // unix nanos of the last sessions_closed_by_backend line
 	killsLogged atomic.Uint64
 	tlsErrs     atomic.Uint64 // client TLS handshakes that failed
 	bytesIn     atomic.Uint64 // client to backend

@@ -71,6 +71,13 @@ type conv struct {
 	txOpen    bool    // a MULTI was sent and no EXEC or DISCARD yet
 	watchSent bool    // a WATCH was sent and no EXEC, DISCARD or UNWATCH yet
 	txState   []entry // commands queued in the open transaction that set connection state (see entryExt.tx)
+	// txBytes are the open transaction's commands as sent (MULTI first), and txQueued how many it
+	// queued, while all went out as they came (txCarryable): a failover carries the transaction to the
+	// next master (txCarry) unless a WATCH guards it.
+	txBytes     []byte
+	txQueued    int32
+	txCarryable bool
+	txCarry     bool
 
 	inReply     bool // in the middle of a backend value
 	toEntry     bool // the value is the reply to the queue's front entry
@@ -100,7 +107,11 @@ type conv struct {
 	nullUnblocked                                bool   // the value being read is a released command's null
 	// holding: a planned switchover holds the commands in the proxy (proxy.Listener.HoldCommands): they
 	// are kept even with a backend, and with no time limit, until releaseCommands.
-	holding    bool
+	holding bool
+	// gated: the session came to a new backend while sessions with subscriptions are still
+	// subscribing there again (proxy.Client.AwaitSubscribers): its commands wait, so that nothing it
+	// publishes goes unheard (ungate).
+	gated      bool
 	localTx    bool // the transaction was lost with the old backend: its commands are answered here
 	execNull   bool // ... and its EXEC answers a null reply (a WATCH was lost), not EXECABORT
 	watchLost  bool // a WATCH was lost with the old backend: the next transaction's EXEC answers null
@@ -209,7 +220,7 @@ func (c *conv) fromClient(b []byte) error {
 				c.sendWait()
 			}
 			c.disp = c.decide()
-			c.keep = c.disp == forward || c.disp == hold
+			c.keep = c.disp == forward || c.disp == hold || (c.disp == answer && c.txCarry)
 			c.keptFrom = c.kept.add(c.stash).off
 			if c.disp == forward && c.connID == 0 && !c.idAsked && blockingName(lowerInto(&nameBuf, name)) && c.askID() {
 				flush(began) // CLIENT ID goes first: a drain may have to release this command (drain.go)
@@ -277,7 +288,7 @@ func (c *conv) decide() disposition {
 		return answer // QUIT and RESET are not queued: they run at once, as in any transaction
 	case c.watchLost && c.isCommand("multi"):
 		return answer // the transaction opens here, so that its EXEC can answer null
-	case !c.attached || c.holding || c.draining:
+	case !c.attached || c.holding || c.gated || c.draining:
 		return hold
 	case c.mux != nil && (c.muxHeld || c.muxClassNow() != muxPlain):
 		c.muxHeld = true
@@ -314,7 +325,7 @@ func (c *conv) commandDone() {
 	name := c.commandName(&buf)
 	switch disp {
 	case answer:
-		c.pushLocal(c.localAnswer(name))
+		c.answerLocally(name, args)
 		return
 	case drop:
 		why := "no master to send this command to"
@@ -329,11 +340,13 @@ func (c *conv) commandDone() {
 	// A command held while it streamed in, whose backend came (or whose hold was released) meanwhile,
 	// goes out now: attach and releaseCommands sent only the commands read in full.
 	// On a shared connection its session sends it, in its turn (mux.go).
-	sendNow := disp == hold && c.attached && !c.holding && !c.draining && c.mux == nil
+	sendNow := disp == hold && c.attached && !c.holding && !c.gated && !c.draining && c.mux == nil
 	if sendNow {
 		c.out.toBackend(c.kept.get(raw))
 	}
+	wasTx := c.txOpen
 	e, ok := c.classify(name, args)
+	c.noteTx(wasTx, disp == forward || sendNow, c.kept.get(raw))
 	if c.mux != nil && disp == forward {
 		var replies int32
 		if ok {
@@ -726,8 +739,9 @@ func (c *conv) replyDone() error {
 	}
 	failed := c.rep.IsError()
 	if e.kind == swallowed {
+		carried := e.n == carriedTx
 		c.pop()
-		if failed {
+		if failed && !carried {
 			// The new backend refused the client's state (a password changed, a database gone): the
 			// client cannot go on as it was.
 			return errCannotMove

@@ -43,6 +43,11 @@ type core struct {
 	verdictBy  int64
 	unblocking *unblockJob
 
+	// resubscribing: the session left a backend with subscriptions, and the listener's other sessions
+	// wait for it to subscribe again (proxy.Client.ResubscribeStarted), round resubRound.
+	resubscribing bool
+	resubRound    uint64
+
 	retryAt   int64  // when to walk the route again, 0 if not waiting for it (unix nanoseconds)
 	holdNext  int64  // the earliest deadline of a command held for want of a backend
 	stopWatch func() // while waiting for the route to change
@@ -241,7 +246,26 @@ func (s *core) arrived(addr string) bool {
 // replayed (unless the connection has it: replay false), then what waited is sent (between first: what
 // the session forwarded to a shared connection and did not send there).
 func (s *core) attach(between []byte, replay bool) {
+	s.gate()
 	s.d.toBackend(s.conv.attachWith(between, replay))
+}
+
+// gate holds the commands of a session arriving at a backend while sessions with subscriptions are
+// subscribing there again (proxy.Client.AwaitSubscribers); a subscriber itself goes on.
+func (s *core) gate() {
+	if s.conv.st.subscribed() || s.conv.gated {
+		return
+	}
+	if s.c.AwaitSubscribers(func() { s.d.run(s.ungate) }) {
+		s.conv.gated = true
+	}
+}
+
+// ungate sends what the gate held.
+func (s *core) ungate() {
+	if !s.closed {
+		s.d.toBackend(s.conv.ungate())
+	}
 }
 
 // unreachable is told that no backend of the route could be reached (err says why): a client being
@@ -334,6 +358,9 @@ func (s *core) moveOff(addr string, failed bool) {
 	}
 	s.addr = ""
 	s.counters = s.c.Moved(s, addr)
+	if s.conv.st.subscribed() && !s.resubscribing {
+		s.resubRound, s.resubscribing = s.c.ResubscribeStarted(), true
+	}
 	if s.conv.needsBackend() {
 		s.connect()
 	}
@@ -385,6 +412,10 @@ func (s *core) settle() {
 	}
 	if !s.conv.verdictPending {
 		s.verdictBy = 0
+	}
+	if s.resubscribing && s.conv.resubscribed() {
+		s.resubscribing = false
+		s.c.ResubscribeDone(s.resubRound)
 	}
 	if !s.linked && !s.connecting && !s.checking && s.retryAt == 0 && s.conv.needsBackend() {
 		s.connect()
@@ -440,6 +471,10 @@ func (s *core) released() {
 	s.closed = true
 	s.stopWatching()
 	s.conv.dropHeld()
+	if s.resubscribing {
+		s.resubscribing = false
+		s.c.ResubscribeDone(s.resubRound)
+	}
 	if s.established {
 		s.c.Ended(s)
 	} else {

@@ -172,3 +172,60 @@ func TestNoDrainWhereAProbeCannotBeAnswered(t *testing.T) {
 		}
 	}
 }
+
+// TestTransactionCarriedOver: a MULTI open at a failover, without WATCH, is queued again on the next
+// master (the client's QUEUED answered by the session meanwhile), and its EXEC runs there: the client
+// sees the replies it would have seen without the failover. With WATCH, EXEC answers null, as before.
+func TestTransactionCarriedOver(t *testing.T) {
+	c, w, _ := testConv(t)
+	mustFeed(t, c.fromClient, cmd("MULTI")+cmd("INCR", "n"))
+	w.take()
+	mustFeed(t, c.fromBackend, "+OK\r\n") // INCR's QUEUED still in flight at the cut
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	mustFeed(t, c.fromClient, cmd("SET", "k", "v")+cmd("EXEC"))
+	if _, client := w.take(); client != "+OK\r\n+QUEUED\r\n+QUEUED\r\n" {
+		t.Fatalf("the client got %q before EXEC ran", client)
+	}
+	if backend := string(c.attach()); backend != cmd("MULTI")+cmd("INCR", "n")+cmd("SET", "k", "v")+cmd("EXEC") {
+		t.Fatalf("the new master got %q", backend)
+	}
+	mustFeed(t, c.fromBackend, "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:1\r\n+OK\r\n")
+	if _, client := w.take(); client != "*2\r\n:1\r\n+OK\r\n" {
+		t.Fatalf("EXEC answered %q", client)
+	}
+	if c.q.len() != 0 {
+		t.Fatalf("%d entries left", c.q.len())
+	}
+
+	// Reconnected before the EXEC: it goes at once.
+	mustFeed(t, c.fromClient, cmd("MULTI")+cmd("INCR", "n"))
+	mustFeed(t, c.fromBackend, "+OK\r\n+QUEUED\r\n")
+	w.take()
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	c.attach()
+	mustFeed(t, c.fromClient, cmd("EXEC"))
+	if backend, _ := w.take(); backend != cmd("MULTI")+cmd("INCR", "n")+cmd("EXEC") {
+		t.Fatalf("the new master got %q", backend)
+	}
+	mustFeed(t, c.fromBackend, "+OK\r\n+QUEUED\r\n*1\r\n:2\r\n")
+	if _, client := w.take(); client != "*1\r\n:2\r\n" {
+		t.Fatalf("EXEC answered %q", client)
+	}
+
+	// With a WATCH: aborted.
+	mustFeed(t, c.fromClient, cmd("WATCH", "n")+cmd("MULTI")+cmd("INCR", "n"))
+	mustFeed(t, c.fromBackend, "+OK\r\n+OK\r\n+QUEUED\r\n")
+	w.take()
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	c.attach()
+	mustFeed(t, c.fromClient, cmd("EXEC"))
+	if backend, client := w.take(); backend != "" || client != "*-1\r\n" {
+		t.Fatalf("a watched transaction: backend %q, client %q", backend, client)
+	}
+}

@@ -218,7 +218,7 @@ func (c *conv) writeReplyDone(pos int) {
 // replies are off or the next one skipped, not while commands are kept, not on a stream).
 func (c *conv) waitWanted() bool {
 	return c.unwaited && c.mux == nil && c.attached && !c.draining && !c.txOpen && !c.replyOff && !c.skip &&
-		!c.holding && !c.passthrough && !c.replica && !(c.st.subscribed() && c.proto < 3) &&
+		!c.holding && !c.gated && !c.passthrough && !c.replica && !(c.st.subscribed() && c.proto < 3) &&
 		!(c.cmd.InCommand() && c.disp == forward) && c.nextHeld() == nil && !c.blockedInFlight()
 }
 

@@ -72,6 +72,9 @@ func (c *conv) detach() error {
 	if c.txOpen {
 		c.localTx = true // the client is inside MULTI: the rest of it is answered here
 		c.execNull = watching || c.watchLost
+		// Without a WATCH the transaction moves: its commands are queued again on the next master, and
+		// its EXEC runs there (tx.go).
+		c.txCarry = !c.execNull && c.txCarryable
 	} else if watching {
 		c.watchLost = true
 	}
@@ -83,7 +86,7 @@ func (c *conv) detach() error {
 	for i := 0; i < c.q.len(); i++ {
 		e := *c.q.at(i)
 		switch {
-		case e.kind == swallowed || e.kind == confirm || e.kind == probe:
+		case (e.kind == swallowed || e.kind == confirm || e.kind == probe) && e.sent:
 			continue // a replay that did not finish: the next one says it all again; a WAIT or probe of the old one
 		case e.kind == local || !e.sent:
 			kept = append(kept, e)
@@ -206,7 +209,7 @@ func (c *conv) attachWith(between []byte, replay bool) []byte {
 	if c.st.monitor && replies == 0 {
 		c.passthrough = true
 	}
-	if !c.holding {
+	if !c.holding && !c.gated {
 		out = c.sendHeld(out)
 		if fromMux {
 			out = append(out, c.streamHeld()...)
@@ -227,7 +230,7 @@ func (c *conv) sendHeld(out []byte) []byte {
 	now := c.env.now()
 	for i := 0; i < c.q.len(); i++ {
 		e := c.q.at(i)
-		if e.kind != viaBackend || e.sent {
+		if (e.kind != viaBackend && e.kind != swallowed) || e.sent {
 			continue
 		}
 		if e.blocks && c.connID == 0 && !c.idAsked && c.askID() {
@@ -262,7 +265,7 @@ func (c *conv) needsBackend() bool {
 		return true
 	}
 	for i := 0; i < c.q.len(); i++ {
-		if e := c.q.at(i); e.kind == viaBackend && !e.sent {
+		if e := c.q.at(i); (e.kind == viaBackend || e.kind == swallowed) && !e.sent {
 			return true
 		}
 	}
@@ -277,10 +280,14 @@ func (c *conv) expireHolds(now int64) (next int64, err error) {
 	}
 	for i := 0; i < c.q.len(); i++ {
 		e := c.q.at(i)
-		if e.kind != viaBackend || e.sent {
+		if (e.kind != viaBackend && e.kind != swallowed) || e.sent {
 			continue
 		}
 		if e.heldUntil <= now {
+			if e.kind == swallowed {
+				*e = entry{kind: local} // a carried transaction's queue: its EXEC gets the refusal
+				continue
+			}
 			*e = entry{kind: local, raw: c.said.add(resp.AppendError(nil, "ERR sentinel-proxy: "+c.env.refusal()))}
 			continue
 		}

@@ -51,6 +51,7 @@ func (s *session) onShared() {
 		}
 		return
 	}
+	s.gate()
 	s.conv.attachShared()
 	s.dispatch()
 	s.pump(&s.client)

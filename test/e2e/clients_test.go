@@ -158,6 +158,18 @@ func runGoRedis(ctx context.Context, addr string, ready chan<- struct{}, checkId
 			time.Sleep(20 * time.Millisecond)
 		}
 	})
+	// A consumer blocked with no timeout on a list nothing is pushed to until after the failover: its
+	// BLPOP is waiting on the old master at the cut, and must get the one item, once.
+	run(func() {
+		kv, err := client.BLPop(ctx, 0, "late-job").Result()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			l.fail("BLPOP waiting at the cut", err)
+		case err == nil:
+			n, _ := strconv.Atoi(kv[1])
+			l.note(&l.popped, n)
+		}
+	})
 	// The idle pool: 20 connections opened now, used again only after the failover.
 	idle := redis.NewClient(&redis.Options{Addr: addr, Password: testPassword, PoolSize: 20, MinIdleConns: 20})
 	defer idle.Close()
@@ -179,6 +191,11 @@ func runGoRedis(ctx context.Context, addr string, ready chan<- struct{}, checkId
 	select {
 	case <-checkIdle:
 		pingAll("idle connection after")
+		if err := client.RPush(ctx, "late-job", -1).Err(); err != nil {
+			l.fail("RPUSH late-job", err)
+		} else {
+			l.note(&l.pushed, -1)
+		}
 	case <-ctx.Done():
 	}
 	<-ctx.Done()
@@ -219,6 +236,8 @@ func (l *clientLoad) check(t *testing.T, name, master string) {
 	// was answered with an error.
 	unacked := int(counter) - len(incrs)
 	left, _ := c.LRange(ctx, "jobs", 0, -1).Result()
+	late, _ := c.LRange(ctx, "late-job", 0, -1).Result()
+	left = append(left, late...)
 	have := map[int]int{}
 	for _, n := range l.popped {
 		have[n]++
