@@ -153,7 +153,7 @@ func (c *conv) lastSent() *entry {
 // with a command half-sent. unblock is the connection's id when a blocking command waits there (the
 // last one sent) and must be released; 0 for none.
 func (c *conv) startDrain(now int64) (started bool, unblock int64) {
-	if !c.attached || c.draining || c.mux != nil || c.txOpen || c.replyOff || c.skip || c.passthrough ||
+	if !c.attached || c.draining || c.muxKeyWait || c.txOpen || c.replyOff || c.skip || c.passthrough ||
 		c.replica || c.inReply && !c.swallow || (c.st.subscribed() && c.proto < 3) ||
 		(c.cmd.InCommand() && c.disp == forward) {
 		return false, 0
@@ -165,7 +165,7 @@ func (c *conv) startDrain(now int64) (started bool, unblock int64) {
 	var blocked *entry
 	for i := 0; i < c.q.len(); i++ {
 		if e := c.q.at(i); e.sent && e.replies > 0 && e.blocks && e.kind == viaBackend {
-			if e != last || c.connID == 0 || e.n < 0 || movedBlocking(c.kept.get(e.raw), 1) == nil {
+			if e != last || c.mux != nil || c.connID == 0 || e.n < 0 || movedBlocking(c.kept.get(e.raw), 1) == nil {
 				return false, 0 // a command waits behind it, or it cannot be released and sent again
 			}
 			blocked = e
@@ -190,9 +190,16 @@ func (c *conv) startDrain(now int64) (started bool, unblock int64) {
 }
 
 // sendOldProbe asks the old master, after everything the session sent it, where its replication stands.
-func (c *conv) sendOldProbe() {
+func (c *conv) sendOldProbe() { c.sendProbe(probeOld) }
+
+// sendProbe sends an INFO replication, on the session's own connection or through its claim on a shared
+// one, where its reply comes after those of every command sent before it.
+func (c *conv) sendProbe(which int32) {
+	c.q.insertSent(entry{kind: probe, n: which, replies: 1, sent: true})
 	c.out.toBackend(infoReplication)
-	c.q.insertSent(entry{kind: probe, n: probeOld, replies: 1, sent: true})
+	if c.mux != nil {
+		c.mux.commandSent(1)
+	}
 }
 
 // movesOn reports whether a blocking command released at the old master, which answered a null (or
