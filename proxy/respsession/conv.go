@@ -93,6 +93,10 @@ type conv struct {
 	// suspended: the backend connection closed, and the session does not know yet whether its client
 	// was killed (suspend); detach decides what was in flight if not.
 	suspended bool
+	// suspendedIn is what the client sent while suspended, read once the session knows where it goes: a
+	// command classified then would be taken for one sent after those in flight (an EXEC after its
+	// MULTI), which detach may answer here instead.
+	suspendedIn []byte
 	// The drain (drain.go): draining, the old master gets nothing new and its replies are read and
 	// held; drainDone, its INFO after them answered; verdictPending, the held replies wait for the new
 	// master's INFO. connID is the backend connection's CLIENT ID (0: not known; idAsked: asked).
@@ -180,6 +184,10 @@ func (c *conv) commandName(buf *[maxName]byte) []byte {
 func (c *conv) fromClient(b []byte) error {
 	if c.replica {
 		c.out.toBackend(b)
+		return nil
+	}
+	if c.suspended {
+		c.suspendedIn = append(c.suspendedIn, b...)
 		return nil
 	}
 	span := -1 // start of bytes of b to forward, not yet given to the output

@@ -110,7 +110,14 @@ func (c *conv) detach() error {
 			c.releaseHeld(true, nil, 0, "") // nothing written: what was drained goes as it came
 		}
 	}
-	return c.emitLocal()
+	if err := c.emitLocal(); err != nil {
+		return err
+	}
+	if in := c.suspendedIn; len(in) > 0 {
+		c.suspendedIn = nil
+		return c.fromClient(in) // what the client sent while the session did not know where it goes
+	}
+	return nil
 }
 
 // suspend stops sending to the backend, whose connection closed, until the session knows whether its
