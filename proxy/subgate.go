@@ -31,6 +31,15 @@ func (g *subscriberGate) start() uint64 {
 	return g.gen
 }
 
+// startN counts n sessions that are told their backend left and may carry subscriptions to the next
+// (RetireBackend): each says done once it knows it has none, or once it subscribed again.
+func (g *subscriberGate) startN(n int) uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pending += n
+	return g.gen
+}
+
 // done counts a session of round gen subscribed again (or gone).
 func (g *subscriberGate) done(gen uint64) {
 	g.mu.Lock()

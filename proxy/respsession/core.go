@@ -40,8 +40,12 @@ type core struct {
 	// released blocking command answered.
 	draining   bool
 	drainUntil int64
-	verdictBy  int64
-	unblocking *unblockJob
+	// drainCounted: the listener counts the drain (drainRound: proxy.Client.DrainDone). listening: a
+	// subscriber kept on the old backend while others drain it (listenOn).
+	drainCounted, listening bool
+	drainRound              uint64
+	verdictBy               int64
+	unblocking              *unblockJob
 
 	// resubscribing: the session left a backend with subscriptions, and the listener's other sessions
 	// wait for it to subscribe again (proxy.Client.ResubscribeStarted), round resubRound.
@@ -93,8 +97,9 @@ func (s *core) init(d driver, c *proxy.Client, out output) {
 }
 
 var (
-	_ proxy.CommandHolder = (*core)(nil)
-	_ env                 = (*core)(nil)
+	_ proxy.CommandHolder      = (*core)(nil)
+	_ proxy.SubscribingSession = (*core)(nil)
+	_ env                      = (*core)(nil)
 )
 
 // Backend implements proxy.Session: the listener's registry files the session under it.
@@ -110,6 +115,57 @@ func (s *core) Retire(backend string) {
 			s.backendGone(true)
 		}
 	})
+}
+
+// RetireCounted implements proxy.SubscribingSession: Retire, and the listener's gate told when the
+// session knows whether it carries subscriptions.
+func (s *core) RetireCounted(backend string, round, drains uint64) {
+	s.d.run(func() {
+		owned, counted := false, true
+		if s.addr == backend && !s.closed && !s.draining && !s.listening {
+			if s.conv.st.subscribed() && !s.resubscribing {
+				s.resubRound, s.resubscribing, owned = round, true, true
+			}
+			switch {
+			case s.linked && s.drain():
+				s.drainRound, s.drainCounted, counted = drains, true, false
+			case s.linked && s.listenOn(drains):
+				counted = false // said done in listenOn, before waiting for the others
+			default:
+				s.backendGone(true)
+			}
+		}
+		if !owned {
+			s.c.ResubscribeDone(round)
+		}
+		if counted {
+			s.c.DrainDone(drains)
+		}
+	})
+}
+
+// listenOn keeps a subscriber on the backend the route left while other sessions drain it: a message a
+// drained PUBLISH delivers there reaches it. Its commands wait meanwhile; it moves once they are done
+// (at most a second). It says its own part of drains done first.
+func (s *core) listenOn(drains uint64) bool {
+	if !s.conv.canListenOn() {
+		return false
+	}
+	s.c.DrainDone(drains)
+	if !s.c.AwaitDrains(func() { s.d.run(s.listened) }) {
+		s.backendGone(true)
+		return true
+	}
+	s.listening = true
+	s.conv.draining = true // nothing goes to the old backend: commands wait
+	return true
+}
+
+// listened moves a subscriber that listened on while others drained.
+func (s *core) listened() {
+	if s.listening && !s.closed {
+		s.backendGone(true)
+	}
 }
 
 // drainLimit bounds a drain: how long a session waits for the replies of a master the route left
@@ -140,7 +196,11 @@ func (s *core) endDrain() {
 
 // drainOver forgets the drain, however it ended.
 func (s *core) drainOver() {
-	s.draining = false
+	s.draining, s.listening = false, false
+	if s.drainCounted {
+		s.drainCounted = false
+		s.c.DrainDone(s.drainRound)
+	}
 	if s.unblocking != nil {
 		s.unblocking.stop.Store(true)
 		s.unblocking = nil
@@ -326,19 +386,21 @@ func (s *core) backendGone(retired bool) {
 func (s *core) checkKill(addr string) {
 	s.checking = true
 	c := s.c
+	st := s.conv.st
 	go func() {
-		alive := answers(c.Dial, addr)
-		s.d.run(func() { s.killChecked(addr, alive) })
+		why := whyClosed(c.Dial, addr, st, c.Reconfiguring())
+		s.d.run(func() { s.killChecked(addr, why) })
 	}()
 }
 
-// killChecked acts on checkKill's answer: alive says whether the node took a connection.
-func (s *core) killChecked(addr string, alive bool) {
+// killChecked acts on checkKill's answer. A replica Sentinel just reconfigured closed its clients for
+// them to find the new topology, which the session follows for its client: it moves.
+func (s *core) killChecked(addr string, why closedBy) {
 	s.checking = false
 	if s.closed || s.closing {
 		return
 	}
-	if alive && s.c.Routed(addr) {
+	if why == nodeKilled && s.c.Routed(addr) {
 		s.c.BackendClosed(addr)
 		s.end()
 		return
@@ -470,6 +532,7 @@ func (s *core) deadline() int64 {
 func (s *core) released() {
 	s.closed = true
 	s.stopWatching()
+	s.drainOver()
 	s.conv.dropHeld()
 	if s.resubscribing {
 		s.resubscribing = false

@@ -189,6 +189,13 @@ func (c *conv) startDrain(now int64) (started bool, unblock int64) {
 	return true, 0
 }
 
+// canListenOn reports whether a subscriber can stay on a backend the route left while other sessions
+// drain it (core.listenOn): subscribed, nothing of its own in flight there.
+func (c *conv) canListenOn() bool {
+	return c.attached && !c.draining && c.st.subscribed() && !c.replica && !c.passthrough && c.lastSent() == nil &&
+		!c.inReply && !(c.cmd.InCommand() && c.disp == forward)
+}
+
 // sendOldProbe asks the old master, after everything the session sent it, where its replication stands.
 func (c *conv) sendOldProbe() { c.sendProbe(probeOld) }
 

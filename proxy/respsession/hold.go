@@ -37,6 +37,9 @@ func (c *conv) releaseCommands() []byte {
 		return nil
 	}
 	c.holding = false
+	if c.gated {
+		return nil // subscribers are still subscribing again: ungate sends them
+	}
 	if c.attached && c.mux != nil {
 		c.muxHeld = true // its session sends them, one by one
 		return nil

@@ -2,6 +2,7 @@ package respsession
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -65,18 +66,44 @@ func (s *core) unblock(addr string, id int64) *unblockJob {
 // answerWithin bounds answers' wait for the node's reply to its PING.
 const answerWithin = time.Second
 
-// answers reports whether the node at addr answers a PING on a new connection (any reply: PONG, or
-// NOAUTH, or maxclients' error): it is alive.
-func answers(dial func(string) (net.Conn, error), addr string) bool {
+// closedBy says why a node closed a session's connection (killCheck): it died, or it closed it itself.
+type closedBy uint8
+
+const (
+	nodeDied   closedBy = iota // it does not answer on a new connection
+	nodeKilled                 // it answers: CLIENT KILL, an output-buffer limit, timeout, maxclients
+	// nodeReconfigured: it answers as a replica still linking to its master, or the group's master just
+	// changed and it is a replica: Sentinel turned it to the new master and closed its clients with it
+	// (sentinelSendSlaveOf sends CLIENT KILL TYPE normal with the SLAVEOF).
+	nodeReconfigured
+)
+
+// whyClosed asks the node at addr, as the client's user, on a new connection: a PING (any reply, NOAUTH
+// or maxclients' error included, says it is alive), then ROLE.
+func whyClosed(dial func(string) (net.Conn, error), addr string, st connState, reconfiguring bool) closedBy {
 	conn, err := dial(addr)
 	if err != nil {
-		return false
+		return nodeDied
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(answerWithin))
-	_, err = call(conn, bufio.NewReader(conn), "PING")
+	r := bufio.NewReader(conn)
 	var redisErr resp.Error
-	return err == nil || errors.As(err, &redisErr)
+	if _, err = call(conn, r, "PING"); err != nil && !errors.As(err, &redisErr) {
+		return nodeDied
+	}
+	if st.authed {
+		if _, err := call(conn, r, "AUTH", cmp.Or(st.user, "default"), st.pass); err != nil {
+			return nodeKilled
+		}
+	}
+	// ["slave", host, port, state, offset]: a state other than "connected" is a replica Sentinel just
+	// pointed elsewhere.
+	if v, err := call(conn, r, "ROLE"); err == nil && len(v.Elems) >= 4 && v.Elems[0].Str == "slave" &&
+		(v.Elems[3].Str != "connected" || reconfiguring) {
+		return nodeReconfigured
+	}
+	return nodeKilled
 }
 
 // call sends one command on conn and reads its reply.
