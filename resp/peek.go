@@ -133,14 +133,18 @@ func PeekErrorPrefix(b []byte, prefix string) (match, complete bool) {
 	case '-':
 		b = b[1:]
 	case '!':
+		// The length line: a bulk error's is short; one longer is not read as one here.
 		i := 1
-		for i < len(b) && b[i] != '\n' {
+		for i < len(b) && i < maxErrLenLine && b[i] != '\r' {
 			i++
 		}
-		if i >= len(b) {
-			return false, i > 24 // a length line longer than a number: not one
+		switch {
+		case i >= maxErrLenLine:
+			return false, true
+		case i+1 >= len(b):
+			return false, false
 		}
-		b = b[i+1:]
+		b = b[i+2:]
 	default:
 		return false, true
 	}
@@ -150,6 +154,9 @@ func PeekErrorPrefix(b []byte, prefix string) (match, complete bool) {
 	}
 	return n == len(prefix), n == len(prefix)
 }
+
+// maxErrLenLine bounds the length line PeekErrorPrefix reads: '!' and 20 digits.
+const maxErrLenLine = 24
 
 // maxPeekLine is the longest line PeekInt reads: an integer's 20 characters, or an error's start.
 const maxPeekLine = 256
