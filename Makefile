@@ -8,8 +8,9 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 DEB_PKGS  := redis-server redis-sentinel redis-tools
 # chromium runs the stats page's browser test (headless); prometheus brings promtool, which checks and
 # unit-tests contrib/alerts; iproute2 and nftables build the network-namespace lab of the partition tests
-# (package netlab; they need root, and skip with a message without it).
-TEST_PKGS := chromium prometheus iproute2 nftables
+# (package netlab; they need root, and skip with a message without it). python3-redis is redis-py for
+# Debian's python3: the second client library of test/e2e's TestClientLibrariesNoticeNoFailover.
+TEST_PKGS := chromium prometheus iproute2 nftables python3-redis
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -30,7 +31,7 @@ deps:
 # test-deps adds what only the tests need: chromium for the browser test of the stats page, promtool, and
 # Redis's own test suite (bench/redissuite's TestSuiteThroughProxy).
 test-deps: deps redis-suite-src
-	@{ command -v chromium && command -v promtool && command -v ip && command -v nft; } >/dev/null || { echo "installing $(TEST_PKGS) with apt-get"; \
+	@{ command -v chromium && command -v promtool && command -v ip && command -v nft && /usr/bin/python3 -c 'import redis'; } >/dev/null 2>&1 || { echo "installing $(TEST_PKGS) with apt-get"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(TEST_PKGS); }
 
 # redis-suite-src puts the source of the installed redis-server (Debian's source package: its tests/ and

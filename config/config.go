@@ -105,7 +105,7 @@ type Master struct {
 	ReplicaListen string `toml:"replica_listen"` // optional; empty means no replica port
 	// Mode is how both ports serve clients: "tcp" forwards bytes (a failover closes the sessions of the
 	// old master); "resp" reads commands and replies and moves sessions to the new master. Empty means
-	// tcp.
+	// DefaultMode (SessionMode).
 	Mode string `toml:"mode"`
 	// Multiplex (resp mode only): the commands of many clients share a few pipelined backend
 	// connections, one per node, event loop and connection state (user, database, protocol); a
@@ -125,6 +125,18 @@ type Master struct {
 
 // DefaultWaitTimeout is wait_timeout when the file leaves it out.
 const DefaultWaitTimeout = 200 * time.Millisecond
+
+// DefaultMode is the mode of a group whose block does not say: resp, whose failovers clients do not
+// notice (docs/failover.md, "tcp or resp mode"). It was tcp until version 0.25.
+const DefaultMode = "resp"
+
+// SessionMode is the group's mode: Mode, or DefaultMode when the block does not say.
+func (m Master) SessionMode() string {
+	if m.Mode == "" {
+		return DefaultMode
+	}
+	return m.Mode
+}
 
 // WaitFor is how long a WAIT may take: wait_timeout, or its default.
 func (m Master) WaitFor() time.Duration {

@@ -285,7 +285,7 @@ master_listen = "127.0.0.1:5000"
 	for _, tc := range []struct{ keys, want string }{
 		{"mode = \"resp\"\nwait_replicas = 2", ""},
 		{"mode = \"resp\"\nwait_replicas = 1\nwait_timeout = \"50ms\"", ""},
-		{"wait_replicas = 1", `masters[0].wait_replicas: needs mode = "resp"`},
+		{"wait_replicas = 1", ""}, // resp is the default mode
 		{"mode = \"tcp\"\nwait_replicas = 1", `masters[0].wait_replicas: needs mode = "resp"`},
 		{"mode = \"resp\"\nwait_replicas = -1", `masters[0].wait_replicas: must be 0 (off) or more`},
 		{"mode = \"resp\"\nwait_replicas = 1\nwait_timeout = \"2m\"", `masters[0].wait_timeout: must be between 1ms and 1m`},
@@ -300,5 +300,33 @@ master_listen = "127.0.0.1:5000"
 		case tc.want == "" && tc.keys == "mode = \"resp\"\nwait_replicas = 2" && cfg.Masters[0].WaitFor() != 200*time.Millisecond:
 			t.Errorf("default wait_timeout %s", cfg.Masters[0].WaitFor())
 		}
+	}
+}
+
+// TestDefaultModeIsResp: a group that names no mode is served in resp mode (its failovers go unnoticed
+// by clients, docs/failover.md); tcp is there for who asks for it, and multiplex needs no mode line.
+func TestDefaultModeIsResp(t *testing.T) {
+	doc := `
+[sentinel]
+addrs = ["127.0.0.1:26379"]
+[[masters]]
+name = "a"
+master_listen = "127.0.0.1:5000"
+multiplex = true
+[[masters]]
+name = "b"
+master_listen = "127.0.0.1:5002"
+mode = "tcp"
+`
+	cfg, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := cfg.Masters[0].SessionMode(), cfg.Masters[1].SessionMode(); a != "resp" || b != "tcp" {
+		t.Errorf("modes %q and %q, want resp (the default) and tcp", a, b)
+	}
+	_, err = Parse([]byte(strings.Replace(doc, "multiplex = true", "multiplex = true\nmode = \"tcp\"", 1)))
+	if err == nil || !strings.Contains(err.Error(), `masters[0].multiplex: needs mode = "resp"`) {
+		t.Errorf("multiplex in tcp mode: %v", err)
 	}
 }

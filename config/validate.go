@@ -147,7 +147,7 @@ func (c *Config) Validate() error {
 		}
 		if m.Multiplex {
 			switch {
-			case m.Mode != "resp":
+			case m.SessionMode() != "resp":
 				add("%s.multiplex: needs mode = \"resp\" (a byte forwarder cannot share a connection)", prefix)
 			case m.TLS.Enabled() || c.Redis.TLS.Enabled:
 				add("%s.multiplex: not available with TLS (%s.tls or redis.tls): shared connections run on the event loops, which carry no TLS", prefix, prefix)
@@ -158,7 +158,7 @@ func (c *Config) Validate() error {
 		switch {
 		case m.WaitReplicas < 0:
 			add("%s.wait_replicas: must be 0 (off) or more, got %d", prefix, m.WaitReplicas)
-		case m.WaitReplicas > 0 && m.Mode != "resp":
+		case m.WaitReplicas > 0 && m.SessionMode() != "resp":
 			add("%s.wait_replicas: needs mode = \"resp\" (only a session that reads the replies can hold a write's until its replicas have it)", prefix)
 		}
 		if d := m.WaitTimeout.Duration; d != 0 && (d < time.Millisecond || d > time.Minute) {

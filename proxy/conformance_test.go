@@ -102,6 +102,7 @@ func TestConformance(t *testing.T) {
 		{"BackendResetEndsSession", testBackendResetEndsSession, bytePipes},
 		// A RESP session's own: it outlives its backend connection.
 		{"BackendResetMovesSession", testBackendResetMovesSession, func(k handlerKind) bool { return k.resp }},
+		{"BackendKillClosesClient", testBackendKillClosesClient, func(k handlerKind) bool { return k.resp }},
 	}
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) {
@@ -589,19 +590,30 @@ func testBackendResetEndsSession(t *testing.T, k handlerKind) {
 	}
 }
 
-// testBackendResetMovesSession: a RESP session whose backend connection is reset with a read in flight
-// sends it again on a new connection, and its client sees only the reply.
+// testBackendResetMovesSession: a RESP session whose backend connection is reset with a read in flight,
+// by a node that died (it no longer takes connections), sends the read again on a new connection once
+// there is a route, and its client sees only the reply.
 func testBackendResetMovesSession(t *testing.T, k handlerKind) {
+	next := startBackend(t, redisLike(""))
+	var dying *backend
 	var reset atomic.Bool
-	b := startBackend(t, serveRESP(func(w *bufio.Writer, args []string) bool {
+	dying = startBackend(t, serveRESP(func(w *bufio.Writer, args []string) bool {
 		if reset.CompareAndSwap(false, true) {
-			return false // the first command's connection is reset, the command unanswered
+			_ = dying.ln.Close() // the node dies: it takes no connection any more
+			return false         // and the first command's connection is reset, the command unanswered
 		}
 		answerLikeRedis(w, "", args)
 		return true
 	}))
-	l := &proxy.Listener{HoldTimeout: 2 * time.Second} // how long the read may wait for a new connection
-	addr := startListener(t, k.handler(t), l, proxy.Route{Backends: []string{b.addr()}})
+	l := &proxy.Listener{HoldTimeout: 5 * time.Second} // how long the read may wait for a new connection
+	addr := startListener(t, k.handler(t), l, proxy.Route{Backends: []string{dying.addr()}})
+	go func() {
+		for !reset.Load() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
+		l.SetRoute(proxy.Route{Backends: []string{next.addr()}}) // the failover names the next node
+	}()
 	c := dial(t, addr)
 	if r := c.do(t, "GET", "k"); r != "" {
 		t.Fatalf("GET after the reset: %q", r)
@@ -609,8 +621,40 @@ func testBackendResetMovesSession(t *testing.T, k handlerKind) {
 	if r := c.do(t, "PING"); r != "PONG" {
 		t.Fatalf("PING: %q", r)
 	}
-	if st := l.Stats(); st.Current != 1 || st.Moved == 0 {
-		t.Errorf("after the reset: %d sessions, %d moved; want 1, at least 1", st.Current, st.Moved)
+	if st := l.Stats(); st.Current != 1 || st.Moved == 0 || st.ClosedByBackend != 0 {
+		t.Errorf("after the reset: %d sessions, %d moved, %d closed by the backend; want 1, at least 1, 0",
+			st.Current, st.Moved, st.ClosedByBackend)
+	}
+}
+
+// testBackendKillClosesClient: a RESP session whose backend connection the node closes while it stays
+// up and routed (CLIENT KILL, an output-buffer limit, timeout) is closed as Redis closed it, counted,
+// and not moved: a client connected directly would have been disconnected.
+func testBackendKillClosesClient(t *testing.T, k handlerKind) {
+	var killed atomic.Bool
+	b := startBackend(t, serveRESP(func(w *bufio.Writer, args []string) bool {
+		if len(args) > 0 && args[0] == "BLPOP" && killed.CompareAndSwap(false, true) {
+			return false // the blocked command's connection is closed, the node stays up
+		}
+		answerLikeRedis(w, "", args)
+		return true
+	}))
+	l := &proxy.Listener{HoldTimeout: 2 * time.Second}
+	addr := startListener(t, k.handler(t), l, proxy.Route{Backends: []string{b.addr()}})
+	c := dial(t, addr)
+	if r := c.do(t, "PING"); r != "PONG" {
+		t.Fatalf("PING: %q", r)
+	}
+	if _, err := c.Write([]byte("*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, err := c.r.ReadString('\n'); err != io.EOF {
+		t.Fatalf("after the kill the client read %q, %v; want the connection closed (EOF)", line, err)
+	}
+	waitFor(t, "the session to end", func() bool { return l.Stats().Current == 0 })
+	if st := l.Stats(); st.ClosedByBackend != 1 || st.Moved != 0 {
+		t.Errorf("closed by the backend %d, moved %d; want 1, 0", st.ClosedByBackend, st.Moved)
 	}
 }
 

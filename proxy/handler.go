@@ -197,6 +197,51 @@ func (c *Client) BackendFailed(addr string) {
 	}
 }
 
+// Reconfiguring reports whether the group's master changed within ReconfigurationWindow: a replica that
+// closed its clients then was most likely turned to the new master by Sentinel (which sends CLIENT KILL
+// TYPE normal with the SLAVEOF), and its sessions move rather than close.
+func (c *Client) Reconfiguring() bool {
+	at := c.l.masterChanged.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) < ReconfigurationWindow
+}
+
+// BackendClosed counts and logs a session closed because Redis closed its connection to backend, a node
+// that stays alive and routed: the client is closed as Redis closed it (a kill is not a failover).
+func (c *Client) BackendClosed(backend string) {
+	c.l.killed.Add(1)
+	c.l.logBackendClosed(backend)
+}
+
+// ResubscribeStarted says that a session with subscriptions left its backend and will subscribe again on
+// the next: until it says ResubscribeDone with the round returned, a session arriving at a backend
+// waits (AwaitSubscribers).
+func (c *Client) ResubscribeStarted() (round uint64) { return c.l.subs.start() }
+
+// ResubscribeDone says that a session counted by ResubscribeStarted is subscribed again, or gone.
+func (c *Client) ResubscribeDone(round uint64) { c.l.subs.done(round) }
+
+// AwaitSubscribers reports whether sessions are still subscribing again after a route change; if so,
+// fn is called (on another goroutine) once they all are, or at most a second after this call, and the
+// caller's commands wait until then.
+func (c *Client) AwaitSubscribers(fn func()) bool { return c.l.subs.await(fn) }
+
+// SubscribingSession is a Session that carries its subscriptions to the next backend (resp mode). The
+// listener retires it with RetireCounted instead of Retire: it counted the session in round of its
+// subscriber gate, and the session says ResubscribeDone(round) once it knows it has no subscription, or
+// once it subscribed again; and in drains of its drain count, and the session says DrainDone(drains) once
+// it knows it does not drain, or its drain ended.
+type SubscribingSession interface {
+	Session
+	RetireCounted(backend string, round, drains uint64)
+}
+
+// DrainDone says that a session counted by RetireBackend does not drain its old backend, or finished.
+func (c *Client) DrainDone(round uint64) { c.l.drains.done(round) }
+
+// AwaitDrains reports whether sessions still drain a backend the route left; if so fn is called (on
+// another goroutine) once none does, or at most a second after this call.
+func (c *Client) AwaitDrains(fn func()) bool { return c.l.drains.await(fn) }
+
 // Moved re-registers s, which used to be connected to from (empty: it was not connected), under its
 // Backend() now (empty: none yet), and returns the counters its bytes go to from now on.
 func (c *Client) Moved(s Session, from string) Counters {

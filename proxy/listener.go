@@ -49,34 +49,46 @@ type Listener struct {
 	SessionConfig any
 	Log           zerolog.Logger
 
-	route     atomic.Pointer[Route]
-	routeMu   sync.Mutex
-	routeNew  chan struct{} // closed and replaced by SetRoute, waking held clients
-	watchers  map[uint64]func()
-	watchSeq  uint64
-	held      atomic.Int64
-	rr        atomic.Uint64
-	current   atomic.Int64
-	peak      atomic.Int64 // the most concurrent sessions seen (HAProxy's smax)
-	rate      rateCounter  // new sessions per second
-	total     atomic.Uint64
-	refused   atomic.Uint64 // no route or max_conns
-	connErrs  atomic.Uint64 // backend dial failures
-	moved     atomic.Uint64 // sessions that left a backend and stayed open (resp mode)
-	tlsErrs   atomic.Uint64 // client TLS handshakes that failed
-	bytesIn   atomic.Uint64 // client to backend
-	bytesOut  atomic.Uint64 // backend to client
-	atLimit   atomic.Bool
-	lastLog   atomic.Int64 // unix nanos of the last backend_connect_failed line
-	sessions  registry
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closed    chan struct{}
-	spareMu   sync.Mutex
-	spares    [2]io.Closer // descriptors held in reserve to refuse clients when none is left
-	mu        sync.Mutex
-	lns       []net.Listener  // every address accepting now, oldest first
-	serveCtx  context.Context // the context of the first Serve: what sessions dial under later
+	route    atomic.Pointer[Route]
+	routeMu  sync.Mutex
+	routeNew chan struct{} // closed and replaced by SetRoute, waking held clients
+	watchers map[uint64]func()
+	watchSeq uint64
+	held     atomic.Int64
+	rr       atomic.Uint64
+	current  atomic.Int64
+	peak     atomic.Int64 // the most concurrent sessions seen (HAProxy's smax)
+	rate     rateCounter  // new sessions per second
+	total    atomic.Uint64
+	refused  atomic.Uint64 // no route or max_conns
+	connErrs atomic.Uint64 // backend dial failures
+	moved    atomic.Uint64 // sessions that left a backend and stayed open (resp mode)
+	// killed counts sessions closed because Redis closed their backend connection while its node stayed
+	// alive and routed (resp mode: CLIENT KILL, an output-buffer limit, timeout).
+	killed atomic.Uint64
+	subs   subscriberGate // re-subscriptions before other commands, after a route change
+	// drains counts the sessions draining a backend the route left (resp mode): a subscriber keeps
+	// listening there until they are done, so that a message they publish there reaches it.
+	drains subscriberGate
+	// masterChanged is when the group's master last changed (unix nanos; MasterChanged), for the
+	// replica port: Sentinel then reconfigures the replicas, and closes their clients as it does.
+	masterChanged atomic.Int64
+	lastKillLog   atomic.Int64 // unix nanos of the last sessions_closed_by_backend line
+	killsLogged   atomic.Uint64
+	tlsErrs       atomic.Uint64 // client TLS handshakes that failed
+	bytesIn       atomic.Uint64 // client to backend
+	bytesOut      atomic.Uint64 // backend to client
+	atLimit       atomic.Bool
+	lastLog       atomic.Int64 // unix nanos of the last backend_connect_failed line
+	sessions      registry
+	wg            sync.WaitGroup
+	closeOnce     sync.Once
+	closed        chan struct{}
+	spareMu       sync.Mutex
+	spares        [2]io.Closer // descriptors held in reserve to refuse clients when none is left
+	mu            sync.Mutex
+	lns           []net.Listener  // every address accepting now, oldest first
+	serveCtx      context.Context // the context of the first Serve: what sessions dial under later
 }
 
 // Stats are a listener's counters.
@@ -92,6 +104,9 @@ type Stats struct {
 	HandshakeErrors uint64 // client TLS handshakes that failed
 	Held            int64  // clients waiting for a route now
 	Moved           uint64 // sessions that left a backend without closing (resp mode: a failover moved them)
+	// ClosedByBackend counts sessions closed because Redis closed their backend connection while the node
+	// stayed alive and routed (resp mode; in tcp mode such a close ends the byte pipe and is not told apart).
+	ClosedByBackend uint64
 	ConnectErrors   uint64
 	BytesIn         uint64
 	BytesOut        uint64
@@ -195,8 +210,21 @@ func (l *Listener) CloseSessionsTo(backend string) int {
 // safe to call from any goroutine.
 func (l *Listener) RetireBackend(backend string) int {
 	sessions := l.sessions.sessionsTo(backend)
+	// Until each session that may carry subscriptions said whether it does, a session arriving at the
+	// new backend waits (AwaitSubscribers): a publisher must not get there before a subscriber.
+	n := 0
 	for _, s := range sessions {
-		s.Retire(backend)
+		if _, ok := s.(SubscribingSession); ok {
+			n++
+		}
+	}
+	round, drains := l.subs.startN(n), l.drains.startN(n)
+	for _, s := range sessions {
+		if r, ok := s.(SubscribingSession); ok {
+			r.RetireCounted(backend, round, drains)
+		} else {
+			s.Retire(backend)
+		}
 	}
 	return len(sessions)
 }
@@ -206,8 +234,9 @@ func (l *Listener) Stats() Stats {
 	s := Stats{
 		Name: l.Name, Current: l.current.Load(), Peak: l.peak.Load(), Max: l.MaxConns, Total: l.total.Load(),
 		Refused: l.refused.Load(), Held: l.held.Load(), ConnectErrors: l.connErrs.Load(), HandshakeErrors: l.tlsErrs.Load(),
-		Moved:   l.moved.Load(),
-		BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
+		Moved:           l.moved.Load(),
+		ClosedByBackend: l.killed.Load(),
+		BytesIn:         l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
 		PerBackend: l.sessions.stats(), Route: l.Route(), LimitReachedNow: l.atLimit.Load(),
 	}
 	s.Rate, s.RateMax = l.rate.rate(time.Now())
@@ -517,6 +546,30 @@ func (l *Listener) logConnectFailure(err error) {
 	}
 	l.Log.Warn().Str("event", "backend_connect_failed").Str("listener", l.Name).Err(err).
 		Uint64("connect_errors_total", l.connErrs.Load()).Msg("cannot reach backend")
+}
+
+// MasterChanged tells the listener (a replica port) that its group's master just changed: for a while
+// (ReconfigurationWindow), a replica that closes its clients is taken to be Sentinel reconfiguring it
+// (Client.Reconfiguring).
+func (l *Listener) MasterChanged() { l.masterChanged.Store(time.Now().UnixNano()) }
+
+// ReconfigurationWindow is how long after a master change Sentinel's reconfiguration of the replicas is
+// expected to close their clients: it turns them one at a time (parallel-syncs), each after the last
+// synced, within failover-timeout (3 minutes by default; syncs on a small dataset take seconds).
+const ReconfigurationWindow = time.Minute
+
+// logBackendClosed logs, at most once a second, the sessions closed because their node closed their
+// backend connection: a CLIENT KILL TYPE normal closes thousands at once.
+func (l *Listener) logBackendClosed(backend string) {
+	l.killsLogged.Add(1)
+	now := time.Now().UnixNano()
+	last := l.lastKillLog.Load()
+	if now-last < int64(time.Second) || !l.lastKillLog.CompareAndSwap(last, now) {
+		return
+	}
+	l.Log.Warn().Str("event", "sessions_closed_by_backend").Str("listener", l.Name).Str("backend", backend).
+		Uint64("sessions_closed", l.killsLogged.Swap(0)).Uint64("closed_by_backend_total", l.killed.Load()).
+		Msg("the node closed client connections while it stays alive and routed (CLIENT KILL, an output-buffer limit, timeout): their clients are closed as Redis closed them")
 }
 
 // refuse tells the client why in a RESP error line, then closes. The write is bounded so a client that

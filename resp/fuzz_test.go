@@ -104,6 +104,12 @@ func FuzzPeek(f *testing.F) {
 		if n1, c1 := PeekNull(in[:min(1, len(in))]); c1 && (n1 != null || !nullComplete) {
 			t.Fatal("PeekNull changed its answer with more bytes")
 		}
+		unblocked, ubComplete := PeekErrorPrefix(in, "UNBLOCKED")
+		for n := 0; n < len(in) && n <= 64; n++ {
+			if u, c := PeekErrorPrefix(in[:n], "UNBLOCKED"); c && (!ubComplete || u != unblocked) {
+				t.Fatalf("PeekErrorPrefix of the first %d bytes: %v, of all: %v (complete %v)", n, u, unblocked, ubComplete)
+			}
+		}
 		n, intComplete, intErr := PeekInt(in)
 		if !intComplete && len(in) > maxPeekLine+1 {
 			t.Fatalf("PeekInt undecided after %d bytes", len(in))
@@ -117,6 +123,9 @@ func FuzzPeek(f *testing.F) {
 		}
 		if v.Kind == ':' && len(in) <= maxPeekLine && (!intComplete || intErr != nil || n != v.Int) {
 			t.Fatalf("PeekInt %d %v %v for the integer %d", n, intComplete, intErr, v.Int)
+		}
+		if ubComplete && unblocked != (v.Err() != nil && strings.HasPrefix(v.Str, "UNBLOCKED")) {
+			t.Fatalf("PeekErrorPrefix %v for %q, ReadValue %c %q", unblocked, in, v.Kind, v.Str)
 		}
 		if nullComplete && null != v.Null && (in[0] == '_' || in[0] == '$' || in[0] == '*') {
 			t.Fatalf("PeekNull %v for %q, ReadValue's Null %v", null, in, v.Null)

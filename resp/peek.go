@@ -123,6 +123,41 @@ func PeekNull(b []byte) (null, complete bool) {
 	return b[1] == '-', true
 }
 
+// PeekErrorPrefix says whether the value that starts b is an error reply (simple or, in RESP3, bulk)
+// whose text starts with prefix; complete is false while b is too short to tell.
+func PeekErrorPrefix(b []byte, prefix string) (match, complete bool) {
+	if len(b) == 0 {
+		return false, false
+	}
+	switch b[0] {
+	case '-':
+		b = b[1:]
+	case '!':
+		// The length line: a bulk error's is short; one longer is not read as one here.
+		i := 1
+		for i < len(b) && i < maxErrLenLine && b[i] != '\r' {
+			i++
+		}
+		switch {
+		case i >= maxErrLenLine:
+			return false, true
+		case i+1 >= len(b):
+			return false, false
+		}
+		b = b[i+2:]
+	default:
+		return false, true
+	}
+	n := min(len(b), len(prefix))
+	if string(b[:n]) != prefix[:n] {
+		return false, true
+	}
+	return n == len(prefix), n == len(prefix)
+}
+
+// maxErrLenLine bounds the length line PeekErrorPrefix reads: '!' and 20 digits.
+const maxErrLenLine = 24
+
 // maxPeekLine is the longest line PeekInt reads: an integer's 20 characters, or an error's start.
 const maxPeekLine = 256
 

@@ -57,8 +57,8 @@ func (rt *proxyRuntime) bindAll(cfg *config.Config, current []*ports, currentSta
 		g.name, g.masterAt, g.replicaAt = m.Name, m.MasterListen, m.ReplicaListen
 		if old == nil {
 			// A running listener keeps its TLS settings and its mode until a restart.
-			g.tls, g.mode, g.multiplex = m.TLS, m.Mode, m.Multiplex
-			if m.Mode == "resp" {
+			g.tls, g.mode, g.multiplex = m.TLS, m.SessionMode(), m.Multiplex
+			if g.mode == "resp" {
 				g.dur = respsession.NewDurability(m.Name, rt.log)
 			}
 		}

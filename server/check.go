@@ -85,7 +85,7 @@ func Check(ctx context.Context, cfg *config.Config, out io.Writer) error {
 func printCheck(out io.Writer, snap *routing.Snapshot, masters map[string]config.Master) []string {
 	var problems []string
 	for _, g := range snap.Groups {
-		fmt.Fprintf(out, "== %s (mode %s)\n", g.Name, modeName(masters[g.Name].Mode))
+		fmt.Fprintf(out, "== %s (mode %s)\n", g.Name, modeName(masters[g.Name].SessionMode()))
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SENTINEL\tREACHABLE\tTILT\tNAMES MASTER\tEPOCH\tERROR")
 		sort.Slice(g.Sentinels, func(i, j int) bool { return g.Sentinels[i].Addr < g.Sentinels[j].Addr })

@@ -202,7 +202,7 @@ func configChanges(old, cfg *config.Config) (changed, restartNeeded []string) {
 		if ok && b.TLS != m.TLS {
 			restartNeeded = append(restartNeeded, fmt.Sprintf("masters[%d].tls", i))
 		}
-		if ok && b.Mode != m.Mode {
+		if ok && b.SessionMode() != m.SessionMode() {
 			restartNeeded = append(restartNeeded, fmt.Sprintf("masters[%d].mode", i))
 		}
 	}

@@ -32,6 +32,10 @@ func (rt *proxyRuntime) applyRoutes(prev, next *routing.Snapshot) map[string]int
 			g.replica.SetRoute(route)
 		}
 		oldMaster, oldReplicas := routing.Departed(pg, ng)
+		if g.replica != nil && pg != nil && pg.Master != "" && ng.Master != "" && pg.Master != ng.Master {
+			// Sentinel now turns every replica to the new master, closing their clients with it.
+			g.replica.MasterChanged()
+		}
 		// In resp mode a retired session is not closed: it moves to the new backend, so it is logged as
 		// moved and not counted as closed on the switch.
 		resp := g.mode == "resp"

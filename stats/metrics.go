@@ -169,6 +169,7 @@ var (
 	dLisConnErr       = desc("listener_connect_errors_total", "Failed connections to a backend.", listenerLabels...)
 	dLisTLSErr        = desc("listener_tls_handshake_errors_total", "Clients whose TLS handshake failed.", listenerLabels...)
 	dLisMoved         = desc("listener_sessions_moved_total", "Sessions that left a backend and stayed open (resp mode: moved by a failover).", listenerLabels...)
+	dLisKilled        = desc("listener_sessions_closed_by_backend_total", "Sessions closed because Redis closed their backend connection while the node stayed alive and routed (resp mode: CLIENT KILL, output-buffer limit, timeout).", listenerLabels...)
 	dLisBytesIn       = desc("listener_bytes_in_total", "Bytes from clients.", listenerLabels...)
 	dLisBytesOut      = desc("listener_bytes_out_total", "Bytes to clients.", listenerLabels...)
 	dSenReachable     = desc("sentinel_reachable", "1 when the Sentinel answered its last reconcile.", sentinelLabels...)
@@ -239,6 +240,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(dLisConnErr, float64(li.ConnectErrors), l...)
 			counter(dLisTLSErr, float64(li.HandshakeErrors), l...)
 			counter(dLisMoved, float64(li.Moved), l...)
+			counter(dLisKilled, float64(li.ClosedByBackend), l...)
 			counter(dLisBytesIn, float64(li.BytesIn), l...)
 			counter(dLisBytesOut, float64(li.BytesOut), l...)
 		}

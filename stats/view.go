@@ -91,11 +91,14 @@ type ListenerView struct {
 	// HandshakeErrors counts clients whose TLS handshake failed (no or a wrong certificate, plain text).
 	HandshakeErrors uint64 `json:"tls_handshake_errors"`
 	// Moved counts sessions that left a backend and stayed open (resp mode: a failover moved them).
-	Moved    uint64   `json:"sessions_moved"`
-	BytesIn  uint64   `json:"bytes_in"`
-	BytesOut uint64   `json:"bytes_out"`
-	Backends []string `json:"backends"`
-	Refusal  string   `json:"refusal,omitempty"`
+	Moved uint64 `json:"sessions_moved"`
+	// ClosedByBackend counts sessions closed because Redis closed their backend connection while the
+	// node stayed alive and routed (resp mode: CLIENT KILL, an output-buffer limit, timeout).
+	ClosedByBackend uint64   `json:"sessions_closed_by_backend"`
+	BytesIn         uint64   `json:"bytes_in"`
+	BytesOut        uint64   `json:"bytes_out"`
+	Backends        []string `json:"backends"`
+	Refusal         string   `json:"refusal,omitempty"`
 }
 
 // NodeView is one data node.
@@ -254,7 +257,7 @@ func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall 
 		st := l.l.Stats()
 		gv.Listeners = append(gv.Listeners, ListenerView{Name: st.Name, Role: l.role, Addr: st.Addr,
 			Current: st.Current, Max: st.Peak, Limit: st.Max, Total: st.Total, Rate: st.Rate, RateMax: st.RateMax,
-			Held: st.Held, Refused: st.Refused, ConnectErrors: st.ConnectErrors, HandshakeErrors: st.HandshakeErrors, Moved: st.Moved, BytesIn: st.BytesIn,
+			Held: st.Held, Refused: st.Refused, ConnectErrors: st.ConnectErrors, HandshakeErrors: st.HandshakeErrors, Moved: st.Moved, ClosedByBackend: st.ClosedByBackend, BytesIn: st.BytesIn,
 			BytesOut: st.BytesOut, Backends: st.Route.Backends, Refusal: st.Route.Refusal})
 		for addr, b := range st.PerBackend {
 			sum := per[addr]

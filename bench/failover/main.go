@@ -98,7 +98,7 @@ func main() {
 	only := flag.String("scenarios", "kill,pause,manual,restart,switchover", "comma-separated scenarios")
 	pause := flag.Duration("pause", 4*time.Second, "how long the pause scenario stops the master")
 	downAfter := flag.Duration("down-after", time.Second, "Sentinel down-after-milliseconds")
-	targetNames := flag.String("targets", "sentinel-proxy,sentinel-proxy-resp,sentinel-proxy-durable,sentinel-proxy-durable-mux,sentinel-proxy-durable1,haproxy",
+	targetNames := flag.String("targets", "sentinel-proxy,sentinel-proxy-resp,sentinel-proxy-multiplex,sentinel-proxy-durable,sentinel-proxy-durable-mux,sentinel-proxy-durable1,haproxy",
 		"comma-separated: sentinel-proxy, sentinel-proxy-resp, sentinel-proxy-durable (resp, wait_replicas = 2: every replica), sentinel-proxy-durable-mux (the same with multiplex), sentinel-proxy-durable1 (resp, wait_replicas = 1), haproxy")
 	flag.Parse()
 
@@ -118,9 +118,11 @@ func main() {
 		}
 	}
 	targets := []target{
-		{key: "sentinel-proxy", name: "sentinel-proxy", start: sentinelProxy(harness.ProxyOptions{})},
+		{key: "sentinel-proxy", name: "sentinel-proxy", start: sentinelProxy(harness.ProxyOptions{Master: `mode = "tcp"`})},
 		{key: "sentinel-proxy-resp", name: "sentinel-proxy resp", moves: true,
 			start: sentinelProxy(harness.ProxyOptions{Master: `mode = "resp"`})},
+		{key: "sentinel-proxy-multiplex", name: "sentinel-proxy multiplex", moves: true,
+			start: sentinelProxy(harness.ProxyOptions{Master: "mode = \"resp\"\nmultiplex = true"})},
 		// Durable acknowledgements: the topology has two replicas, so wait_replicas = 2 is every one.
 		{key: "sentinel-proxy-durable", name: "durable (2 replicas)", moves: true,
 			start: sentinelProxy(harness.ProxyOptions{Master: "mode = \"resp\"\nwait_replicas = 2"})},

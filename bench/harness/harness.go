@@ -45,7 +45,9 @@ type ProxyOptions struct {
 	Extra    string // appended to sentinel-proxy's [proxy] table
 	// Tables are further TOML tables for sentinel-proxy, e.g. "[check]\ninterval = \"1s\"".
 	Tables string
-	// Master is appended to sentinel-proxy's [[masters]] block, e.g. a session mode.
+	// Master is appended to sentinel-proxy's [[masters]] block, e.g. a session mode. Without a mode line
+	// the block says mode = "tcp": the byte forwarder, which the benches compare with HAProxy as "tcp"
+	// (the product's default is resp since 0.25).
 	Master string
 }
 
@@ -81,9 +83,13 @@ func StartSentinelProxyWith(bin string, topo *redistest.Topology, dir string, o 
 		quoted[i] = fmt.Sprintf("%q", s.Addr)
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(port))
+	master := o.Master
+	if !strings.Contains(master, "mode =") {
+		master = "mode = \"tcp\"\n" + master
+	}
 	conf := filepath.Join(dir, fmt.Sprintf("sentinel-proxy-%d.toml", port))
 	doc := fmt.Sprintf("[log]\nlevel = %q\n[sentinel]\naddrs = [%s]\n[redis]\npassword = %q\n[proxy]\n%s\n%s\n[[masters]]\nname = %q\nmaster_listen = %q\n%s\n",
-		level, strings.Join(quoted, ", "), topo.Password, o.Extra, o.Tables, topo.Name, addr, o.Master)
+		level, strings.Join(quoted, ", "), topo.Password, o.Extra, o.Tables, topo.Name, addr, master)
 	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ type Path struct {
 func KnownPaths() []Path {
 	return []Path{
 		{Name: "direct"},
-		{Name: "tcp", Proxied: true}, // the byte forwarder: the default mode, so no line is needed
+		{Name: "tcp", Proxied: true, Master: `mode = "tcp"`},   // the byte forwarder
 		{Name: "resp", Proxied: true, Master: `mode = "resp"`}, // sessions that read RESP (proxy/respsession)
 		// resp sessions sharing backend connections
 		{Name: "multiplex", Proxied: true, Master: "mode = \"resp\"\nmultiplex = true"},

@@ -71,6 +71,13 @@ type conv struct {
 	txOpen    bool    // a MULTI was sent and no EXEC or DISCARD yet
 	watchSent bool    // a WATCH was sent and no EXEC, DISCARD or UNWATCH yet
 	txState   []entry // commands queued in the open transaction that set connection state (see entryExt.tx)
+	// txBytes are the open transaction's commands as sent (MULTI first), and txQueued how many it
+	// queued, while all went out as they came (txCarryable): a failover carries the transaction to the
+	// next master (txCarry) unless a WATCH guards it.
+	txBytes     []byte
+	txQueued    int32
+	txCarryable bool
+	txCarry     bool
 
 	inReply     bool // in the middle of a backend value
 	toEntry     bool // the value is the reply to the queue's front entry
@@ -83,9 +90,32 @@ type conv struct {
 
 	// Failover.
 	attached bool // a backend connection is there: commands go to it
+	// suspended: the backend connection closed, and the session does not know yet whether its client
+	// was killed (suspend); detach decides what was in flight if not.
+	suspended bool
+	// suspendedIn is what the client sent while suspended, read once the session knows where it goes: a
+	// command classified then would be taken for one sent after those in flight (an EXEC after its
+	// MULTI), which detach may answer here instead.
+	suspendedIn []byte
+	// The drain (drain.go): draining, the old master gets nothing new and its replies are read and
+	// held; drainDone, its INFO after them answered; verdictPending, the held replies wait for the new
+	// master's INFO. connID is the backend connection's CLIENT ID (0: not known; idAsked: asked).
+	// moveBlocked is a blocking command released at the old master, to send again.
+	draining, drainDone, verdictPending, idAsked bool
+	connID                                       int64
+	oldRepl                                      replOffsets
+	moveBlocked                                  []byte
+	moveBlockedMs                                int32  // its timeout now, in milliseconds (0: none)
+	probeBuf                                     []byte // a probe's reply as it is read
+	capture                                      bool   // the value being read is a probe's reply
+	nullUnblocked                                bool   // the value being read is a released command's null
 	// holding: a planned switchover holds the commands in the proxy (proxy.Listener.HoldCommands): they
 	// are kept even with a backend, and with no time limit, until releaseCommands.
-	holding    bool
+	holding bool
+	// gated: the session came to a new backend while sessions with subscriptions are still
+	// subscribing there again (proxy.Client.AwaitSubscribers): its commands wait, so that nothing it
+	// publishes goes unheard (ungate).
+	gated      bool
 	localTx    bool // the transaction was lost with the old backend: its commands are answered here
 	execNull   bool // ... and its EXEC answers a null reply (a WATCH was lost), not EXECABORT
 	watchLost  bool // a WATCH was lost with the old backend: the next transaction's EXEC answers null
@@ -156,6 +186,10 @@ func (c *conv) fromClient(b []byte) error {
 		c.out.toBackend(b)
 		return nil
 	}
+	if c.suspended {
+		c.suspendedIn = append(c.suspendedIn, b...)
+		return nil
+	}
 	span := -1 // start of bytes of b to forward, not yet given to the output
 	var nameBuf [maxName]byte
 	flush := func(end int) {
@@ -194,8 +228,13 @@ func (c *conv) fromClient(b []byte) error {
 				c.sendWait()
 			}
 			c.disp = c.decide()
-			c.keep = c.disp == forward || c.disp == hold
+			c.keep = c.disp == forward || c.disp == hold || (c.disp == answer && c.txCarry)
 			c.keptFrom = c.kept.add(c.stash).off
+			if c.disp == forward && c.connID == 0 && !c.idAsked && blockingName(lowerInto(&nameBuf, name)) && c.askID() {
+				flush(began) // CLIENT ID goes first: a drain may have to release this command (drain.go)
+				c.q.push(entry{kind: probe, n: probeID, replies: 1, sent: true})
+				c.out.toBackend(clientIDCommand)
+			}
 			switch {
 			case c.disp != forward:
 				flush(began)
@@ -257,7 +296,7 @@ func (c *conv) decide() disposition {
 		return answer // QUIT and RESET are not queued: they run at once, as in any transaction
 	case c.watchLost && c.isCommand("multi"):
 		return answer // the transaction opens here, so that its EXEC can answer null
-	case !c.attached || c.holding:
+	case !c.attached || c.holding || c.gated || c.draining:
 		return hold
 	case c.mux != nil && (c.muxHeld || c.muxClassNow() != muxPlain):
 		c.muxHeld = true
@@ -294,7 +333,7 @@ func (c *conv) commandDone() {
 	name := c.commandName(&buf)
 	switch disp {
 	case answer:
-		c.pushLocal(c.localAnswer(name))
+		c.answerLocally(name, args)
 		return
 	case drop:
 		why := "no master to send this command to"
@@ -309,11 +348,13 @@ func (c *conv) commandDone() {
 	// A command held while it streamed in, whose backend came (or whose hold was released) meanwhile,
 	// goes out now: attach and releaseCommands sent only the commands read in full.
 	// On a shared connection its session sends it, in its turn (mux.go).
-	sendNow := disp == hold && c.attached && !c.holding && c.mux == nil
+	sendNow := disp == hold && c.attached && !c.holding && !c.gated && !c.draining && c.mux == nil
 	if sendNow {
 		c.out.toBackend(c.kept.get(raw))
 	}
+	wasTx := c.txOpen
 	e, ok := c.classify(name, args)
+	c.noteTx(wasTx, disp == forward || sendNow, c.kept.get(raw))
 	if c.mux != nil && disp == forward {
 		var replies int32
 		if ok {
@@ -335,10 +376,23 @@ func (c *conv) commandDone() {
 	}
 	e.sent = disp == forward || sendNow
 	c.unwaited = c.unwaited || (e.write && e.sent && c.mux == nil)
+	movable := e.blocks && e.effect == effNone && c.mux == nil
+	if movable {
+		// A drain may release it at the old master and send it again with the time it has left.
+		e.n = -1
+		if len(args) == c.cmd.Argc() && !c.cmd.Truncated() {
+			if ms := blockingTimeoutMs(name, args); ms <= math.MaxInt32 {
+				e.n = int32(ms)
+			}
+		}
+	}
+	if e.sent && e.blocks {
+		e.heldUntil = c.env.now()
+	}
 	switch {
 	case disp == hold && !sendNow:
 		e.heldUntil, e.raw = c.env.now()+c.holdNs, raw
-	case e.resend && c.keep:
+	case (e.resend || movable) && c.keep:
 		e.raw = raw
 	default:
 		e.resend = false
@@ -513,6 +567,9 @@ func (c *conv) fromBackend(b []byte) error {
 		if err != nil {
 			return fmt.Errorf("backend reply: %w", err)
 		}
+		if c.capture {
+			c.probeBuf = append(c.probeBuf, b[pos:pos+n]...)
+		}
 		if c.swallow {
 			c.flushSpan(pos)
 		} else if c.span < 0 {
@@ -571,6 +628,27 @@ func (c *conv) startReply(b []byte) (decided bool, err error) {
 	}
 	if e == nil {
 		return false, fmt.Errorf("backend sent a reply nobody asked for (%q)", kind)
+	}
+	if e.kind == probe {
+		c.toEntry, c.swallow, c.capture = true, true, true
+		return true, nil
+	}
+	if e.unblocking {
+		// A blocking command released at the old master: a timeout's null (or Redis's own UNBLOCKED
+		// error, a demotion's) says it took nothing, and it moves (drain.go).
+		null, complete := resp.PeekNull(b)
+		unblocked, ucomplete := resp.PeekErrorPrefix(b, "UNBLOCKED")
+		if !complete || !ucomplete {
+			return false, nil
+		}
+		if (null || unblocked) && c.movesOn(e, c.env.now()) {
+			c.toEntry, c.swallow, c.nullUnblocked = true, true, true
+			return true, nil
+		}
+	}
+	if e.kind == confirm && c.draining {
+		c.toEntry, c.swallow = true, true // the drain's verdict decides (drain.go)
+		return true, nil
 	}
 	if e.kind == confirm {
 		// The session's own WAIT: what it says is read here, and the rest of it is dropped.
@@ -634,6 +712,29 @@ func (c *conv) replyDone() error {
 	if e.replies > 0 {
 		return nil
 	}
+	if e.kind == probe {
+		c.capture = false
+		which := e.n
+		c.pop()
+		c.probed(which)
+		return c.emitLocal()
+	}
+	if c.nullUnblocked {
+		c.nullUnblocked = false
+		c.unblockedNull(e, c.env.now())
+		c.pop()
+		c.blockedAnswered()
+		return c.emitLocal()
+	}
+	if e.unblocking {
+		// Data came first (it waits for the verdict, as a write), or its time was up.
+		e.unblocking = false
+		defer c.blockedAnswered()
+	}
+	if e.kind == confirm && c.draining {
+		c.pop()
+		return c.emitLocal()
+	}
 	if e.kind == confirm {
 		sentAt := e.heldUntil
 		c.pop()
@@ -646,8 +747,9 @@ func (c *conv) replyDone() error {
 	}
 	failed := c.rep.IsError()
 	if e.kind == swallowed {
+		carried := e.n == carriedTx
 		c.pop()
-		if failed {
+		if failed && !carried {
 			// The new backend refused the client's state (a password changed, a database gone): the
 			// client cannot go on as it was.
 			return errCannotMove

@@ -159,11 +159,16 @@ func TestWatchedExecInFlightAtTheCut(t *testing.T) {
 	}
 }
 
-// TestTransactionLostInAFailover: MULTI open at the cut: the rest is queued here and EXEC answers
-// EXECABORT; nothing reaches the new backend.
+// TestTransactionLostInAFailover: MULTI open at the cut, whose commands the session did not keep as
+// they went (they were held for a backend, then sent together): the rest is queued here and EXEC answers
+// EXECABORT; nothing reaches the new backend. (One the session kept moves: TestTransactionCarriedOver.)
 func TestTransactionLostInAFailover(t *testing.T) {
 	c, w, _ := testConv(t)
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
 	mustFeed(t, c.fromClient, cmd("MULTI")+cmd("SET", "a", "1"))
+	c.attach()
 	mustFeed(t, c.fromBackend, "+OK\r\n+QUEUED\r\n")
 	w.take()
 	if err := c.detach(); err != nil {
@@ -357,8 +362,9 @@ func TestClientReplyOff(t *testing.T) {
 	}
 }
 
-// TestAnsweredCommandsNeverReachTheBackend: commands the session answers itself, cut across reads and
-// mixed with forwarded ones, send nothing of theirs to the backend.
+// TestAnsweredCommandsNeverReachTheBackend: commands the session answers itself (QUEUED, in a
+// transaction lost at a cut), cut across reads and mixed with forwarded ones, reach the backend only
+// whole, once and in order: with the transaction carried to the next master at its EXEC.
 func TestAnsweredCommandsNeverReachTheBackend(t *testing.T) {
 	for _, size := range []int{0, 1, 3, 11} {
 		c, w, _ := testConv(t)
@@ -373,7 +379,7 @@ func TestAnsweredCommandsNeverReachTheBackend(t *testing.T) {
 		if err := feed(t, c.fromClient, in, size); err != nil {
 			t.Fatal(err)
 		}
-		if backend, _ := w.take(); backend != cmd("GET", "y") {
+		if backend, _ := w.take(); backend != cmd("MULTI")+cmd("GET", "x")+cmd("SET", "k", strings.Repeat("v", 100))+cmd("EXEC")+cmd("GET", "y") {
 			t.Fatalf("chunks of %d: backend got %q", size, backend)
 		}
 	}

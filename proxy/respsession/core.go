@@ -24,13 +24,33 @@ type core struct {
 	established bool // registered with the listener (its first backend connected)
 	linked      bool // a backend connection is up (its own, or a shared one)
 	connecting  bool
-	closing     bool // close once what the client is owed is written
-	closed      bool
+	// checking: the backend connection closed while its node is routed, and a connect to the node says
+	// whether it is alive (checkKill): a kill closes the client, a dead node moves it.
+	checking bool
+	closing  bool // close once what the client is owed is written
+	closed   bool
 
 	// hold is the listener's hold in force (HoldCommands); holdWaits until the session told it that
 	// what it sent before is answered.
 	hold      *proxy.CommandHold
 	holdWaits bool
+
+	// The drain of a master the route left (drain.go): draining until drainUntil; verdictBy is when
+	// replies still waiting for the new master's word are given up on. unblocking is told when the
+	// released blocking command answered.
+	draining   bool
+	drainUntil int64
+	// drainCounted: the listener counts the drain (drainRound: proxy.Client.DrainDone). listening: a
+	// subscriber kept on the old backend while others drain it (listenOn).
+	drainCounted, listening bool
+	drainRound              uint64
+	verdictBy               int64
+	unblocking              *unblockJob
+
+	// resubscribing: the session left a backend with subscriptions, and the listener's other sessions
+	// wait for it to subscribe again (proxy.Client.ResubscribeStarted), round resubRound.
+	resubscribing bool
+	resubRound    uint64
 
 	retryAt   int64  // when to walk the route again, 0 if not waiting for it (unix nanoseconds)
 	holdNext  int64  // the earliest deadline of a command held for want of a backend
@@ -77,8 +97,9 @@ func (s *core) init(d driver, c *proxy.Client, out output) {
 }
 
 var (
-	_ proxy.CommandHolder = (*core)(nil)
-	_ env                 = (*core)(nil)
+	_ proxy.CommandHolder      = (*core)(nil)
+	_ proxy.SubscribingSession = (*core)(nil)
+	_ env                      = (*core)(nil)
 )
 
 // Backend implements proxy.Session: the listener's registry files the session under it.
@@ -90,10 +111,100 @@ func (s *core) Close() { s.d.run(func() { s.d.closeNow() }) }
 // Retire implements proxy.Session: the backend left its pool; the session moves to the route's next.
 func (s *core) Retire(backend string) {
 	s.d.run(func() {
-		if s.addr == backend && !s.closed {
+		if s.addr == backend && !s.closed && !s.draining && !(s.linked && s.drain()) {
 			s.backendGone(true)
 		}
 	})
+}
+
+// RetireCounted implements proxy.SubscribingSession: Retire, and the listener's gate told when the
+// session knows whether it carries subscriptions.
+func (s *core) RetireCounted(backend string, round, drains uint64) {
+	s.d.run(func() {
+		owned, counted := false, true
+		if s.addr == backend && !s.closed && !s.draining && !s.listening {
+			if s.conv.st.subscribed() && !s.resubscribing {
+				s.resubRound, s.resubscribing, owned = round, true, true
+			}
+			switch {
+			case s.linked && s.drain():
+				s.drainRound, s.drainCounted, counted = drains, true, false
+			case s.linked && s.listenOn(drains):
+				counted = false // said done in listenOn, before waiting for the others
+			default:
+				s.backendGone(true)
+			}
+		}
+		if !owned {
+			s.c.ResubscribeDone(round)
+		}
+		if counted {
+			s.c.DrainDone(drains)
+		}
+	})
+}
+
+// listenOn keeps a subscriber on the backend the route left while other sessions drain it: a message a
+// drained PUBLISH delivers there reaches it. Its commands wait meanwhile; it moves once they are done
+// (at most a second). It says its own part of drains done first.
+func (s *core) listenOn(drains uint64) bool {
+	if !s.conv.canListenOn() {
+		return false
+	}
+	s.c.DrainDone(drains)
+	if !s.c.AwaitDrains(func() { s.d.run(s.listened) }) {
+		s.backendGone(true)
+		return true
+	}
+	s.listening = true
+	s.conv.draining = true // nothing goes to the old backend: commands wait
+	return true
+}
+
+// listened moves a subscriber that listened on while others drained.
+func (s *core) listened() {
+	if s.listening && !s.closed {
+		s.backendGone(true)
+	}
+}
+
+// drainLimit bounds a drain: how long a session waits for the replies of a master the route left
+// before it answers what is still in flight as before (a paused master).
+const drainLimit = time.Second
+
+// drain starts the drain of the master the session is on, which the route left (drain.go), and
+// reports whether it did.
+func (s *core) drain() bool {
+	ok, id := s.conv.startDrain(s.d.clock())
+	if !ok {
+		return false
+	}
+	s.draining = true
+	s.drainUntil = s.d.clock() + int64(drainLimit)
+	if id != 0 {
+		s.unblocking = s.unblock(s.addr, id)
+	}
+	return true
+}
+
+// endDrain leaves the drained master: the conversation's replies wait for the new master's word, or,
+// cut short (done false), what is still in flight is answered as without a drain.
+func (s *core) endDrain() {
+	s.verdictBy = s.d.clock() + max(int64(s.c.HoldTimeout()), int64(drainLimit))
+	s.backendGone(true)
+}
+
+// drainOver forgets the drain, however it ended.
+func (s *core) drainOver() {
+	s.draining, s.listening = false, false
+	if s.drainCounted {
+		s.drainCounted = false
+		s.c.DrainDone(s.drainRound)
+	}
+	if s.unblocking != nil {
+		s.unblocking.stop.Store(true)
+		s.unblocking = nil
+	}
 }
 
 // HoldCommands implements proxy.CommandHolder.
@@ -195,7 +306,26 @@ func (s *core) arrived(addr string) bool {
 // replayed (unless the connection has it: replay false), then what waited is sent (between first: what
 // the session forwarded to a shared connection and did not send there).
 func (s *core) attach(between []byte, replay bool) {
+	s.gate()
 	s.d.toBackend(s.conv.attachWith(between, replay))
+}
+
+// gate holds the commands of a session arriving at a backend while sessions with subscriptions are
+// subscribing there again (proxy.Client.AwaitSubscribers); a subscriber itself goes on.
+func (s *core) gate() {
+	if s.conv.st.subscribed() || s.conv.gated {
+		return
+	}
+	if s.c.AwaitSubscribers(func() { s.d.run(s.ungate) }) {
+		s.conv.gated = true
+	}
+}
+
+// ungate sends what the gate held.
+func (s *core) ungate() {
+	if !s.closed {
+		s.d.toBackend(s.conv.ungate())
+	}
 }
 
 // unreachable is told that no backend of the route could be reached (err says why): a client being
@@ -235,11 +365,53 @@ func (s *core) backendGone(retired bool) {
 	if s.closed || !s.established || (!s.linked && !s.connecting) {
 		return
 	}
+	s.drainOver()
 	wasConnecting := s.connecting
 	addr := s.addr
 	s.d.dropBackend()
 	s.linked, s.connecting = false, false
-	if !retired && !wasConnecting && addr != "" {
+	if !retired && !wasConnecting && addr != "" && s.c.Routed(addr) && s.conv.mayBeKilled() {
+		s.conv.suspend()
+		s.checkKill(addr)
+		return
+	}
+	s.moveOff(addr, !retired && !wasConnecting)
+}
+
+// checkKill finds out why the connection to addr, a routed node, closed: Redis closes a client's
+// connection while it stays up (CLIENT KILL, client-output-buffer-limit, timeout, maxclients), and a
+// client connected directly is then disconnected; so is this one. A node that died does not answer a
+// PING on a new connection (a connect alone is not enough: a killed process's client sockets may close
+// before its listening one), and the session moves as in a failover. Until the answer the conversation sends nothing (suspend).
+func (s *core) checkKill(addr string) {
+	s.checking = true
+	c := s.c
+	st := s.conv.st
+	go func() {
+		why := whyClosed(c.Dial, addr, st, c.Reconfiguring())
+		s.d.run(func() { s.killChecked(addr, why) })
+	}()
+}
+
+// killChecked acts on checkKill's answer. A replica Sentinel just reconfigured closed its clients for
+// them to find the new topology, which the session follows for its client: it moves.
+func (s *core) killChecked(addr string, why closedBy) {
+	s.checking = false
+	if s.closed || s.closing {
+		return
+	}
+	if why == nodeKilled && s.c.Routed(addr) {
+		s.c.BackendClosed(addr)
+		s.end()
+		return
+	}
+	s.moveOff(addr, true)
+}
+
+// moveOff moves the conversation off addr, the backend it left (failed: unreachable, not retired),
+// and on to the route's next backend when it needs one.
+func (s *core) moveOff(addr string, failed bool) {
+	if failed && addr != "" {
 		s.c.BackendFailed(addr)
 	}
 	if err := s.conv.detach(); err != nil {
@@ -248,6 +420,9 @@ func (s *core) backendGone(retired bool) {
 	}
 	s.addr = ""
 	s.counters = s.c.Moved(s, addr)
+	if s.conv.st.subscribed() && !s.resubscribing {
+		s.resubRound, s.resubscribing = s.c.ResubscribeStarted(), true
+	}
 	if s.conv.needsBackend() {
 		s.connect()
 	}
@@ -287,7 +462,24 @@ func (s *core) settle() {
 	if s.closing {
 		return
 	}
-	if !s.linked && !s.connecting && s.retryAt == 0 && s.conv.needsBackend() {
+	if s.draining && s.conv.drainDone {
+		s.endDrain()
+		if s.closed || s.closing {
+			return
+		}
+	}
+	if s.unblocking != nil && !s.conv.unblockPending() {
+		s.unblocking.stop.Store(true)
+		s.unblocking = nil
+	}
+	if !s.conv.verdictPending {
+		s.verdictBy = 0
+	}
+	if s.resubscribing && s.conv.resubscribed() {
+		s.resubscribing = false
+		s.c.ResubscribeDone(s.resubRound)
+	}
+	if !s.linked && !s.connecting && !s.checking && s.retryAt == 0 && s.conv.needsBackend() {
 		s.connect()
 	}
 	s.holdNext = 0
@@ -306,9 +498,16 @@ func (s *core) settle() {
 
 // expire acts on the session's deadlines that passed by now; settle follows.
 func (s *core) expire(now int64) {
+	if s.draining && now >= s.drainUntil && !s.closed && !s.closing {
+		s.endDrain() // the old master did not answer in time
+	}
+	if s.verdictBy != 0 && now >= s.verdictBy && !s.closed && !s.closing {
+		s.verdictBy = 0
+		s.conv.verdict(false) // no new master said where it stands in time
+	}
 	if s.retryAt != 0 && now >= s.retryAt && !s.closed && !s.closing {
 		s.retryAt = 0
-		if !s.linked && !s.connecting && s.conv.needsBackend() {
+		if !s.linked && !s.connecting && !s.checking && s.conv.needsBackend() {
 			s.connect()
 		}
 	}
@@ -317,6 +516,12 @@ func (s *core) expire(now int64) {
 // deadline is the session's next deadline (0 for none): a retry of the route, or a held command's.
 func (s *core) deadline() int64 {
 	next := s.retryAt
+	if s.draining && (next == 0 || s.drainUntil < next) {
+		next = s.drainUntil
+	}
+	if s.verdictBy > 0 && (next == 0 || s.verdictBy < next) {
+		next = s.verdictBy
+	}
 	if s.holdNext > 0 && (next == 0 || s.holdNext < next) {
 		next = s.holdNext
 	}
@@ -327,7 +532,12 @@ func (s *core) deadline() int64 {
 func (s *core) released() {
 	s.closed = true
 	s.stopWatching()
+	s.drainOver()
 	s.conv.dropHeld()
+	if s.resubscribing {
+		s.resubscribing = false
+		s.c.ResubscribeDone(s.resubRound)
+	}
 	if s.established {
 		s.c.Ended(s)
 	} else {

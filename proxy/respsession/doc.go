@@ -9,12 +9,15 @@
 //
 // The layers, each knowing only the one below it:
 //
-//   - conv (conv.go, classify.go, failover.go, hold.go, mux.go, state.go): the conversation. Bytes in,
-//     decisions and bytes out (output); no I/O, no clock of its own, no socket. Fuzzed and table-tested.
+//   - conv (conv.go, classify.go, failover.go, drain.go, tx.go, hold.go, mux.go, state.go): the
+//     conversation. Bytes in, decisions and bytes out (output); no I/O, no clock of its own, no socket.
+//     Fuzzed and table-tested. At a failover off a live master it drains what is in flight (drain.go)
+//     and carries an open transaction over (tx.go).
 //   - core (core.go): the session whatever drives it: proxy.Session and proxy.CommandHolder, its
 //     registration at a backend (proxy.Client.Arrived: the end of admission, and of every move), moving
-//     off a backend that left, the hold, the retries while no backend answers. It decides; its driver
-//     does.
+//     off a backend that left, the hold, the retries while no backend answers, the drain's bounds, a
+//     kill told from a death. It decides; its driver does, but for the moments it asks a node something
+//     on a connection of its own (sideconn.go: a PING, a CLIENT UNBLOCK), on a goroutine.
 //   - the drivers, which own the sockets and only do I/O and wait for readiness: epoll.go (a session's
 //     two sockets on one event loop; shared.go for its multiplexed side) and portable.go (goroutines on
 //     net.Conns: any system, and TLS). Off Linux there are no event loops, and resp mode runs on the

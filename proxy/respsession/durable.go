@@ -124,8 +124,8 @@ func (d *Durability) observeWait(latency time.Duration, replicas int64) {
 
 // resolved counts writes a WAIT (or a failure) decided: confirmed or not. why says why not.
 func (d *Durability) resolved(writes int, confirmed bool, replicas int64, why string) {
-	if writes == 0 {
-		return
+	if writes == 0 || d == nil {
+		return // nil: a drain held write replies of a group without wait_replicas (drain.go)
 	}
 	d.waiting.Add(-int64(writes))
 	if confirmed {
@@ -151,6 +151,14 @@ func (d *Durability) resolved(writes int, confirmed bool, replicas int64, why st
 		Int("wait_replicas", s.replicas).Float64("wait_timeout_ms", float64(s.timeout.Microseconds())/1000).
 		Str("reason", why).
 		Msg("writes were applied on the master but not confirmed by enough replicas: their clients got NOREPLICAS")
+}
+
+// holding counts write replies that start (n > 0) or stop (n < 0) waiting; nil (a group without
+// wait_replicas, whose write replies a drain holds) counts nothing.
+func (d *Durability) holding(n int64) {
+	if d != nil {
+		d.waiting.Add(n)
+	}
 }
 
 // heldReplies is what a session holds for a WAIT: the client's output from the first write reply that
@@ -193,7 +201,7 @@ func (c *conv) holdWriteReply(pos int) {
 		c.held = &heldReplies{open: -1}
 	}
 	c.held.open = int32(len(c.held.buf))
-	c.dur.waiting.Add(1)
+	c.dur.holding(1)
 }
 
 // writeReplyDone is told that the held write reply ended at pos of the current read.
@@ -209,8 +217,8 @@ func (c *conv) writeReplyDone(pos int) {
 // connection since the last one, and a WAIT can be sent and answered there (not inside MULTI, not while
 // replies are off or the next one skipped, not while commands are kept, not on a stream).
 func (c *conv) waitWanted() bool {
-	return c.unwaited && c.mux == nil && c.attached && !c.txOpen && !c.replyOff && !c.skip &&
-		!c.holding && !c.passthrough && !c.replica && !(c.st.subscribed() && c.proto < 3) &&
+	return c.unwaited && c.mux == nil && c.attached && !c.draining && !c.txOpen && !c.replyOff && !c.skip &&
+		!c.holding && !c.gated && !c.passthrough && !c.replica && !(c.st.subscribed() && c.proto < 3) &&
 		!(c.cmd.InCommand() && c.disp == forward) && c.nextHeld() == nil && !c.blockedInFlight()
 }
 
@@ -297,12 +305,12 @@ func (c *conv) waitBarrier(name []byte) bool {
 // dropHeld forgets what a session that ends still holds: its client is gone, and the write replies it
 // held no longer wait (the group's count of them).
 func (c *conv) dropHeld() {
-	if h := c.held; h != nil && c.dur != nil {
+	if h := c.held; h != nil {
 		n := len(h.writes)
 		if h.open >= 0 {
 			n++
 		}
-		c.dur.waiting.Add(-int64(n))
+		c.dur.holding(-int64(n))
 	}
 	c.held = nil
 }

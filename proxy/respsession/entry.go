@@ -14,6 +14,8 @@ const (
 	// confirm: a WAIT the session sent itself after writes (durable.go); its reply confirms them, and
 	// the client never sees it. heldUntil holds when it was sent.
 	confirm
+	// probe: a command the session sent itself whose reply it reads and drops (drain.go); n says which.
+	probe
 )
 
 // effect is what a command's reply, when it is not an error, changes in the connection's state.
@@ -51,6 +53,10 @@ type entry struct {
 	// blocks: a blocking command (BLPOP, XREAD, WAIT...), whose reply may not come soon: a switchover's
 	// hold does not wait for it (see conv.answered).
 	blocks bool
+	// unblocking: a blocking command a drain is releasing at the old master (drain.go). For a blocking
+	// command sent on the session's own connection, n is its timeout in milliseconds (0: none, -1: not
+	// known), heldUntil when it was sent, and raw its bytes.
+	unblocking bool
 	// write: the command may change the dataset, and its reply waits for a WAIT (durable.go) when the
 	// group has wait_replicas on.
 	write bool

@@ -21,13 +21,18 @@ var (
 // keys for another connection (RESP2 tracking redirects to a client id the new backend does not have),
 // or it is a replica reading the replication stream.
 func (c *conv) detach() error {
-	if !c.attached {
+	if !c.attached && !c.suspended {
 		return nil
 	}
-	c.attached = false
+	c.attached, c.suspended = false, false
 	c.muxKeyWait = false // its reply was to come on the connection that is gone
 	c.unwaited, c.holdingWrite = false, false
-	if h := c.held; h != nil {
+	// A drain that finished leaves what it held to the new master's word (verdictPending); one cut
+	// short (its bound, or the connection broke) did not learn where the old master stood.
+	drained := c.draining && c.drainDone
+	c.draining, c.drainDone, c.idAsked, c.connID, c.capture, c.nullUnblocked = false, false, false, 0, false, false
+	c.probeBuf = c.probeBuf[:0]
+	if h := c.held; h != nil && !drained {
 		if c.inReply && !c.swallow {
 			// The value part-way in reached nobody: it is dropped, and its command is in flight.
 			if h.open >= 0 {
@@ -67,6 +72,9 @@ func (c *conv) detach() error {
 	if c.txOpen {
 		c.localTx = true // the client is inside MULTI: the rest of it is answered here
 		c.execNull = watching || c.watchLost
+		// Without a WATCH the transaction moves: its commands are queued again on the next master, and
+		// its EXEC runs there (tx.go).
+		c.txCarry = !c.execNull && c.txCarryable
 	} else if watching {
 		c.watchLost = true
 	}
@@ -78,18 +86,62 @@ func (c *conv) detach() error {
 	for i := 0; i < c.q.len(); i++ {
 		e := *c.q.at(i)
 		switch {
-		case e.kind == swallowed || e.kind == confirm:
-			continue // a replay that did not finish: the next one says it all again; a WAIT of the old one
+		case (e.kind == swallowed || e.kind == confirm || e.kind == probe) && e.sent:
+			continue // a replay that did not finish: the next one says it all again; a WAIT or probe of the old one
 		case e.kind == local || !e.sent:
 			kept = append(kept, e)
 			continue
 		case e.replies <= 0:
 			continue
 		}
+		e.unblocking = false
 		kept = append(kept, c.inFlight(e))
 	}
 	c.q = queue{items: kept}
-	return c.emitLocal()
+	if c.moveBlocked != nil {
+		// Released at the old master with nothing taken: it goes to the next one, first of what waits.
+		raw := c.kept.add(c.moveBlocked)
+		c.q.insertSent(entry{kind: viaBackend, raw: raw, blocks: true, n: c.moveBlockedMs, heldUntil: c.env.now() + c.holdNs, replies: 1})
+		c.moveBlocked = nil
+	}
+	if drained {
+		c.verdictPending = c.held != nil && (len(c.held.writes) > 0 || c.held.open >= 0)
+		if !c.verdictPending && c.held != nil && c.durable() == nil {
+			c.releaseHeld(true, nil, 0, "") // nothing written: what was drained goes as it came
+		}
+	}
+	if err := c.emitLocal(); err != nil {
+		return err
+	}
+	if in := c.suspendedIn; len(in) > 0 {
+		c.suspendedIn = nil
+		return c.fromClient(in) // what the client sent while the session did not know where it goes
+	}
+	return nil
+}
+
+// suspend stops sending to the backend, whose connection closed, until the session knows whether its
+// node killed the client (the session ends) or died (detach): commands are held meanwhile, and what was
+// in flight is left as it is.
+func (c *conv) suspend() {
+	if c.attached {
+		c.attached, c.suspended = false, true
+	}
+}
+
+// mayBeKilled reports whether the closing of the session's backend connection may have been meant for
+// its client: its own connection, or a shared one that carried commands of its still unanswered. A
+// session that owed nothing on a shared connection lost nothing with it, and moves unnoticed.
+func (c *conv) mayBeKilled() bool {
+	if c.mux == nil {
+		return true
+	}
+	for i := 0; i < c.q.len(); i++ {
+		if e := c.q.at(i); e.kind == viaBackend && e.sent && e.replies > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // inFlight is what becomes of a command sent to the backend that left before answering it.
@@ -154,12 +206,17 @@ func (c *conv) attachWith(between []byte, replay bool) []byte {
 	if replies > 0 {
 		c.q.pushFront(entry{kind: swallowed, replies: int32(replies), sent: true})
 	}
+	if c.verdictPending {
+		// Where the new master's history stands, before anything of the client's (drain.go).
+		out = append(out, infoReplication...)
+		c.q.insertSent(entry{kind: probe, n: probeNew, replies: 1, sent: true})
+	}
 	out = append(out, between...)
 	c.dropPush += int32(pushes)
 	if c.st.monitor && replies == 0 {
 		c.passthrough = true
 	}
-	if !c.holding {
+	if !c.holding && !c.gated {
 		out = c.sendHeld(out)
 		if fromMux {
 			out = append(out, c.streamHeld()...)
@@ -177,13 +234,28 @@ func (c *conv) attachWith(between []byte, replay bool) []byte {
 // sendHeld appends to out the commands held, in order, and marks them sent; a WAIT follows writes
 // among them (durable.go).
 func (c *conv) sendHeld(out []byte) []byte {
+	now := c.env.now()
 	for i := 0; i < c.q.len(); i++ {
 		e := c.q.at(i)
-		if e.kind == viaBackend && !e.sent {
-			out = append(out, c.kept.get(e.raw)...)
-			e.sent = true
-			c.unwaited = c.unwaited || (e.write && c.mux == nil)
+		if (e.kind != viaBackend && e.kind != swallowed) || e.sent {
+			continue
 		}
+		if e.blocks && c.connID == 0 && !c.idAsked && c.askID() {
+			// CLIENT ID goes first: a drain may have to release it (drain.go).
+			out = append(out, clientIDCommand...)
+			c.q.items = append(c.q.items, entry{})
+			at := c.q.head + i
+			copy(c.q.items[at+1:], c.q.items[at:])
+			c.q.items[at] = entry{kind: probe, n: probeID, replies: 1, sent: true}
+			i++
+			e = c.q.at(i)
+		}
+		out = append(out, c.kept.get(e.raw)...)
+		e.sent = true
+		if e.blocks {
+			e.heldUntil = now
+		}
+		c.unwaited = c.unwaited || (e.write && c.mux == nil)
 	}
 	return c.appendWait(out)
 }
@@ -196,11 +268,11 @@ func (c *conv) needsBackend() bool {
 	if c.attached {
 		return false
 	}
-	if c.st.subscribed() || c.st.monitor || c.st.tracked() != nil {
+	if c.st.subscribed() || c.st.monitor || c.st.tracked() != nil || c.verdictPending {
 		return true
 	}
 	for i := 0; i < c.q.len(); i++ {
-		if e := c.q.at(i); e.kind == viaBackend && !e.sent {
+		if e := c.q.at(i); (e.kind == viaBackend || e.kind == swallowed) && !e.sent {
 			return true
 		}
 	}
@@ -215,10 +287,14 @@ func (c *conv) expireHolds(now int64) (next int64, err error) {
 	}
 	for i := 0; i < c.q.len(); i++ {
 		e := c.q.at(i)
-		if e.kind != viaBackend || e.sent {
+		if (e.kind != viaBackend && e.kind != swallowed) || e.sent {
 			continue
 		}
 		if e.heldUntil <= now {
+			if e.kind == swallowed {
+				*e = entry{kind: local} // a carried transaction's queue: its EXEC gets the refusal
+				continue
+			}
 			*e = entry{kind: local, raw: c.said.add(resp.AppendError(nil, "ERR sentinel-proxy: "+c.env.refusal()))}
 			continue
 		}

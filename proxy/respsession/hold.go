@@ -37,6 +37,9 @@ func (c *conv) releaseCommands() []byte {
 		return nil
 	}
 	c.holding = false
+	if c.gated {
+		return nil // subscribers are still subscribing again: ungate sends them
+	}
 	if c.attached && c.mux != nil {
 		c.muxHeld = true // its session sends them, one by one
 		return nil
@@ -51,6 +54,37 @@ func (c *conv) releaseCommands() []byte {
 		}
 	}
 	return nil
+}
+
+// ungate is told that the subscribers re-subscribed (or their bound passed): it returns what to send the
+// backend now, the commands held meanwhile.
+func (c *conv) ungate() []byte {
+	if !c.gated {
+		return nil
+	}
+	c.gated = false
+	switch {
+	case c.holding || !c.attached:
+		return nil
+	case c.mux != nil:
+		c.muxHeld = true // its session sends them, one by one
+		return nil
+	}
+	return c.sendHeld(nil)
+}
+
+// resubscribed reports whether the session, attached, has its subscriptions confirmed by its backend:
+// no replay is unanswered, and no confirmation that comes as a push is still expected.
+func (c *conv) resubscribed() bool {
+	if !c.attached || c.dropPush > 0 {
+		return false
+	}
+	for i := 0; i < c.q.len(); i++ {
+		if e := c.q.at(i); e.kind == swallowed && e.sent {
+			return false
+		}
+	}
+	return true
 }
 
 // answered reports whether every command sent to the backend has had its reply, as a switchover's hold

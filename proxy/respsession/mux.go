@@ -142,7 +142,7 @@ type sharedLink interface {
 // it until its reply; one that needs a connection of its own moves the session there once nothing is
 // owed. With nothing held, commands stream again.
 func (c *conv) dispatchShared(l sharedLink) {
-	if c.holding || c.mux == nil || (!c.muxHeld && !c.muxKeyWait && !c.muxPrivate) {
+	if c.holding || c.gated || c.draining || c.mux == nil || (!c.muxHeld && !c.muxKeyWait && !c.muxPrivate) {
 		return
 	}
 	if c.muxKeyWait {
@@ -238,7 +238,9 @@ func (c *conv) nextHeld() *entry {
 // muxExempt reports whether a command held now may grow past maxKept instead of being refused: it waits
 // for its session's turn on a shared connection, or for the private connection the session is moving
 // to, not for a master. The session stops reading its client while it keeps too much (keptFull).
-func (c *conv) muxExempt() bool { return c.privateSoon || (c.mux != nil && c.attached && !c.holding) }
+func (c *conv) muxExempt() bool {
+	return c.privateSoon || (c.mux != nil && c.attached && !c.holding && !c.gated)
+}
 
 // streamHeld returns the bytes read so far of a command that is being held as it streams in, and
 // forwards the rest as it comes: its turn came before it was read in full.
@@ -261,6 +263,9 @@ func (c *conv) streamHeld() []byte {
 // replay; its session sends what is held.
 func (c *conv) attachShared() {
 	c.attached, c.muxHeld = true, true
+	if c.verdictPending {
+		c.sendProbe(probeNew) // where the new master's history stands, before anything of the client's (drain.go)
+	}
 }
 
 // leaveMux is told that the session leaves its shared connection for one of its own, with nothing owed

@@ -51,6 +51,7 @@ func (s *session) onShared() {
 		}
 		return
 	}
+	s.gate()
 	s.conv.attachShared()
 	s.dispatch()
 	s.pump(&s.client)
@@ -221,14 +222,14 @@ func (s *session) sharedFailed(cl *claim, err error) {
 
 // sharedConfirmed implements receiver.
 func (s *session) sharedConfirmed(replicas int64, err error, upto int) {
-	if !s.closed && s.conv.dur != nil {
+	if !s.closed && s.conv.dur != nil && !s.conv.draining && !s.conv.verdictPending {
 		s.conv.confirmedUpTo(replicas, err, upto)
 	}
 }
 
 // sharedHeld implements receiver.
 func (s *session) sharedHeld() int {
-	if s.closed || s.conv.held == nil || len(s.conv.held.writes) == 0 {
+	if s.closed || s.conv.held == nil || len(s.conv.held.writes) == 0 || s.conv.draining || s.conv.verdictPending {
 		return 0 // nothing to cover
 	}
 	return int(s.conv.writesHeld)

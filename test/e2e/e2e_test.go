@@ -98,7 +98,9 @@ func testConfig(t *testing.T, topo *redistest.Topology, masterName string) *conf
 	return cfg
 }
 
-// testConfigDoc is testConfig's TOML text.
+// testConfigDoc is testConfig's TOML text. Its group names mode = "tcp": the tests written when tcp was
+// the default rely on it; the tests of resp mode say so (inMode), and TestDefaultModeIsResp checks the
+// default.
 func testConfigDoc(t *testing.T, topo *redistest.Topology, masterName string) string {
 	t.Helper()
 	return fmt.Sprintf(`
@@ -117,6 +119,7 @@ shutdown_timeout = "1s"
 name = %q
 master_listen = %q
 replica_listen = %q
+mode = "tcp"
 [stats]
 listen = %q
 user = "admin"
