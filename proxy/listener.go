@@ -70,8 +70,8 @@ type Listener struct {
 	// drains counts the sessions draining a backend the route left (resp mode): a subscriber keeps
 	// listening there until they are done, so that a message they publish there reaches it.
 	drains subscriberGate
-	// masterChanged is when the group's master last changed (unix nanos; MasterChanged), for the
-	// replica port: Sentinel then reconfigures the replicas, and closes their clients as it does.
+	// masterChanged is when the group's master last changed (unix nanos; MasterChanged): Sentinel then
+	// reconfigures nodes, and closes their clients as it does.
 	masterChanged atomic.Int64
 	lastKillLog   atomic.Int64 // unix nanos of the last sessions_closed_by_backend line
 	killsLogged   atomic.Uint64
@@ -548,9 +548,9 @@ func (l *Listener) logConnectFailure(err error) {
 		Uint64("connect_errors_total", l.connErrs.Load()).Msg("cannot reach backend")
 }
 
-// MasterChanged tells the listener (a replica port) that its group's master just changed: for a while
-// (ReconfigurationWindow), a replica that closes its clients is taken to be Sentinel reconfiguring it
-// (Client.Reconfiguring).
+// MasterChanged tells the listener that its group's master just changed: for a while
+// (ReconfigurationWindow), a node that closes its clients and answers as a replica is taken to be
+// Sentinel reconfiguring it (Client.Reconfiguring).
 func (l *Listener) MasterChanged() { l.masterChanged.Store(time.Now().UnixNano()) }
 
 // ReconfigurationWindow is how long after a master change Sentinel's reconfiguration of the replicas is

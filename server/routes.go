@@ -32,9 +32,13 @@ func (rt *proxyRuntime) applyRoutes(prev, next *routing.Snapshot) map[string]int
 			g.replica.SetRoute(route)
 		}
 		oldMaster, oldReplicas := routing.Departed(pg, ng)
-		if g.replica != nil && pg != nil && pg.Master != "" && ng.Master != "" && pg.Master != ng.Master {
-			// Sentinel now turns every replica to the new master, closing their clients with it.
-			g.replica.MasterChanged()
+		if pg != nil && pg.Master != "" && ng.Master != "" && pg.Master != ng.Master {
+			// Sentinel now turns every replica to the new master, and the old master when it is back (or,
+			// when Sentinels flap, the one just routed), closing their clients with it.
+			g.master.MasterChanged()
+			if g.replica != nil {
+				g.replica.MasterChanged()
+			}
 		}
 		// In resp mode a retired session is not closed: it moves to the new backend, so it is logged as
 		// moved and not counted as closed on the switch.

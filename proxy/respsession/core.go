@@ -187,8 +187,8 @@ func (s *core) drain() bool {
 	return true
 }
 
-// endDrain leaves the drained master: the conversation's replies wait for the new master's word, or,
-// cut short (done false), what is still in flight is answered as without a drain.
+// endDrain leaves the drained master: the conversation's replies wait for the new master's word (its
+// drain done), or, cut short by drainLimit, what is still in flight is answered as without a drain.
 func (s *core) endDrain() {
 	s.verdictBy = s.d.clock() + max(int64(s.c.HoldTimeout()), int64(drainLimit))
 	s.backendGone(true)
@@ -382,7 +382,8 @@ func (s *core) backendGone(retired bool) {
 // connection while it stays up (CLIENT KILL, client-output-buffer-limit, timeout, maxclients), and a
 // client connected directly is then disconnected; so is this one. A node that died does not answer a
 // PING on a new connection (a connect alone is not enough: a killed process's client sockets may close
-// before its listening one), and the session moves as in a failover. Until the answer the conversation sends nothing (suspend).
+// before its listening one), and the session moves as in a failover. Until the answer the conversation
+// sends nothing (suspend).
 func (s *core) checkKill(addr string) {
 	s.checking = true
 	c := s.c
