@@ -92,6 +92,12 @@ func whyClosed(dial func(string) (net.Conn, error), addr string, st connState, r
 	if _, err = call(conn, r, "PING"); err != nil && !errors.As(err, &redisErr) {
 		return nodeDied
 	}
+	if reconfiguring {
+		// Within a minute of a master change Sentinels may turn any node (flapping ones, the routed
+		// master too) and close its clients with it; by the time of this check its role may have
+		// changed back: the session moves, as before kills were told apart.
+		return nodeReconfigured
+	}
 	if st.authed {
 		if _, err := call(conn, r, "AUTH", cmp.Or(st.user, "default"), st.pass); err != nil {
 			return nodeKilled
