@@ -135,7 +135,7 @@ func blockingName(name []byte) bool {
 	return info != nil && info.flags&flagBlocking != 0
 }
 
-// inFlightNow reports whether a command sent to the backend waits for its reply, and the last one sent
+// lastSent returns the last command sent to the backend that still waits for its reply
 // (nil for none).
 func (c *conv) lastSent() *entry {
 	var last *entry
