@@ -191,6 +191,14 @@ func (cl *claim) send(b []byte, replies int32) (full bool) {
 		cl.owed += replies
 	}
 	sc.out.Append(b)
+	if sc.out.Len() >= flushEarly && !sc.connecting && !sc.full {
+		// Enough for one write: gathering more only grows the buffer past what it keeps (big values
+		// from many clients made a megabyte of garbage per wake-up: 0.26× HAProxy on SET of 16 KB).
+		// Nothing is told from inside a session's send: the sessions it stopped reading hear at the
+		// end of the wake-up, and so do all of them of an error (the write there fails again).
+		_ = sc.out.Flush(sc.fd)
+		sc.full = sc.out.Len() > 0
+	}
 	if !sc.flushing && !sc.connecting {
 		sc.flushing = true
 		sc.pool.lp.AtEnd(sc)
@@ -219,6 +227,10 @@ func (cl *claim) cancel() {
 		sc.close()
 	}
 }
+
+// flushEarly is how much a shared connection gathers over a wake-up before it writes without waiting
+// for the end of it: past a few commands of 16 KB, one write more costs less than the memory.
+const flushEarly = 128 << 10
 
 // pendingReplies is a claim's commands sent together on a shared connection, in the order of the
 // connection's commands; on a confirmer, its PING (cl nil) or its WAIT (wait set).
