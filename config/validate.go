@@ -64,6 +64,9 @@ func (c *Config) Validate() error {
 		add("fence.replica_timeout: must be at least 2s (replicas acknowledge once a second), got %s", c.Fence.ReplicaTimeout.Duration)
 	}
 
+	if c.Check.DemotionTimeout.Duration < 0 {
+		add("check.demotion_timeout: must be 0 (none) or positive, got %s", c.Check.DemotionTimeout.Duration)
+	}
 	if c.Check.MaxReplicaLag.Duration < 0 {
 		add("check.max_replica_lag: must be 0 (off) or positive, got %s", c.Check.MaxReplicaLag.Duration)
 	}

@@ -27,8 +27,9 @@ func masterNames(cfg *config.Config) []string {
 func routerConfig(cfg *config.Config, dropSentinels []string, done chan struct{}) routing.ConfigInput {
 	return routing.ConfigInput{Groups: masterNames(cfg), Rise: cfg.Check.Rise, Fall: cfg.Check.Fall,
 		MaxReplicaLagSeconds: int(cfg.Check.MaxReplicaLag.Duration / time.Second), Sentinels: cfg.Sentinel.Addrs,
-		Fence:         routing.FenceSettings{Enabled: cfg.Fence.Enabled, ReplicaTimeout: cfg.Fence.ReplicaTimeout.Duration},
-		DropSentinels: dropSentinels, Done: done}
+		DemotionTimeout: cfg.Check.DemotionTimeout.Duration,
+		Fence:           routing.FenceSettings{Enabled: cfg.Fence.Enabled, ReplicaTimeout: cfg.Fence.ReplicaTimeout.Duration},
+		DropSentinels:   dropSentinels, Done: done}
 }
 
 func newProber(cfg *config.Config) *check.Prober {

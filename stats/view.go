@@ -39,6 +39,8 @@ type GroupView struct {
 	Epoch           int64    `json:"config_epoch"`
 	ReplicaFallback bool     `json:"replica_fallback"`
 	DualMasters     []string `json:"dual_masters,omitempty"`
+	// Demoting is the old master of a failover still saying role:master while Sentinel converts it.
+	Demoting string `json:"demoting,omitempty"`
 	// MasterStall is the routed master's stall ("busy", "loading", "unresponsive"), empty when it
 	// answers; MasterStallSeconds how long it has lasted.
 	MasterStall        string  `json:"master_stall,omitempty"`
@@ -236,7 +238,7 @@ func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall 
 		mode = "tcp"
 	}
 	gv := GroupView{Name: g.Name, Mode: mode, Master: gs.Master, NoMasterReason: gs.NoMasterReason, Named: gs.Named,
-		Epoch: gs.NamedEpoch, ReplicaFallback: gs.ReplicaFallback, DualMasters: gs.DualMasters,
+		Epoch: gs.NamedEpoch, ReplicaFallback: gs.ReplicaFallback, DualMasters: gs.DualMasters, Demoting: gs.Demoting,
 		SentinelsKnown: gs.SentinelsKnown, SentinelsAnswering: gs.SentinelsAnswering, SentinelMajority: gs.Majority,
 		Fenced: gs.Fenced, FenceReason: gs.FenceReason}
 	if f := gs.Failover; f != nil {
