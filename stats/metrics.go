@@ -145,6 +145,8 @@ var (
 	dMasterVerified   = desc("master_verified", "1 when the group's master port routes to a verified master, else 0.", "group")
 	dFailoverProgress = desc("failover_in_progress", "1 while a Sentinel announces a failover of the group's master.", "group")
 	dDualMastersNow   = desc("dual_masters", "Nodes reporting role:master now that the Sentinels do not name.", "group")
+	dGroupShared      = desc("group_shared_backend_connections", "Backend connections the group's multiplexed sessions share now (multiplex = true), to all its nodes.", "group")
+	dGroupUnshared    = desc("group_sessions_unshared_total", "The group's multiplexed sessions that moved from a shared backend connection to one of their own.", "group")
 	dDemotingNow      = desc("demoting_old_masters", "Old masters of a failover still reporting role:master while Sentinel converts them (expected for up to check.demotion_timeout).", "group")
 	dMasterFenced     = desc("master_fenced", "1 while the master port refuses the named master: no Sentinel majority, and a replica that could be promoted no longer follows it.", "group")
 	dMajority         = desc("sentinel_majority", "1 while more than half of the Sentinels the proxy knows for the group answer.", "group")
@@ -209,6 +211,10 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			demoting = 1
 		}
 		gauge(dDemotingNow, demoting, g.Name)
+		if m := g.Multiplex; m != nil {
+			gauge(dGroupShared, float64(m.SharedConns), g.Name)
+			counter(dGroupUnshared, float64(m.Unshared), g.Name)
+		}
 		gauge(dMasterFenced, b2f(g.Fenced), g.Name)
 		gauge(dMajority, b2f(g.SentinelMajority), g.Name)
 		gauge(dSenKnown, float64(g.SentinelsKnown), g.Name)

@@ -41,6 +41,8 @@ type GroupView struct {
 	DualMasters     []string `json:"dual_masters,omitempty"`
 	// Demoting is the old master of a failover still saying role:master while Sentinel converts it.
 	Demoting string `json:"demoting,omitempty"`
+	// Multiplex is what the group's shared backend connections count (multiplex = true only).
+	Multiplex *MultiplexView `json:"multiplex,omitempty"`
 	// MasterStall is the routed master's stall ("busy", "loading", "unresponsive"), empty when it
 	// answers; MasterStallSeconds how long it has lasted.
 	MasterStall        string  `json:"master_stall,omitempty"`
@@ -74,6 +76,16 @@ type FailoverView struct {
 	OldMaster string    `json:"old_master"`
 	Promoting string    `json:"promoting,omitempty"`
 	Since     time.Time `json:"since"`
+}
+
+// MultiplexView is a group's shared backend connections (multiplex = true): the process-wide
+// sentinel_proxy_shared_backend_connections and _sessions_unshared_total, for the group's nodes.
+type MultiplexView struct {
+	// SharedConns is how many backend connections the group's sessions share now, to every node.
+	SharedConns uint64 `json:"shared_backend_connections"`
+	// Unshared counts the sessions that left a shared connection for one of their own (MULTI, blocking
+	// commands, subscriptions, CLIENT ..., a long command or reply).
+	Unshared uint64 `json:"sessions_unshared"`
 }
 
 // ListenerView is one port.
@@ -243,6 +255,14 @@ func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall 
 		Fenced: gs.Fenced, FenceReason: gs.FenceReason}
 	if f := gs.Failover; f != nil {
 		gv.Failover = &FailoverView{Leader: f.Leader, Stage: f.Stage, OldMaster: f.OldMaster, Promoting: f.Promoting, Since: f.Since}
+	}
+	if g.Multiplex != nil {
+		nodes := make([]string, len(gs.Nodes))
+		for i, n := range gs.Nodes {
+			nodes[i] = n.Addr
+		}
+		conns, unshared := g.Multiplex(nodes)
+		gv.Multiplex = &MultiplexView{SharedConns: conns, Unshared: unshared}
 	}
 	if g.Durability != nil {
 		c, run := s.unconfirmed.observe(g.Durability, now)
