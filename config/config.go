@@ -42,6 +42,10 @@ type Sentinel struct {
 	PasswordEnv  string `toml:"password_env"`
 	// TLS towards the Sentinels.
 	TLS DialTLS `toml:"tls"`
+	// Interval is how often each Sentinel is asked for each group's view (SENTINEL MASTER, REPLICAS,
+	// SENTINELS) besides following its events: the fallback when an event is lost, and most of what a
+	// fleet of idle proxies costs a Sentinel (docs/deploy.md, "A fleet of proxies").
+	Interval Duration `toml:"interval"`
 }
 
 // Redis holds the credentials the proxy's own probes use on data nodes. Client traffic carries its own
@@ -186,7 +190,8 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.Strin
 // Defaults returns the values a key takes when the file leaves it out.
 func Defaults() Config {
 	return Config{
-		Log: Log{Level: "info", Format: "json"},
+		Log:      Log{Level: "info", Format: "json"},
+		Sentinel: Sentinel{Interval: Duration{time.Second}},
 		Check: Check{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3,
 			DemotionTimeout: Duration{DefaultDemotionTimeout}},
 		Fence: Fence{Enabled: true, ReplicaTimeout: Duration{3 * time.Second}},

@@ -29,6 +29,9 @@ func (c *Config) Validate() error {
 	if len(c.Sentinel.Addrs) == 0 {
 		add("sentinel.addrs: at least one Sentinel address is required")
 	}
+	if c.Sentinel.Interval.Duration < 100*time.Millisecond {
+		add("sentinel.interval: must be at least 100ms, got %s", c.Sentinel.Interval.Duration)
+	}
 	seenSentinel := map[string]bool{}
 	for i, a := range c.Sentinel.Addrs {
 		key := fmt.Sprintf("sentinel.addrs[%d]", i)

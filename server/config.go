@@ -56,7 +56,7 @@ func sentinelTLS(cfg *config.Config) *tls.Config {
 func (rt *proxyRuntime) sentinelOptions(cfg *config.Config) sentinel.Options {
 	return sentinel.Options{
 		Username: cfg.Sentinel.Username, Password: cfg.Sentinel.Password,
-		Masters: masterNames(cfg), Interval: time.Second, Timeout: cfg.Check.Timeout.Duration,
+		Masters: masterNames(cfg), Interval: cfg.Sentinel.Interval.Duration, Timeout: cfg.Check.Timeout.Duration,
 		OnView:  func(v sentinel.View) { rt.router.Submit(rt.ctx, routing.ViewInput{View: v}) },
 		OnEvent: func(e sentinel.Event) { rt.router.Submit(rt.ctx, routing.EventInput{Event: e}) },
 		Log:     rt.log,
