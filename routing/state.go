@@ -451,14 +451,31 @@ func (s *State) applyEvent(ev sentinel.Event) Effects {
 }
 
 // failoverStep records a step of the failover a Sentinel runs, starting the record at its first step.
+//
+// Once a leader has cut the old master off (it sent REPLICAOF NO ONE to a replica, which may take
+// writes from then on), another Sentinel's attempt on the same old master does not give it back: its
+// first steps (+try-failover, +elected-leader, +failover-state-select-slave) leave the record as it is,
+// and when it goes on to promote a replica of its own, the old master stays cut. (CI: a second
+// Sentinel's +try-failover 450 ms after a promotion routed the old master again for 10 ms, and writes
+// it acknowledged were lost.)
 func (g *Group) failoverStep(ev sentinel.Event) *Failover {
 	f := g.Failover
 	if f == nil || f.Leader != ev.Sentinel || f.OldMaster != ev.MasterAddr {
-		f = &Failover{Leader: ev.Sentinel, Since: ev.At, OldMaster: ev.MasterAddr}
+		cut := f != nil && f.Cut && f.OldMaster == ev.MasterAddr
+		if cut && earlyStep(ev.Channel) {
+			return f
+		}
+		f = &Failover{Leader: ev.Sentinel, Since: ev.At, OldMaster: ev.MasterAddr, Cut: cut}
 		g.Failover = f
 	}
 	f.Stage = ev.Channel
 	return f
+}
+
+// earlyStep reports a failover step that comes before the leader picks a replica: a Sentinel that
+// takes it may yet abort (not elected, no good replica).
+func earlyStep(channel string) bool {
+	return channel == "+try-failover" || channel == "+elected-leader" || channel == "+failover-state-select-slave"
 }
 
 // detect notes the first sign of trouble with master, unless one was noted since it became master.
