@@ -22,7 +22,7 @@ func TestEveryMoveIsLogged(t *testing.T) {
 	l.noteMove("10.0.0.2:6379")
 	time.Sleep(3 * moveLogDelay / 2)
 	l.noteMove("10.0.0.1:6379") // after the first lines: a line of its own
-	moved := map[string]uint64{}
+	var moved map[string]uint64
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		moved = map[string]uint64{}

@@ -510,7 +510,10 @@ func TestMetricsDocumented(t *testing.T) {
 			documented[m[1]] = true
 		}
 	}
-	f := newFixture(t, true, withDurability(t)) // resp mode, writes behind it: every metric is exported
+	// resp mode, multiplexed, writes behind it: every metric is exported
+	f := newFixture(t, true, withDurability(t), func(s *Server) {
+		s.Groups[0].Multiplex = func([]string) (uint64, uint64) { return 1, 0 }
+	})
 	_, body := get(t, f.srv.URL+"/metrics", "haproxy", "password")
 	exported := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^# TYPE sentinel_proxy_([a-z_]+) `).FindAllStringSubmatch(body, -1) {
