@@ -14,7 +14,7 @@ TEST_PKGS := chromium prometheus iproute2 nftables python3-redis
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps test-deps bench-deps redis-suite-src redis-suite demo test test-long lint unit fuzz bench bench-failover bench-partitions screenshots clean
+.PHONY: all build deps test-deps bench-deps redis-suite-src redis-suite demo test test-long lint unit fuzz bench bench-failover bench-partitions bench-fleet screenshots clean
 
 all: build
 
@@ -107,9 +107,11 @@ fuzz:
 	$(GO) test ./proxy/respsession -run '^$$' -fuzz '^FuzzReplyStream$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/respsession -run '^$$' -fuzz '^FuzzConversation$$' -fuzztime $(FUZZTIME)
 
-# bench compares direct Redis, sentinel-proxy (tcp, resp, resp with multiplex), HAProxy (seed config) and
-# twemproxy: throughput, latency, memory, backend connections; then what one client's heavy commands cost
-# the others on each path (head-of-line blocking).
+# bench compares direct Redis, sentinel-proxy (tcp, resp, resp with multiplex, both durable), HAProxy (seed
+# config) and twemproxy: throughput and latency over 14 workloads (16 B to 16 KB values, 10 to 500 clients,
+# pipelined, MGET, a 90/10 mix), memory, backend connections; then what one client's heavy commands cost
+# the others on each path (head-of-line blocking). About 25 minutes. bench/profile says where a request's
+# time goes (perf); bench-fleet what a fleet of proxies costs the Sentinels and nodes.
 bench: bench-deps build
 	$(GO) run ./bench/throughput -proxy $(BIN) -rounds 5
 	$(GO) run ./bench/headofline -proxy $(BIN)
@@ -129,6 +131,12 @@ bench-failover: bench-deps build
 bench-partitions: bench-deps build
 	@{ command -v ip && command -v nft; } >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq iproute2 nftables; }
 	$(GO) run ./bench/partitions -proxy $(BIN) -runs 1 $(ARGS)
+
+# bench-fleet runs 100 proxies in front of one topology: the CPU and commands each Sentinel and node spends
+# on them, idle, per interval setting, and how fast a SENTINEL FAILOVER reaches all of them (bench/fleet,
+# docs/deploy.md). ARGS adds flags, e.g. ARGS='-n 20 -intervals 1s/1s'.
+bench-fleet: deps build
+	$(GO) run ./bench/fleet -proxy $(BIN) $(ARGS)
 
 bench-deps: deps
 	@{ command -v haproxy && command -v nutcracker; } >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq haproxy nutcracker; }

@@ -42,6 +42,10 @@ type Sentinel struct {
 	PasswordEnv  string `toml:"password_env"`
 	// TLS towards the Sentinels.
 	TLS DialTLS `toml:"tls"`
+	// Interval is how often each Sentinel is asked for each group's view (SENTINEL MASTER, REPLICAS,
+	// SENTINELS) besides following its events: the fallback when an event is lost, and most of what a
+	// fleet of idle proxies costs a Sentinel (docs/deploy.md, "A fleet of proxies").
+	Interval Duration `toml:"interval"`
 }
 
 // Redis holds the credentials the proxy's own probes use on data nodes. Client traffic carries its own
@@ -55,6 +59,10 @@ type Redis struct {
 	TLS DialTLS `toml:"tls"`
 }
 
+// DefaultDemotionTimeout is check.demotion_timeout's default: a little over the 10 s in which Sentinel
+// converts an old master that was alive at the failover (its INFO period for replicas).
+const DefaultDemotionTimeout = 15 * time.Second
+
 // Check configures the tcp-check style probes, as HAProxy's `check inter 1s rise 2 fall 3`.
 type Check struct {
 	Interval Duration `toml:"interval"`
@@ -64,6 +72,10 @@ type Check struct {
 	// MaxReplicaLag takes a replica out of the replica pool when its master reports a longer lag for it.
 	// Redis reports lag in whole seconds. Zero means off.
 	MaxReplicaLag Duration `toml:"max_replica_lag"`
+	// DemotionTimeout is how long the old master of a failover may go on saying role:master while
+	// Sentinel converts it to a replica (about 10 s when it was alive) before it is a dual master: logged
+	// at error and counted. Until then it is logged at warn as expected. Zero: a dual master at once.
+	DemotionTimeout Duration `toml:"demotion_timeout"`
 }
 
 // Fence configures the minority-side fence: when the proxy cannot hear a majority of the Sentinels it
@@ -178,8 +190,10 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.Strin
 // Defaults returns the values a key takes when the file leaves it out.
 func Defaults() Config {
 	return Config{
-		Log:   Log{Level: "info", Format: "json"},
-		Check: Check{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3},
+		Log:      Log{Level: "info", Format: "json"},
+		Sentinel: Sentinel{Interval: Duration{time.Second}},
+		Check: Check{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3,
+			DemotionTimeout: Duration{DefaultDemotionTimeout}},
 		Fence: Fence{Enabled: true, ReplicaTimeout: Duration{3 * time.Second}},
 		Proxy: Proxy{MaxConns: 100000, ConnectTimeout: Duration{4 * time.Second}, FailoverHold: Duration{3 * time.Second}, Forwarder: "auto", EventLoopScheduling: "normal",
 			ShutdownTimeout: Duration{30 * time.Second}},

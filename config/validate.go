@@ -29,6 +29,9 @@ func (c *Config) Validate() error {
 	if len(c.Sentinel.Addrs) == 0 {
 		add("sentinel.addrs: at least one Sentinel address is required")
 	}
+	if c.Sentinel.Interval.Duration < 100*time.Millisecond {
+		add("sentinel.interval: must be at least 100ms, got %s", c.Sentinel.Interval.Duration)
+	}
 	seenSentinel := map[string]bool{}
 	for i, a := range c.Sentinel.Addrs {
 		key := fmt.Sprintf("sentinel.addrs[%d]", i)
@@ -64,6 +67,9 @@ func (c *Config) Validate() error {
 		add("fence.replica_timeout: must be at least 2s (replicas acknowledge once a second), got %s", c.Fence.ReplicaTimeout.Duration)
 	}
 
+	if c.Check.DemotionTimeout.Duration < 0 {
+		add("check.demotion_timeout: must be 0 (none) or positive, got %s", c.Check.DemotionTimeout.Duration)
+	}
 	if c.Check.MaxReplicaLag.Duration < 0 {
 		add("check.max_replica_lag: must be 0 (off) or positive, got %s", c.Check.MaxReplicaLag.Duration)
 	}

@@ -246,7 +246,7 @@ func (c *Client) AwaitDrains(fn func()) bool { return c.l.drains.await(fn) }
 // Backend() now (empty: none yet), and returns the counters its bytes go to from now on.
 func (c *Client) Moved(s Session, from string) Counters {
 	if from != "" && s.Backend() == "" {
-		c.l.moved.Add(1) // counted as it leaves its backend
+		c.l.noteMove(from) // counted and logged as it leaves its backend
 	}
 	return Counters{l: c.l, b: c.l.sessions.move(s, from)}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -63,6 +64,7 @@ type Listener struct {
 	refused  atomic.Uint64 // no route or max_conns
 	connErrs atomic.Uint64 // backend dial failures
 	moved    atomic.Uint64 // sessions that left a backend and stayed open (resp mode)
+	moves    countLog      // the moves not logged yet
 	// killed counts sessions closed because Redis closed their backend connection while its node stayed
 	// alive and routed (resp mode: CLIENT KILL, an output-buffer limit, timeout).
 	killed atomic.Uint64
@@ -73,8 +75,7 @@ type Listener struct {
 	// masterChanged is when the group's master last changed (unix nanos; MasterChanged): Sentinel then
 	// reconfigures nodes, and closes their clients as it does.
 	masterChanged atomic.Int64
-	lastKillLog   atomic.Int64 // unix nanos of the last sessions_closed_by_backend line
-	killsLogged   atomic.Uint64
+	kills         countLog      // the sessions closed by their backend not logged yet
 	tlsErrs       atomic.Uint64 // client TLS handshakes that failed
 	bytesIn       atomic.Uint64 // client to backend
 	bytesOut      atomic.Uint64 // backend to client
@@ -558,18 +559,63 @@ func (l *Listener) MasterChanged() { l.masterChanged.Store(time.Now().UnixNano()
 // synced, within failover-timeout (3 minutes by default; syncs on a small dataset take seconds).
 const ReconfigurationWindow = time.Minute
 
-// logBackendClosed logs, at most once a second, the sessions closed because their node closed their
-// backend connection: a CLIENT KILL TYPE normal closes thousands at once.
+// logBackendClosed logs the sessions closed because their node closed their backend connection,
+// in one line per second at most: a CLIENT KILL TYPE normal closes thousands at once. None goes unlogged.
 func (l *Listener) logBackendClosed(backend string) {
-	l.killsLogged.Add(1)
-	now := time.Now().UnixNano()
-	last := l.lastKillLog.Load()
-	if now-last < int64(time.Second) || !l.lastKillLog.CompareAndSwap(last, now) {
+	l.kills.add(backend, time.Second, func(closed map[string]uint64) {
+		for _, b := range slices.Sorted(maps.Keys(closed)) {
+			l.Log.Warn().Str("event", "sessions_closed_by_backend").Str("listener", l.Name).Str("backend", b).
+				Uint64("sessions_closed", closed[b]).Uint64("closed_by_backend_total", l.killed.Load()).
+				Msg("the node closed client connections while it stays alive and routed (CLIENT KILL, an output-buffer limit, timeout): their clients are closed as Redis closed them")
+		}
+	})
+}
+
+// countLog gathers events that come by the thousand (the sessions of one failover moving, a CLIENT
+// KILL closing them) into one log line per key and period: the first event schedules the line, the
+// others until it is written count in it.
+type countLog struct {
+	mu        sync.Mutex
+	pending   map[string]uint64
+	scheduled bool
+}
+
+// add counts one event for key; log gets the counts at most after, once.
+func (c *countLog) add(key string, after time.Duration, log func(map[string]uint64)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending == nil {
+		c.pending = map[string]uint64{}
+	}
+	c.pending[key]++
+	if c.scheduled {
 		return
 	}
-	l.Log.Warn().Str("event", "sessions_closed_by_backend").Str("listener", l.Name).Str("backend", backend).
-		Uint64("sessions_closed", l.killsLogged.Swap(0)).Uint64("closed_by_backend_total", l.killed.Load()).
-		Msg("the node closed client connections while it stays alive and routed (CLIENT KILL, an output-buffer limit, timeout): their clients are closed as Redis closed them")
+	c.scheduled = true
+	time.AfterFunc(after, func() {
+		c.mu.Lock()
+		pending := c.pending
+		c.pending, c.scheduled = nil, false
+		c.mu.Unlock()
+		log(pending)
+	})
+}
+
+// moveLogDelay is how long after a move its sessions_moved line waits for the other moves of the same
+// failover: each session moves on its own turn, thousands within milliseconds.
+const moveLogDelay = 100 * time.Millisecond
+
+// noteMove counts one session's move off backend, and logs it within moveLogDelay. Every move counted
+// (Stats.Moved) is in a line.
+func (l *Listener) noteMove(backend string) {
+	l.moved.Add(1)
+	l.moves.add(backend, moveLogDelay, func(moved map[string]uint64) {
+		for _, b := range slices.Sorted(maps.Keys(moved)) {
+			l.Log.Info().Str("event", "sessions_moved").Str("listener", l.Name).Str("backend", b).
+				Uint64("sessions_moved", moved[b]).Uint64("moved_total", l.moved.Load()).
+				Msg("sessions left a node and stay open: each reconnects to the listener's route and replays its state")
+		}
+	})
 }
 
 // refuse tells the client why in a RESP error line, then closes. The write is bounded so a client that

@@ -47,8 +47,13 @@ type GroupSnapshot struct {
 	// ReplicaFallback is set.
 	Replicas        []string
 	ReplicaFallback bool
-	// DualMasters are nodes that say role:master although the Sentinels name another one.
+	// DualMasters are nodes that say role:master although the Sentinels name another one, other than
+	// the old master of a failover being converted (Demoting).
 	DualMasters []string
+	// Demoting is the master the Sentinels named before this one while it still says role:master, for
+	// up to State.DemotionTimeout after the change: Sentinel converts it to a replica (about 10 s
+	// after a failover whose old master was alive), so it is no dual master yet.
+	Demoting string
 	// DrainMaster and DrainReplicas are nodes an operator put in DRAIN that would otherwise be in the
 	// master or replica pool: they take no new sessions, but their established ones stay.
 	DrainMaster   string
@@ -162,6 +167,12 @@ func decideGroup(s *State, g *Group, now time.Time) GroupSnapshot {
 	addrs := nodesToShow(g, listed)
 	claimants := s.masterClaimants(addrs)
 	gs.DualMasters = dualMasters(g.Failover, named, claimants)
+	if d := g.Demoting; d != "" && d != named && s.demoting(g, d, now) {
+		if i := slices.Index(gs.DualMasters, d); i >= 0 {
+			gs.DualMasters = slices.Delete(gs.DualMasters, i, i+1)
+			gs.Demoting = d
+		}
+	}
 
 	gs.Master, gs.KeptMaster, gs.NoMasterReason = s.masterRoute(g, named, answered, claimants)
 	s.fence(g, &gs, now)
@@ -258,6 +269,21 @@ func dualMasters(f *Failover, named string, claimants []string) []string {
 		}
 	}
 	return dual
+}
+
+// demoting reports whether node d, the master the Sentinels named before the current one, has said
+// role:master since the change for less than DemotionTimeout: Sentinel converts an old master that
+// was alive about 10 s after the failover, and one that comes back later soon after it reappears.
+func (s *State) demoting(g *Group, d string, now time.Time) bool {
+	n := s.Nodes[d]
+	if n == nil || n.MasterSince.IsZero() {
+		return false
+	}
+	since := n.MasterSince
+	if g.NamedSince.After(since) {
+		since = g.NamedSince
+	}
+	return now.Sub(since) < s.DemotionTimeout
 }
 
 // masterRoute decides where the master port routes, before the fence and an operator have their say:
@@ -361,6 +387,8 @@ func (s *State) nodeVerdicts(g *Group, route *GroupSnapshot, adminBlocked string
 			if listedReplica {
 				kept = append(kept, a)
 			}
+		case n.LastOK.Replication.IsMaster() && a != route.Named && a == route.Demoting:
+			ns.Verdict = "demoting"
 		case n.LastOK.Replication.IsMaster() && a != route.Named:
 			ns.Verdict = "dual-master"
 		case a == route.Named:

@@ -179,6 +179,15 @@ func TestDecide(t *testing.T) {
 			inputs: with(healthy(), event(s1, "+failover-state-wait-promotion", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379"),
 				probeMaster(nodeB), switchMaster(s1, nodeA, nodeB), view(s1, nodeB, 2, nodeA, nodeC), view(s2, nodeB, 2, nodeA, nodeC)),
 			master: nodeB, replicas: []string{nodeC}, dualMasters: []string{nodeA}},
+		{name: "another Sentinel's attempt on the old master after a promotion does not route it again",
+			inputs: with(healthy(), event(s1, "+failover-state-wait-promotion", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379"),
+				probeMaster(nodeB), event(s2, "+try-failover", "master g 10.0.0.1 6379"),
+				event(s2, "+elected-leader", "master g 10.0.0.1 6379")),
+			master: nodeB, replicas: []string{nodeC}, verdicts: map[string]string{nodeA: "failing-over"}},
+		{name: "another Sentinel that picks a replica of its own keeps the old master cut",
+			inputs: with(healthy(), event(s1, "+failover-state-send-slaveof-noone", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379"),
+				event(s2, "+selected-slave", "slave "+nodeC+" 10.0.0.3 6379 @ g 10.0.0.1 6379")),
+			reason: "failover in progress: Sentinel " + s2 + " is promoting " + nodeC},
 		{name: "an abort before promotion gives the master back",
 			inputs: with(healthy(), event(s1, "+failover-state-send-slaveof-noone", "slave "+nodeB+" 10.0.0.2 6379 @ g 10.0.0.1 6379"),
 				event(s1, "-failover-abort-slave-timeout", "master g 10.0.0.1 6379")),
@@ -459,5 +468,65 @@ func TestNodeCounters(t *testing.T) {
 	snap := Decide(st, []string{"g"}, time.Now())
 	if got := snap.Group("g").Sentinels[0].Events; got != 1 {
 		t.Errorf("events received from %s = %d, want 1", s1, got)
+	}
+}
+
+// TestDemotingOldMaster: the old master of a failover says role:master until Sentinel converts it
+// (about 10 s): expected, not a dual master, for DemotionTimeout from the change or from its return;
+// past it, or for any other node (a replica promoted by hand), a dual master.
+func TestDemotingOldMaster(t *testing.T) {
+	at := func(s int64, in Input) Input {
+		p := in.(ProbeInput)
+		p.Result.At = time.Unix(s, 0)
+		return p
+	}
+	failedOver := func() *State {
+		st := NewState([]string{"g"}, 2, 3)
+		st.DemotionTimeout = 15 * time.Second
+		for _, in := range []Input{view(s1, nodeA, 1, nodeB, nodeC), view(s2, nodeA, 1, nodeB, nodeC),
+			at(1, probeMaster(nodeA)), at(1, probeReplica(nodeB, "up")), at(1, probeReplica(nodeC, "up")),
+			view(s1, nodeB, 2, nodeA, nodeC), view(s2, nodeB, 2, nodeA, nodeC), at(1, probeMaster(nodeB)),
+			at(2, probeMaster(nodeA))} {
+			st.Apply(in)
+		}
+		return st
+	}
+	verdict := func(g *GroupSnapshot, addr string) string {
+		for _, n := range g.Nodes {
+			if n.Addr == addr {
+				return n.Verdict
+			}
+		}
+		return ""
+	}
+
+	st := failedOver()
+	g := Decide(st, []string{"g"}, time.Unix(11, 0)).Group("g")
+	if g.Master != nodeB || g.Demoting != nodeA || len(g.DualMasters) != 0 || verdict(g, nodeA) != "demoting" {
+		t.Fatalf("10 s after the failover: master %q demoting %q dual %v verdict %q; want %s, %s, none, demoting",
+			g.Master, g.Demoting, g.DualMasters, verdict(g, nodeA), nodeB, nodeA)
+	}
+	g = Decide(st, []string{"g"}, time.Unix(17, 0)).Group("g")
+	if g.Demoting != "" || !reflect.DeepEqual(g.DualMasters, []string{nodeA}) || verdict(g, nodeA) != "dual-master" {
+		t.Fatalf("past the bound: demoting %q dual %v verdict %q; want a dual master", g.Demoting, g.DualMasters, verdict(g, nodeA))
+	}
+
+	// Killed at the failover, back a minute later as a master: Sentinel converts it soon after.
+	st = failedOver()
+	st.Apply(at(3, probeFail(nodeA)))
+	st.Apply(at(60, probeMaster(nodeA)))
+	if g = Decide(st, []string{"g"}, time.Unix(65, 0)).Group("g"); g.Demoting != nodeA || len(g.DualMasters) != 0 {
+		t.Fatalf("back after a kill: demoting %q dual %v; want it demoting", g.Demoting, g.DualMasters)
+	}
+
+	// A replica promoted by hand is a dual master at once; so is everything with no bound.
+	st = failedOver()
+	st.Apply(at(5, probeMaster(nodeC)))
+	if g = Decide(st, []string{"g"}, time.Unix(6, 0)).Group("g"); !reflect.DeepEqual(g.DualMasters, []string{nodeC}) || g.Demoting != nodeA {
+		t.Fatalf("a replica promoted by hand: dual %v demoting %q; want %s dual, %s demoting", g.DualMasters, g.Demoting, nodeC, nodeA)
+	}
+	st.DemotionTimeout = 0
+	if g = Decide(st, []string{"g"}, time.Unix(6, 0)).Group("g"); !reflect.DeepEqual(g.DualMasters, []string{nodeA, nodeC}) {
+		t.Fatalf("demotion_timeout 0: dual %v; want both", g.DualMasters)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,10 @@ type Switch struct {
 	// Switchover is set when the switch is the one a planned switchover asked for (sentinel-proxy
 	// switchover), not a failure.
 	Switchover bool `json:"switchover"`
+	// Planned is set for a switch nothing judged the old master down for first: a switchover, or a
+	// SENTINEL FAILOVER (its first sign is +try-failover, not +sdown or +odown), run from here or
+	// elsewhere. Alerts count the others (unplanned_failovers_total).
+	Planned bool `json:"planned"`
 }
 
 // History returns the group's last switches, newest first.
@@ -339,6 +344,7 @@ func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input, sessionsClos
 					Msg("healthy replicas back: the replica port leaves the master")
 			}
 		}
+		r.logDemotion(pg, ng, next.At)
 		if !slices.Equal(pg.DualMasters, ng.DualMasters) && len(ng.DualMasters) > 0 {
 			for _, d := range ng.DualMasters {
 				if r.OnDualMaster != nil && !slices.Contains(pg.DualMasters, d) {
@@ -358,6 +364,25 @@ func (r *Router) logRouteChanges(prev, next *Snapshot, cause Input, sessionsClos
 				ev.Msg("a node reports role:master but Sentinel names another: it gets no traffic")
 			}
 		}
+	}
+}
+
+// logDemotion logs the old master of a failover saying role:master while Sentinel converts it (warn,
+// expected: every failover whose old master was alive does it for about 10 s), and its end: converted,
+// or still a master past the bound, which dual_master_detected then reports as the error it is.
+func (r *Router) logDemotion(pg, ng *GroupSnapshot, at time.Time) {
+	if ng.Demoting != "" && pg.Demoting != ng.Demoting {
+		r.log.Warn().Str("event", "old_master_demoting").Str("group", ng.Name).Str("named", ng.Named).
+			Str("claimant", ng.Demoting).Dur("demotion_timeout", r.state.DemotionTimeout).
+			Msg("the old master still says role:master while Sentinel converts it to a replica: expected after a failover; it gets no traffic")
+	}
+	if pg.Demoting != "" && pg.Demoting != ng.Demoting && !slices.Contains(ng.DualMasters, pg.Demoting) {
+		g := r.state.Groups[ng.Name]
+		ev := r.log.Info().Str("event", "old_master_demoted").Str("group", ng.Name).Str("node", pg.Demoting)
+		if g != nil && !g.NamedSince.IsZero() {
+			ev.Float64("after_ms", ms(at.Sub(g.NamedSince)))
+		}
+		ev.Msg("the old master no longer says role:master")
 	}
 }
 
@@ -529,6 +554,9 @@ func (r *Router) switched(old string, ng *GroupSnapshot, cause Input, closed int
 		sw.Trigger = "switchover by " + p.By + "; " + sw.Trigger
 		ev.Bool("switchover", true).Str("switchover_by", p.By)
 	}
+	sw.Planned = sw.Switchover || sw.DetectedBy != "" && !strings.HasPrefix(sw.DetectedBy, "+sdown") &&
+		!strings.HasPrefix(sw.DetectedBy, "+odown")
+	ev.Bool("planned", sw.Planned)
 	ev.Msg("master switched")
 	r.record(sw)
 }

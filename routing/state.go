@@ -41,6 +41,7 @@ type ConfigInput struct {
 	Groups               []string
 	Rise, Fall           int
 	MaxReplicaLagSeconds int
+	DemotionTimeout      time.Duration
 	Sentinels            []string // the configured Sentinels
 	Fence                FenceSettings
 	DropSentinels        []string
@@ -98,8 +99,11 @@ type State struct {
 	// majority the fence asks for.
 	Sentinels []string
 	Fence     FenceSettings
-	Groups    map[string]*Group
-	Nodes     map[string]*Node
+	// DemotionTimeout is how long the master Sentinel named before the current one may go on saying
+	// role:master, as Sentinel converts it, before it counts as a dual master; 0: at once.
+	DemotionTimeout time.Duration
+	Groups          map[string]*Group
+	Nodes           map[string]*Node
 }
 
 // Group is what is known of one master group.
@@ -109,8 +113,11 @@ type Group struct {
 	// LastNamed is the master the Sentinels last named; kept when no Sentinel answers.
 	LastNamed      string
 	LastNamedEpoch int64
-	NamedSince     time.Time                 // when LastNamed last changed
-	LastEvent      map[string]sentinel.Event // latest event per Sentinel address
+	NamedSince     time.Time // when LastNamed last changed
+	// Demoting is the master the Sentinels named before LastNamed: after a failover it says role:master
+	// until a Sentinel converts it to a replica (about 10 s), which is expected.
+	Demoting  string
+	LastEvent map[string]sentinel.Event // latest event per Sentinel address
 	// Failover is the failover a Sentinel announced it is running, nil when none is.
 	Failover *Failover
 	// Detected is the first sign of trouble with a master (+sdown, +odown, +try-failover ...), kept to
@@ -159,7 +166,10 @@ type Node struct {
 	Last       check.Result // the latest probe
 	LastOK     check.Result // the latest successful probe
 	LastChange time.Time    // last UP/DOWN transition
-	Admin      AdminState   // "" means READY
+	// MasterSince is when its probes began to say role:master without a break; zero while they say
+	// otherwise.
+	MasterSince time.Time
+	Admin       AdminState // "" means READY
 	// Counters for the stats page and metrics, as HAProxy's chkfail, chkdown and downtime.
 	Checks, CheckFailures, Downs uint64
 	LocalErrors                  uint64    // probes the proxy could not run (SOCKERR)
@@ -278,6 +288,9 @@ func (s *State) observe(res check.Result) Effects {
 	if !res.OK() {
 		n.CheckFailures++
 	}
+	if !res.OK() && res.Stall() == "" {
+		n.MasterSince = time.Time{} // down: a claim after it starts anew
+	}
 	for _, g := range s.Groups {
 		if f := g.Failover; f != nil && f.Promoted && f.Promoting == n.Addr && !res.Replication.IsMaster() {
 			fx.ProbeSoon = append(fx.ProbeSoon, n.Addr) // not master yet: look again shortly
@@ -303,6 +316,12 @@ func (s *State) observe(res check.Result) Effects {
 	n.Health, changed = n.Health.Observe(res.OK(), s.Rise, s.Fall)
 	if res.OK() {
 		n.LastOK = res
+		switch {
+		case !res.Replication.IsMaster():
+			n.MasterSince = time.Time{}
+		case n.MasterSince.IsZero():
+			n.MasterSince = res.At
+		}
 	}
 	if changed {
 		n.LastChange = res.At
@@ -320,7 +339,7 @@ func (s *State) observe(res check.Result) Effects {
 }
 
 func (s *State) reconfigure(in ConfigInput) {
-	s.Rise, s.Fall, s.MaxReplicaLagSeconds = in.Rise, in.Fall, in.MaxReplicaLagSeconds
+	s.Rise, s.Fall, s.MaxReplicaLagSeconds, s.DemotionTimeout = in.Rise, in.Fall, in.MaxReplicaLagSeconds, in.DemotionTimeout
 	s.Sentinels, s.Fence = append([]string(nil), in.Sentinels...), in.Fence
 	keep := map[string]bool{}
 	for _, name := range in.Groups {
@@ -432,14 +451,31 @@ func (s *State) applyEvent(ev sentinel.Event) Effects {
 }
 
 // failoverStep records a step of the failover a Sentinel runs, starting the record at its first step.
+//
+// Once a leader has cut the old master off (it sent REPLICAOF NO ONE to a replica, which may take
+// writes from then on), another Sentinel's attempt on the same old master does not give it back: its
+// first steps (+try-failover, +elected-leader, +failover-state-select-slave) leave the record as it is,
+// and when it goes on to promote a replica of its own, the old master stays cut. (CI: a second
+// Sentinel's +try-failover 450 ms after a promotion routed the old master again for 10 ms, and writes
+// it acknowledged were lost.)
 func (g *Group) failoverStep(ev sentinel.Event) *Failover {
 	f := g.Failover
 	if f == nil || f.Leader != ev.Sentinel || f.OldMaster != ev.MasterAddr {
-		f = &Failover{Leader: ev.Sentinel, Since: ev.At, OldMaster: ev.MasterAddr}
+		cut := f != nil && f.Cut && f.OldMaster == ev.MasterAddr
+		if cut && earlyStep(ev.Channel) {
+			return f
+		}
+		f = &Failover{Leader: ev.Sentinel, Since: ev.At, OldMaster: ev.MasterAddr, Cut: cut}
 		g.Failover = f
 	}
 	f.Stage = ev.Channel
 	return f
+}
+
+// earlyStep reports a failover step that comes before the leader picks a replica: a Sentinel that
+// takes it may yet abort (not elected, no good replica).
+func earlyStep(channel string) bool {
+	return channel == "+try-failover" || channel == "+elected-leader" || channel == "+failover-state-select-slave"
 }
 
 // detect notes the first sign of trouble with master, unless one was noted since it became master.
@@ -462,6 +498,7 @@ func (g *Group) updateNamed(fx *Effects, at time.Time) {
 	if named != g.LastNamed {
 		fx.ProbeNow = append(fx.ProbeNow, named)
 		g.NamedSince = at
+		g.Demoting = g.LastNamed
 	}
 	g.LastNamed, g.LastNamedEpoch = named, epoch
 	if g.Failover != nil && named != g.Failover.OldMaster {

@@ -87,7 +87,7 @@ func (rt *proxyRuntime) bindAll(cfg *config.Config, current []*ports, currentSta
 func (rt *proxyRuntime) newListener(cfg *config.Config, g *ports, name string) *proxy.Listener {
 	l := &proxy.Listener{Name: name, MaxConns: cfg.Proxy.MaxConns,
 		ConnectTimeout: cfg.Proxy.ConnectTimeout.Duration, IdleTimeout: cfg.Proxy.IdleTimeout.Duration,
-		HoldTimeout: cfg.Proxy.FailoverHold.Duration, Log: rt.log,
+		HoldTimeout: cfg.Proxy.FailoverHold.Duration, Log: rt.log.With().Str("group", g.name).Logger(),
 		OnBackendFailure: func(addr string) { rt.monitor.ProbeNow(addr) }, DialContext: nodeDialer(cfg)}
 	if g.tls.Enabled() {
 		l.TLS, _ = g.tls.ServerConfig(name) // validated when the configuration was loaded

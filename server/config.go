@@ -27,8 +27,9 @@ func masterNames(cfg *config.Config) []string {
 func routerConfig(cfg *config.Config, dropSentinels []string, done chan struct{}) routing.ConfigInput {
 	return routing.ConfigInput{Groups: masterNames(cfg), Rise: cfg.Check.Rise, Fall: cfg.Check.Fall,
 		MaxReplicaLagSeconds: int(cfg.Check.MaxReplicaLag.Duration / time.Second), Sentinels: cfg.Sentinel.Addrs,
-		Fence:         routing.FenceSettings{Enabled: cfg.Fence.Enabled, ReplicaTimeout: cfg.Fence.ReplicaTimeout.Duration},
-		DropSentinels: dropSentinels, Done: done}
+		DemotionTimeout: cfg.Check.DemotionTimeout.Duration,
+		Fence:           routing.FenceSettings{Enabled: cfg.Fence.Enabled, ReplicaTimeout: cfg.Fence.ReplicaTimeout.Duration},
+		DropSentinels:   dropSentinels, Done: done}
 }
 
 func newProber(cfg *config.Config) *check.Prober {
@@ -55,7 +56,7 @@ func sentinelTLS(cfg *config.Config) *tls.Config {
 func (rt *proxyRuntime) sentinelOptions(cfg *config.Config) sentinel.Options {
 	return sentinel.Options{
 		Username: cfg.Sentinel.Username, Password: cfg.Sentinel.Password,
-		Masters: masterNames(cfg), Interval: time.Second, Timeout: cfg.Check.Timeout.Duration,
+		Masters: masterNames(cfg), Interval: cfg.Sentinel.Interval.Duration, Timeout: cfg.Check.Timeout.Duration,
 		OnView:  func(v sentinel.View) { rt.router.Submit(rt.ctx, routing.ViewInput{View: v}) },
 		OnEvent: func(e sentinel.Event) { rt.router.Submit(rt.ctx, routing.EventInput{Event: e}) },
 		Log:     rt.log,

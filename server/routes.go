@@ -40,24 +40,19 @@ func (rt *proxyRuntime) applyRoutes(prev, next *routing.Snapshot) map[string]int
 				g.replica.MasterChanged()
 			}
 		}
-		// In resp mode a retired session is not closed: it moves to the new backend, so it is logged as
-		// moved and not counted as closed on the switch.
+		// In resp mode a retired session is not closed: it moves to the new backend, which its listener
+		// logs (sessions_moved), and it is not counted as closed on the switch.
 		resp := g.mode == "resp"
 		for _, addr := range oldMaster {
-			n := g.master.RetireBackend(addr)
-			if !resp {
+			if n := g.master.RetireBackend(addr); !resp {
 				closed[g.name] += n
-			} else if n > 0 {
-				rt.logMoved(g.name, g.master.Name, addr, n)
 			}
 		}
 		if g.replica != nil {
 			for _, addr := range oldReplicas {
 				n := g.replica.RetireBackend(addr)
 				switch {
-				case n == 0:
-				case resp:
-					rt.logMoved(g.name, g.replica.Name, addr, n)
+				case n == 0, resp:
 				default:
 					rt.log.Info().Str("event", "sessions_closed").Str("group", g.name).Str("listener", g.replica.Name).
 						Str("backend", addr).Int("sessions_closed", n).Msg("closed the sessions of a node that left the replica pool")
@@ -66,11 +61,4 @@ func (rt *proxyRuntime) applyRoutes(prev, next *routing.Snapshot) map[string]int
 		}
 	}
 	return closed
-}
-
-// logMoved records that n resp-mode sessions of listener left backend and stay open, each to be connected
-// to the listener's new route.
-func (rt *proxyRuntime) logMoved(group, listener, backend string, n int) {
-	rt.log.Info().Str("event", "sessions_moved").Str("group", group).Str("listener", listener).
-		Str("backend", backend).Int("sessions_moved", n).Msg("moving sessions off a node that left the pool; their clients stay connected")
 }

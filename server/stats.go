@@ -46,6 +46,11 @@ func (rt *proxyRuntime) statsPorts() []stats.GroupPorts {
 	for i, g := range rt.ports {
 		out[i] = stats.GroupPorts{Name: g.name, Mode: modeName(g.mode), Master: g.master, Replica: g.replica,
 			Durability: g.dur}
+		if mux, ok := rt.data.respMux.(interface {
+			MuxCountsOf([]string) (uint64, uint64)
+		}); ok && g.master != nil && g.master.Handler == rt.data.respMux { // TLS leaves the event loops
+			out[i].Multiplex = mux.MuxCountsOf
+		}
 	}
 	return out
 }

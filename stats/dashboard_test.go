@@ -197,7 +197,8 @@ func TestGrafanaDashboard(t *testing.T) {
 		"failovers_total", "master_verified", "node_status", "node_check_duration_seconds",
 		"node_replication_lag_seconds", "sentinel_reachable", "dual_master_detections_total", "master_fenced",
 		"durable_wait_replicas", "durable_writes_waiting", "durable_writes_confirmed_total",
-		"durable_writes_unconfirmed_total", "durable_wait_seconds_bucket", "durable_replicas_acked"} {
+		"durable_writes_unconfirmed_total", "durable_wait_seconds_bucket", "durable_replicas_acked",
+		"group_shared_backend_connections", "group_sessions_unshared_total", "demoting_old_masters", "unplanned_failovers_total"} {
 		if !queried["sentinel_proxy_"+want] {
 			t.Errorf("no panel shows sentinel_proxy_%s", want)
 		}
@@ -205,11 +206,14 @@ func TestGrafanaDashboard(t *testing.T) {
 }
 
 // exportedMetrics are the sample names a running proxy's /metrics has (the fixture's router fed a master,
-// a replica and a node that is down; its group in resp mode with wait_replicas on and writes behind it):
+// a replica and a node that is down; its group in resp mode with multiplex and wait_replicas on and writes
+// behind it):
 // each family, and a histogram's _bucket, _sum and _count.
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	f := newFixture(t, true, withDurability(t))
+	f := newFixture(t, true, withDurability(t), func(s *Server) {
+		s.Groups[0].Multiplex = func([]string) (uint64, uint64) { return 1, 0 }
+	})
 	_, body := get(t, f.srv.URL+"/metrics", "haproxy", "password")
 	out := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^# TYPE ([a-z0-9_:]+) ([a-z]+)$`).FindAllStringSubmatch(body, -1) {

@@ -18,6 +18,7 @@ import (
 type Metrics struct {
 	registry       *prometheus.Registry
 	failovers      *prometheus.CounterVec
+	unplanned      *prometheus.CounterVec
 	detectToSwitch *prometheus.HistogramVec
 	closedOnSwitch *prometheus.CounterVec
 	dualMasters    *prometheus.CounterVec
@@ -47,6 +48,8 @@ func NewMetrics() *Metrics {
 		registry: prometheus.NewRegistry(),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "failovers_total",
 			Help: "Master switches: the master port moved from one node to another."}, []string{"group"}),
+		unplanned: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "unplanned_failovers_total",
+			Help: "Master switches that something judged the old master down for first (+sdown, +odown): not a switchover or SENTINEL FAILOVER."}, []string{"group"}),
 		detectToSwitch: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns,
 			Name: "detect_to_switch_seconds",
 			Help: "From the first sign of trouble with the old master (+sdown, +odown, +try-failover ...) to the master port routing to the new one.",
@@ -72,7 +75,7 @@ func NewMetrics() *Metrics {
 		func() float64 { _, u := m.multiplexCounts(); return float64(u) })
 	m.registry.MustRegister(collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.failovers, m.detectToSwitch, m.closedOnSwitch, m.dualMasters, m.fences, m.adminActions,
+		m.failovers, m.unplanned, m.detectToSwitch, m.closedOnSwitch, m.dualMasters, m.fences, m.adminActions,
 		sharedConns, unshared)
 	return m
 }
@@ -80,6 +83,9 @@ func NewMetrics() *Metrics {
 // ObserveSwitch counts one master switch. It is the router's OnSwitch hook.
 func (m *Metrics) ObserveSwitch(sw routing.Switch) {
 	m.failovers.WithLabelValues(sw.Group).Inc()
+	if !sw.Planned {
+		m.unplanned.WithLabelValues(sw.Group).Inc()
+	}
 	m.closedOnSwitch.WithLabelValues(sw.Group).Add(float64(sw.SessionsClosed))
 	if sw.DetectToSwitch >= 0 {
 		m.detectToSwitch.WithLabelValues(sw.Group).Observe(sw.DetectToSwitch.Seconds())
@@ -105,6 +111,7 @@ func (m *Metrics) register(s *Server) {
 func (m *Metrics) initGroups(groups []GroupPorts) {
 	for _, g := range groups {
 		m.failovers.WithLabelValues(g.Name)
+		m.unplanned.WithLabelValues(g.Name)
 		m.closedOnSwitch.WithLabelValues(g.Name)
 		m.dualMasters.WithLabelValues(g.Name)
 		m.fences.WithLabelValues(g.Name)
@@ -138,6 +145,9 @@ var (
 	dMasterVerified   = desc("master_verified", "1 when the group's master port routes to a verified master, else 0.", "group")
 	dFailoverProgress = desc("failover_in_progress", "1 while a Sentinel announces a failover of the group's master.", "group")
 	dDualMastersNow   = desc("dual_masters", "Nodes reporting role:master now that the Sentinels do not name.", "group")
+	dGroupShared      = desc("group_shared_backend_connections", "Backend connections the group's multiplexed sessions share now (multiplex = true), to all its nodes.", "group")
+	dGroupUnshared    = desc("group_sessions_unshared_total", "The group's multiplexed sessions that moved from a shared backend connection to one of their own.", "group")
+	dDemotingNow      = desc("demoting_old_masters", "Old masters of a failover still reporting role:master while Sentinel converts them (expected for up to check.demotion_timeout).", "group")
 	dMasterFenced     = desc("master_fenced", "1 while the master port refuses the named master: no Sentinel majority, and a replica that could be promoted no longer follows it.", "group")
 	dMajority         = desc("sentinel_majority", "1 while more than half of the Sentinels the proxy knows for the group answer.", "group")
 	dSenKnown         = desc("sentinels_known", "Sentinels the proxy knows for the group: configured, discovered, or listed by another.", "group")
@@ -196,6 +206,15 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(dMasterVerified, b2f(g.Master != ""), g.Name)
 		gauge(dFailoverProgress, b2f(g.Failover != nil), g.Name)
 		gauge(dDualMastersNow, float64(len(g.DualMasters)), g.Name)
+		demoting := 0.0
+		if g.Demoting != "" {
+			demoting = 1
+		}
+		gauge(dDemotingNow, demoting, g.Name)
+		if m := g.Multiplex; m != nil {
+			gauge(dGroupShared, float64(m.SharedConns), g.Name)
+			counter(dGroupUnshared, float64(m.Unshared), g.Name)
+		}
 		gauge(dMasterFenced, b2f(g.Fenced), g.Name)
 		gauge(dMajority, b2f(g.SentinelMajority), g.Name)
 		gauge(dSenKnown, float64(g.SentinelsKnown), g.Name)

@@ -41,6 +41,9 @@ type GroupPorts struct {
 	// Durability is the group's wait_replicas and what its sessions count (resp mode; nil in tcp
 	// mode).
 	Durability *respsession.Durability
+	// Multiplex, set when the group's sessions share backend connections (multiplex = true), counts
+	// the shared connections open to nodes and the sessions that left one of them for their own.
+	Multiplex func(nodes []string) (conns, unshared uint64)
 }
 
 // Control is what admin actions act through. Package server implements it on the router and the listeners.

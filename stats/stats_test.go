@@ -510,7 +510,10 @@ func TestMetricsDocumented(t *testing.T) {
 			documented[m[1]] = true
 		}
 	}
-	f := newFixture(t, true, withDurability(t)) // resp mode, writes behind it: every metric is exported
+	// resp mode, multiplexed, writes behind it: every metric is exported
+	f := newFixture(t, true, withDurability(t), func(s *Server) {
+		s.Groups[0].Multiplex = func([]string) (uint64, uint64) { return 1, 0 }
+	})
 	_, body := get(t, f.srv.URL+"/metrics", "haproxy", "password")
 	exported := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^# TYPE sentinel_proxy_([a-z_]+) `).FindAllStringSubmatch(body, -1) {
@@ -536,7 +539,8 @@ func TestMetricsDocumented(t *testing.T) {
 func TestRespModeGroup(t *testing.T) {
 	snap := routing.Decide(routing.NewState([]string{"g"}, 1, 1), []string{"g"}, time.Now())
 	s := &Server{User: "ops", Password: "pw", Snapshot: func() *routing.Snapshot { return snap },
-		Groups:  []GroupPorts{{Name: "g", Mode: "resp", Master: &proxy.Listener{Name: "g/master"}}},
+		Groups: []GroupPorts{{Name: "g", Mode: "resp", Master: &proxy.Listener{Name: "g/master"},
+			Multiplex: func([]string) (uint64, uint64) { return 3, 17 }}},
 		Metrics: NewMetrics(), Log: zerolog.Nop(), Started: time.Now()}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
@@ -544,12 +548,16 @@ func TestRespModeGroup(t *testing.T) {
 	if !strings.Contains(page, `id="mode-g"`) || !strings.Contains(page, "<th rowspan=\"2\">moved</th>") {
 		t.Errorf("page lacks the mode or the moved column:\n%s", page)
 	}
+	if !regexp.MustCompile(`(?s)id="multiplex-g".*<td class="n">3</td><td class="n">17</td>`).MatchString(page) {
+		t.Errorf("page lacks the group's shared connections (3) and unshared sessions (17):\n%s", page)
+	}
 	_, body := get(t, srv.URL+"/stats.json", "ops", "pw")
 	var p Page
 	if err := json.Unmarshal([]byte(body), &p); err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Groups) != 1 || p.Groups[0].Mode != "resp" || !strings.Contains(body, `"sessions_moved": 0`) {
+	if len(p.Groups) != 1 || p.Groups[0].Mode != "resp" || !strings.Contains(body, `"sessions_moved": 0`) ||
+		p.Groups[0].Multiplex == nil || p.Groups[0].Multiplex.SharedConns != 3 || p.Groups[0].Multiplex.Unshared != 17 {
 		t.Errorf("json: %s", body)
 	}
 	_, metrics := get(t, srv.URL+"/metrics", "ops", "pw")

@@ -39,6 +39,10 @@ type GroupView struct {
 	Epoch           int64    `json:"config_epoch"`
 	ReplicaFallback bool     `json:"replica_fallback"`
 	DualMasters     []string `json:"dual_masters,omitempty"`
+	// Demoting is the old master of a failover still saying role:master while Sentinel converts it.
+	Demoting string `json:"demoting,omitempty"`
+	// Multiplex is what the group's shared backend connections count (multiplex = true only).
+	Multiplex *MultiplexView `json:"multiplex,omitempty"`
 	// MasterStall is the routed master's stall ("busy", "loading", "unresponsive"), empty when it
 	// answers; MasterStallSeconds how long it has lasted.
 	MasterStall        string  `json:"master_stall,omitempty"`
@@ -72,6 +76,16 @@ type FailoverView struct {
 	OldMaster string    `json:"old_master"`
 	Promoting string    `json:"promoting,omitempty"`
 	Since     time.Time `json:"since"`
+}
+
+// MultiplexView is a group's shared backend connections (multiplex = true): the process-wide
+// sentinel_proxy_shared_backend_connections and _sessions_unshared_total, for the group's nodes.
+type MultiplexView struct {
+	// SharedConns is how many backend connections the group's sessions share now, to every node.
+	SharedConns uint64 `json:"shared_backend_connections"`
+	// Unshared counts the sessions that left a shared connection for one of their own (MULTI, blocking
+	// commands, subscriptions, CLIENT ..., a long command or reply).
+	Unshared uint64 `json:"sessions_unshared"`
 }
 
 // ListenerView is one port.
@@ -236,11 +250,19 @@ func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall 
 		mode = "tcp"
 	}
 	gv := GroupView{Name: g.Name, Mode: mode, Master: gs.Master, NoMasterReason: gs.NoMasterReason, Named: gs.Named,
-		Epoch: gs.NamedEpoch, ReplicaFallback: gs.ReplicaFallback, DualMasters: gs.DualMasters,
+		Epoch: gs.NamedEpoch, ReplicaFallback: gs.ReplicaFallback, DualMasters: gs.DualMasters, Demoting: gs.Demoting,
 		SentinelsKnown: gs.SentinelsKnown, SentinelsAnswering: gs.SentinelsAnswering, SentinelMajority: gs.Majority,
 		Fenced: gs.Fenced, FenceReason: gs.FenceReason}
 	if f := gs.Failover; f != nil {
 		gv.Failover = &FailoverView{Leader: f.Leader, Stage: f.Stage, OldMaster: f.OldMaster, Promoting: f.Promoting, Since: f.Since}
+	}
+	if g.Multiplex != nil {
+		nodes := make([]string, len(gs.Nodes))
+		for i, n := range gs.Nodes {
+			nodes[i] = n.Addr
+		}
+		conns, unshared := g.Multiplex(nodes)
+		gv.Multiplex = &MultiplexView{SharedConns: conns, Unshared: unshared}
 	}
 	if g.Durability != nil {
 		c, run := s.unconfirmed.observe(g.Durability, now)

@@ -49,6 +49,8 @@ type ProxyOptions struct {
 	// the block says mode = "tcp": the byte forwarder, which the benches compare with HAProxy as "tcp"
 	// (the product's default is resp since 0.25).
 	Master string
+	// SentinelInterval is sentinel-proxy's [sentinel] interval; zero leaves its default.
+	SentinelInterval time.Duration
 }
 
 func (o ProxyOptions) listen() (ip string, port int, err error) {
@@ -88,8 +90,12 @@ func StartSentinelProxyWith(bin string, topo *redistest.Topology, dir string, o 
 		master = "mode = \"tcp\"\n" + master
 	}
 	conf := filepath.Join(dir, fmt.Sprintf("sentinel-proxy-%d.toml", port))
-	doc := fmt.Sprintf("[log]\nlevel = %q\n[sentinel]\naddrs = [%s]\n[redis]\npassword = %q\n[proxy]\n%s\n%s\n[[masters]]\nname = %q\nmaster_listen = %q\n%s\n",
-		level, strings.Join(quoted, ", "), topo.Password, o.Extra, o.Tables, topo.Name, addr, master)
+	sentinel := fmt.Sprintf("addrs = [%s]\n", strings.Join(quoted, ", "))
+	if o.SentinelInterval > 0 {
+		sentinel += fmt.Sprintf("interval = %q\n", o.SentinelInterval.String())
+	}
+	doc := fmt.Sprintf("[log]\nlevel = %q\n[sentinel]\n%s[redis]\npassword = %q\n[proxy]\n%s\n%s\n[[masters]]\nname = %q\nmaster_listen = %q\n%s\n",
+		level, sentinel, topo.Password, o.Extra, o.Tables, topo.Name, addr, master)
 	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
 		return nil, err
 	}

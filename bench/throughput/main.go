@@ -27,8 +27,49 @@ import (
 const password = "mypassword"
 
 type workload struct {
-	name string
-	args []string
+	name    string
+	args    []string // redis-benchmark's own, after the common ones
+	clients int      // -c; 0: the -c flag's
+	size    int      // -d; 0: 16
+	share   int      // the run makes -n / share requests (big values take longer); 0: 1
+	// mix: 90 % of the clients do GET and 10 % SET at once (two redis-benchmark processes side by side,
+	// each with its share of the requests): the read-mostly mix of most caches.
+	mix bool
+}
+
+// basicWorkloads are the workloads of -matrix=false: GET and SET of 16 B values at -c, then pipelined.
+var basicWorkloads = []workload{
+	{name: "GET", args: []string{"-t", "get"}},
+	{name: "SET", args: []string{"-t", "set"}},
+	{name: "GET -P 16", args: []string{"-t", "get", "-P", "16"}},
+	{name: "SET -P 16", args: []string{"-t", "set", "-P", "16"}},
+}
+
+// matrixWorkloads add what users run beside the basic ones: values of 1 KB and 16 KB, 10 and 500
+// clients, MGET of 10 keys and a 90/10 GET/SET mix. Debian has no memtier_benchmark; redis-benchmark
+// does it all, the mix as two processes at once.
+var matrixWorkloads = []workload{
+	{name: "GET 1 KB", args: []string{"-t", "get"}, size: 1024},
+	{name: "SET 1 KB", args: []string{"-t", "set"}, size: 1024},
+	{name: "GET 16 KB", args: []string{"-t", "get"}, size: 16 << 10, share: 4},
+	{name: "SET 16 KB", args: []string{"-t", "set"}, size: 16 << 10, share: 4},
+	{name: "GET c 10", args: []string{"-t", "get"}, clients: 10, share: 2},
+	{name: "SET c 10", args: []string{"-t", "set"}, clients: 10, share: 2},
+	{name: "GET c 500", args: []string{"-t", "get"}, clients: 500},
+	{name: "SET c 500", args: []string{"-t", "set"}, clients: 500},
+	{name: "MGET 10 keys", args: append([]string{"-r", strconv.Itoa(mgetKeys), "MGET"}, repeat("key:__rand_int__", 10)...), share: 2},
+	{name: "GET/SET 90/10", mix: true},
+}
+
+// mgetKeys is how many keys MGET picks from; they are written before the first round.
+const mgetKeys = 10000
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
 }
 
 type sample struct{ rps, p50, p99, cpuPerReq, idle float64 }
@@ -48,7 +89,24 @@ func main() {
 	durable := flag.Bool("durable", true, "also measure durable acknowledgements: resp mode and multiplex with wait_replicas = 1 (the topology's one replica)")
 	twemproxy := flag.String("twemproxy", "nutcracker", "twemproxy binary (empty: not measured)")
 	burst := flag.Int("burst", 1000, "clients doing GET at once, for the backend connections and Redis's client memory per path (0: skip)")
+	matrix := flag.Bool("matrix", true, "also measure values of 1 KB and 16 KB, 10 and 500 clients, MGET of 10 keys and a 90/10 GET/SET mix")
+	only := flag.String("workloads", "", "measure only these workloads, comma-separated names as in the table (e.g. 'GET,SET')")
 	flag.Parse()
+	workloads := append([]workload(nil), basicWorkloads...)
+	if *matrix {
+		workloads = append(workloads, matrixWorkloads...)
+	}
+	if *only != "" {
+		var picked []workload
+		for _, name := range strings.Split(*only, ",") {
+			for _, w := range workloads {
+				if w.name == strings.TrimSpace(name) {
+					picked = append(picked, w)
+				}
+			}
+		}
+		workloads = picked
+	}
 	variants := []variant{{name: "sentinel-proxy", bin: *proxyBin, proxy: *extra}}
 	if *respMode {
 		variants = append(variants, variant{name: "sentinel-proxy resp", bin: *proxyBin, proxy: *extra, master: `mode = "resp"`})
@@ -80,7 +138,7 @@ func main() {
 				master: "mode = \"resp\"\nmultiplex = true\nwait_replicas = 1"})
 		}
 	}
-	if err := run(variants, *haproxyBin, *twemproxy, *rounds, *requests, *clients, *conns, *burst); err != nil {
+	if err := run(variants, workloads, *haproxyBin, *twemproxy, *rounds, *requests, *clients, *conns, *burst); err != nil {
 		fmt.Fprintln(os.Stderr, "throughput:", err)
 		os.Exit(1)
 	}
@@ -101,7 +159,7 @@ func (v variant) start(topo *redistest.Topology, dir string) (*harness.Process, 
 	return harness.StartSentinelProxyWith(v.bin, topo, dir, harness.ProxyOptions{Extra: v.proxy, Master: v.master})
 }
 
-func run(variants []variant, haproxyBin, twemproxyBin string, rounds, requests, clients, conns, burst int) error {
+func run(variants []variant, workloads []workload, haproxyBin, twemproxyBin string, rounds, requests, clients, conns, burst int) error {
 	dir, err := os.MkdirTemp("", "bench-throughput-")
 	if err != nil {
 		return err
@@ -156,13 +214,12 @@ func run(variants []variant, haproxyBin, twemproxyBin string, rounds, requests, 
 			return fmt.Errorf("%s: %w", p.addr, wait)
 		}
 	}
-	workloads := []workload{
-		{"GET", []string{"-t", "get"}},
-		{"SET", []string{"-t", "set"}},
-		{"GET -P 16", []string{"-t", "get", "-P", "16"}},
-		{"SET -P 16", []string{"-t", "set", "-P", "16"}},
+	// MGET's keys, and the key GET reads, hold values of the size measured (written before each GET).
+	if out, err := exec.Command("redis-benchmark", "-h", host(master), "-p", port(master), "-a", password, "-q",
+		"-t", "set", "-r", strconv.Itoa(mgetKeys), "-n", strconv.Itoa(10*mgetKeys), "-d", "16").CombinedOutput(); err != nil {
+		return fmt.Errorf("writing MGET's keys: %w: %s", err, out)
 	}
-	fmt.Printf("# throughput: redis-benchmark -c %d -n %d -d 16, %d rounds, %d CPUs\n", clients, requests, rounds, numCPU())
+	fmt.Printf("# throughput: redis-benchmark -c %d -n %d -d 16 unless a workload says otherwise, %d rounds, %d CPUs\n", clients, requests, rounds, numCPU())
 	results := map[string][]sample{}
 	for r := 0; r < rounds; r++ {
 		for _, w := range workloads {
@@ -173,7 +230,7 @@ func run(variants []variant, haproxyBin, twemproxyBin string, rounds, requests, 
 					cpu0, _ = harness.CPUTime(p.pid)
 				}
 				idle0, total0, _ := harness.MachineCPU()
-				s, err := redisBenchmark(p.addr, clients, requests, w.args)
+				s, err := w.run(p.addr, master, clients, requests)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", w.name, p.name, err)
 				}
@@ -182,11 +239,11 @@ func run(variants []variant, haproxyBin, twemproxyBin string, rounds, requests, 
 				}
 				if p.pid != 0 {
 					cpu1, _ := harness.CPUTime(p.pid)
-					s.cpuPerReq = float64((cpu1 - cpu0).Microseconds()) / float64(requests)
+					s.cpuPerReq = float64((cpu1 - cpu0).Microseconds()) / float64(w.requests(requests))
 				}
 				key := w.name + "|" + p.name
 				results[key] = append(results[key], s)
-				fmt.Printf("round %d %-10s %-20s rps=%.0f p50=%.3fms p99=%.3fms cpu=%.2fµs/req idle=%.1f%%\n", r+1, w.name, p.name, s.rps, s.p50, s.p99, s.cpuPerReq, s.idle)
+				fmt.Printf("round %d %-14s %-20s rps=%.0f p50=%.3fms p99=%.3fms cpu=%.2fµs/req idle=%.1f%%\n", r+1, w.name, p.name, s.rps, s.p50, s.p99, s.cpuPerReq, s.idle)
 			}
 		}
 	}
@@ -214,6 +271,14 @@ func run(variants []variant, haproxyBin, twemproxyBin string, rounds, requests, 
 				med(p.name, func(s sample) float64 { return s.p50 }), med(p.name, func(s sample) float64 { return s.p99 }), cpu,
 				med(p.name, func(s sample) float64 { return s.idle }))
 		}
+	}
+
+	if rounds > 0 {
+		names := make([]string, len(paths))
+		for i, p := range paths {
+			names[i] = p.name
+		}
+		ratios(workloads, names, results)
 	}
 
 	if burst > 0 {
@@ -275,6 +340,78 @@ func run(variants []variant, haproxyBin, twemproxyBin string, rounds, requests, 
 	return nil
 }
 
+// ratios prints, per workload, the ratios the data path's targets are set in (docs/benchmarks.md):
+// multiplex against twemproxy, direct Redis and HAProxy, resp and tcp mode against HAProxy, the durable
+// mode against the same mode without it; medians of the per-round ratios, which alternate the order.
+func ratios(workloads []workload, paths []string, results map[string][]sample) {
+	has := map[string]bool{}
+	for _, p := range paths {
+		has[p] = true
+	}
+	type column struct{ title, a, b string }
+	var cols []column
+	for _, c := range []column{
+		{"multiplex / twemproxy", "sentinel-proxy multiplex", "twemproxy"},
+		{"multiplex / direct", "sentinel-proxy multiplex", "direct"},
+		{"multiplex / HAProxy", "sentinel-proxy multiplex", "haproxy"},
+		{"resp / HAProxy", "sentinel-proxy resp", "haproxy"},
+		{"tcp / HAProxy", "sentinel-proxy", "haproxy"},
+		{"durable multiplex / multiplex", "sentinel-proxy durable multiplex", "sentinel-proxy multiplex"},
+		{"p99 multiplex / twemproxy", "sentinel-proxy multiplex", "twemproxy"},
+	} {
+		if has[c.a] && has[c.b] {
+			cols = append(cols, c)
+		}
+	}
+	if len(cols) == 0 {
+		return
+	}
+	fmt.Print("\n| workload |")
+	for _, c := range cols {
+		fmt.Printf(" %s |", c.title)
+	}
+	fmt.Print("\n|---|")
+	for range cols {
+		fmt.Print("---|")
+	}
+	fmt.Println()
+	for _, w := range workloads {
+		fmt.Printf("| %s |", w.name)
+		for _, c := range cols {
+			a, b := results[w.name+"|"+c.a], results[w.name+"|"+c.b]
+			var xs []float64
+			for i := 0; i < len(a) && i < len(b); i++ {
+				if strings.HasPrefix(c.title, "p99") {
+					xs = append(xs, a[i].p99/b[i].p99)
+				} else {
+					xs = append(xs, a[i].rps/b[i].rps)
+				}
+			}
+			fmt.Printf(" %.2f (%.2f–%.2f) |", harness.Median(xs), minOf(xs), maxOf(xs))
+		}
+		fmt.Println()
+	}
+}
+
+func minOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	m := xs[0]
+	for _, x := range xs {
+		m = min(m, x)
+	}
+	return m
+}
+
+func maxOf(xs []float64) float64 {
+	m := 0.0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
+
 func numCPU() int {
 	out, err := exec.Command("nproc").Output()
 	if err != nil {
@@ -284,11 +421,48 @@ func numCPU() int {
 	return n
 }
 
+func host(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
+func port(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
+
+// requests is how many requests one run of w makes.
+func (w workload) requests(n int) int { return n / max(w.share, 1) }
+
+// run measures w through addr: for GET, master's key first holds a value of the size measured.
+func (w workload) run(addr, master string, clients, requests int) (sample, error) {
+	if w.clients > 0 {
+		clients = w.clients
+	}
+	size := max(w.size, 16)
+	requests = w.requests(requests)
+	if w.mix || (len(w.args) > 1 && w.args[1] == "get") {
+		if _, err := redistest.Do(master, password, "SET", "key:__rand_int__", strings.Repeat("x", size)); err != nil {
+			return sample{}, fmt.Errorf("writing GET's key: %w", err)
+		}
+	}
+	if !w.mix {
+		return redisBenchmark(addr, clients, requests, size, w.args)
+	}
+	getClients := max(clients*9/10, 1)
+	var set sample
+	var setErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		set, setErr = redisBenchmark(addr, max(clients-getClients, 1), requests/10, size, []string{"-t", "set"})
+	}()
+	get, err := redisBenchmark(addr, getClients, requests-requests/10, size, []string{"-t", "get"})
+	<-done
+	if err == nil {
+		err = setErr
+	}
+	// Both ran at once over about the same time: their rates add up; the latencies are the GETs'.
+	return sample{rps: get.rps + set.rps, p50: get.p50, p99: get.p99}, err
+}
+
 // redisBenchmark runs redis-benchmark against addr and parses its CSV line.
-func redisBenchmark(addr string, clients, requests int, args []string) (sample, error) {
-	host, port, _ := net.SplitHostPort(addr)
-	cmdArgs := append([]string{"-h", host, "-p", port, "-a", password, "-c", strconv.Itoa(clients),
-		"-n", strconv.Itoa(requests), "-d", "16", "--csv"}, args...)
+func redisBenchmark(addr string, clients, requests, size int, args []string) (sample, error) {
+	cmdArgs := append([]string{"-h", host(addr), "-p", port(addr), "-a", password, "-c", strconv.Itoa(clients),
+		"-n", strconv.Itoa(requests), "-d", strconv.Itoa(size), "--csv"}, args...)
 	out, err := exec.Command("redis-benchmark", cmdArgs...).Output()
 	if err != nil {
 		return sample{}, fmt.Errorf("redis-benchmark (apt-get install redis-tools): %w", err)

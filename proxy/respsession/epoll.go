@@ -31,6 +31,16 @@ func (e *Epoll) MuxCounts() (conns, unshared uint64) {
 	return uint64(max(0, e.stats.conns.Load())), e.stats.unshared.Load()
 }
 
+// MuxCountsOf is MuxCounts for the connections to nodes (a group's), and the sessions that left those.
+func (e *Epoll) MuxCountsOf(nodes []string) (conns, unshared uint64) {
+	for _, addr := range nodes {
+		n := e.stats.node(addr)
+		conns += uint64(max(0, n.conns.Load()))
+		unshared += n.unshared.Load()
+	}
+	return conns, unshared
+}
+
 // NewEpoll returns the RESP session handler on loops, which the caller closes after every listener
 // using it has stopped.
 func NewEpoll(loops *eventloop.Loops) *Epoll { return &Epoll{loops: loops} }

@@ -3,6 +3,7 @@ package respsession
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,10 +68,44 @@ func newPool(lp *eventloop.Loop, stats *muxStats) *pool {
 }
 
 // muxStats count, over every loop, the shared connections open and the sessions that left one for a
-// connection of their own (Epoll.MuxCounts).
+// connection of their own (Epoll.MuxCounts), in all and per node (Epoll.MuxCountsOf).
 type muxStats struct {
 	conns    atomic.Int64
 	unshared atomic.Uint64
+	mu       sync.Mutex
+	nodes    map[string]*nodeMuxStats
+}
+
+type nodeMuxStats struct {
+	conns    atomic.Int64
+	unshared atomic.Uint64
+}
+
+// node returns addr's counters; connections open and close seldom, so a lock is cheap enough.
+func (m *muxStats) node(addr string) *nodeMuxStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.nodes == nil {
+		m.nodes = map[string]*nodeMuxStats{}
+	}
+	n := m.nodes[addr]
+	if n == nil {
+		n = &nodeMuxStats{}
+		m.nodes[addr] = n
+	}
+	return n
+}
+
+// opened counts d shared connections to addr opened (d < 0: closed).
+func (m *muxStats) opened(addr string, d int64) {
+	m.conns.Add(d)
+	m.node(addr).conns.Add(d)
+}
+
+// left counts a session that left its shared connection to addr for one of its own.
+func (m *muxStats) left(addr string) {
+	m.unshared.Add(1)
+	m.node(addr).unshared.Add(1)
 }
 
 // join puts rcv on the connection for key, connecting one (and its spare, within timeout) when there is
@@ -110,7 +145,7 @@ func (p *pool) takeSpare(key poolKey) int {
 	}
 	delete(p.spares, key)
 	sp.closed = true // handed over: its descriptor is the taker's
-	p.stats.conns.Add(-1)
+	p.stats.opened(key.addr, -1)
 	fd := sp.fd
 	sp.fd = -1
 	if p.conns[key] != nil {
@@ -119,8 +154,8 @@ func (p *pool) takeSpare(key poolKey) int {
 	return fd
 }
 
-// countUnshared counts a session that left its shared connection for one of its own.
-func (p *pool) countUnshared() { p.stats.unshared.Add(1) }
+// countUnshared counts a session that left its shared connection to addr for one of its own.
+func (p *pool) countUnshared(addr string) { p.stats.left(addr) }
 
 // dial connects a connection for key, its handshake queued.
 func (p *pool) dial(key poolKey, spare bool, timeout time.Duration) (*sharedConn, error) {
@@ -138,7 +173,7 @@ func (p *pool) dial(key poolKey, spare bool, timeout time.Duration) (*sharedConn
 	sc.out.Append(handshake)
 	sc.handshake = int32(replies)
 	sc.scan.Limits = replyLimits
-	p.stats.conns.Add(1)
+	p.stats.opened(key.addr, 1)
 	return sc, nil
 }
 
@@ -191,6 +226,14 @@ func (cl *claim) send(b []byte, replies int32) (full bool) {
 		cl.owed += replies
 	}
 	sc.out.Append(b)
+	if sc.out.Len() >= flushEarly && !sc.connecting && !sc.full {
+		// Enough for one write: gathering more only grows the buffer past what it keeps (big values
+		// from many clients made a megabyte of garbage per wake-up: 0.26× HAProxy on SET of 16 KB).
+		// Nothing is told from inside a session's send: the sessions it stopped reading hear at the
+		// end of the wake-up, and so do all of them of an error (the write there fails again).
+		_ = sc.out.Flush(sc.fd)
+		sc.full = sc.out.Len() > 0
+	}
 	if !sc.flushing && !sc.connecting {
 		sc.flushing = true
 		sc.pool.lp.AtEnd(sc)
@@ -219,6 +262,10 @@ func (cl *claim) cancel() {
 		sc.close()
 	}
 }
+
+// flushEarly is how much a shared connection gathers over a wake-up before it writes without waiting
+// for the end of it: past a few commands of 16 KB, one write more costs less than the memory.
+const flushEarly = 128 << 10
 
 // pendingReplies is a claim's commands sent together on a shared connection, in the order of the
 // connection's commands; on a confirmer, its PING (cl nil) or its WAIT (wait set).
@@ -566,7 +613,7 @@ func (sc *sharedConn) close() {
 		return
 	}
 	sc.closed = true
-	sc.pool.stats.conns.Add(-1)
+	sc.pool.stats.opened(sc.key.addr, -1)
 	sc.spoil()
 	if !sc.spare && sc.confirm == nil && sc.pool.conns[sc.key] == nil {
 		// A key nobody shares needs no spare, and no confirmer once nobody waits on it.

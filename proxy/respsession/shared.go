@@ -140,7 +140,7 @@ func (s *session) useShared(k muxKeyOf) bool {
 // its state replayed.
 func (s *session) goPrivate() {
 	m := s.mux
-	m.pool.countUnshared()
+	m.pool.countUnshared(s.addr)
 	fd := -1
 	if m.claim != nil {
 		fd = m.pool.takeSpare(m.claim.key()) // before leaving: the last to leave closes the spare

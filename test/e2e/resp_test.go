@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -291,6 +292,7 @@ func TestRESPFailoverIsInvisible(t *testing.T) {
 
 			checkIdleClients(t, idle, final)
 			checkSharedIdleClients(t, shared, final)
+			checkMovesLogged(t, p, cuts)
 			if sub.received.Load() <= before {
 				t.Errorf("the subscriber received nothing after the failover (%d before)", before)
 			}
@@ -358,6 +360,42 @@ func TestRESPFailoverIsInvisible(t *testing.T) {
 				t.Errorf("only %d writes acknowledged", len(res.Acks))
 			}
 		})
+	}
+}
+
+// checkMovesLogged checks that every session move is in a sessions_moved line of the master port (a
+// kill's too, where the sessions leave before the route does), and that each session moved at most
+// once per route change.
+func checkMovesLogged(t *testing.T, p *runningProxy, cuts int) {
+	t.Helper()
+	var moved, logged, sessions uint64
+	err := redistest.Eventually(2*time.Second, func() error {
+		moved, logged, sessions = 0, 0, 0
+		for _, l := range statsJSON(t, p).Groups[0].Listeners {
+			if l.Role == "master" {
+				moved, sessions = l.Moved, l.Total
+			}
+		}
+		for _, line := range strings.Split(p.logs.String(), "\n") {
+			var ev struct {
+				Event    string `json:"event"`
+				Listener string `json:"listener"`
+				Moved    uint64 `json:"sessions_moved"`
+			}
+			if json.Unmarshal([]byte(line), &ev) == nil && ev.Event == "sessions_moved" && strings.HasSuffix(ev.Listener, "/master") {
+				logged += ev.Moved
+			}
+		}
+		if logged != moved {
+			return fmt.Errorf("sessions_moved lines add up to %d moves, the master port counted %d", logged, moved)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	if moved == 0 || moved > sessions*uint64(max(cuts, 1)) {
+		t.Errorf("%d moves for %d sessions and %d route changes: want each session moved once per change at most", moved, sessions, cuts)
 	}
 }
 
