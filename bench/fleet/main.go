@@ -299,9 +299,6 @@ func failover(topo *redistest.Topology, proxies []*harness.Process) (r failoverR
 	}
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
 	r.spread = times[len(times)-1].Sub(times[0])
-	if sw, ok := events.First("+switch-master", start); ok {
-		r.reach = times[len(times)-1].Sub(sw.At)
-	}
 	if cut, ok := events.First("+failover-state-send-slaveof-noone", start); ok {
 		for _, p := range proxies {
 			if at, ok := routeLeftAfter(p.LogPath, start); ok {
@@ -309,9 +306,13 @@ func failover(topo *redistest.Topology, proxies []*harness.Process) (r failoverR
 			}
 		}
 	}
-	// Let Sentinel convert the old master before the next failover (it refuses one meanwhile).
+	// Let Sentinel convert the old master before the next failover (it refuses one meanwhile). The
+	// proxies switch before +switch-master is published: it is read only now.
 	if err := topo.WaitSettled(2, 60*time.Second); err != nil {
 		return r, err
+	}
+	if sw, ok := events.First("+switch-master", start); ok {
+		r.reach = times[len(times)-1].Sub(sw.At)
 	}
 	return r, nil
 }
