@@ -4,10 +4,12 @@
 // the CPU each Sentinel and each Redis node spends (share of one core, beyond what they spend with no
 // proxy), the commands per second each receives, and the proxies' own CPU; then, over SENTINEL
 // FAILOVERs, how long the switch takes to reach every proxy (first to last master_switched line, and
-// from the Sentinel's +switch-master), and whether all of them route to the same master. See
-// docs/deploy.md, "A fleet of proxies".
+// from the Sentinel's +switch-master; every proxy must then serve the new master, or the run fails), and
+// how long after the leader's +failover-state-send-slaveof-noone each proxy's route left the old master.
+// -busy adds CPU-bound processes beside it all. See docs/deploy.md, "A fleet of proxies".
 //
 //	go run ./bench/fleet -proxy bin/sentinel-proxy -n 100 -intervals 1s/1s,5s/5s
+//	go run ./bench/fleet -proxy bin/sentinel-proxy -n 1 -intervals 1s/1s -idle 1s -failovers 100 -busy 2
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,13 +38,25 @@ type setting struct{ check, sentinel time.Duration }
 
 func (s setting) String() string { return s.check.String() + "/" + s.sentinel.String() }
 
-func main() {
+func main() { os.Exit(fleet()) }
+
+// fleet is main, with the exit status as a value, so that the busy processes stop on every way out.
+func fleet() int {
 	proxyBin := flag.String("proxy", "bin/sentinel-proxy", "sentinel-proxy binary")
 	n := flag.Int("n", 100, "proxies in the fleet")
 	intervals := flag.String("intervals", "1s/1s,2s/2s,5s/5s", "settings to measure: check interval/sentinel interval, comma-separated")
 	idle := flag.Duration("idle", 20*time.Second, "how long the idle cost is measured")
 	failovers := flag.Int("failovers", 3, "SENTINEL FAILOVERs per setting")
+	busy := flag.Int("busy", 0, "CPU-bound processes (sh busy loops) running beside everything, as load")
 	flag.Parse()
+	for i := 0; i < *busy; i++ {
+		cmd := exec.Command("sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "fleet: -busy:", err)
+			return 1
+		}
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	}
 	var settings []setting
 	for _, f := range strings.Split(*intervals, ",") {
 		c, s, ok := strings.Cut(strings.TrimSpace(f), "/")
@@ -49,17 +64,18 @@ func main() {
 		sd, err2 := time.ParseDuration(s)
 		if !ok || err1 != nil || err2 != nil {
 			fmt.Fprintf(os.Stderr, "fleet: -intervals: %q is not check/sentinel, e.g. 1s/1s\n", f)
-			os.Exit(2)
+			return 2
 		}
 		settings = append(settings, setting{cd, sd})
 	}
-	if err := run(*proxyBin, *n, settings, *idle, *failovers); err != nil {
+	if err := run(*proxyBin, *n, settings, *idle, *failovers, *busy); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
-func run(bin string, n int, settings []setting, idle time.Duration, failovers int) error {
+func run(bin string, n int, settings []setting, idle time.Duration, failovers, busy int) error {
 	dir, err := os.MkdirTemp("", "bench-fleet-")
 	if err != nil {
 		return err
@@ -73,15 +89,15 @@ func run(bin string, n int, settings []setting, idle time.Duration, failovers in
 	if err := topo.WaitSettled(2, 30*time.Second); err != nil {
 		return err
 	}
-	fmt.Printf("# fleet: %d proxies (resp mode, master port only) in front of 1 master, 2 replicas, 3 Sentinels; idle %s; %d SENTINEL FAILOVERs per setting\n\n",
-		n, idle, failovers)
+	fmt.Printf("# fleet: %d proxies (resp mode, master port only) in front of 1 master, 2 replicas, 3 Sentinels; idle %s; %d SENTINEL FAILOVERs per setting; %d busy processes\n\n",
+		n, idle, failovers, busy)
 	base, err := measure(topo, nil, idle)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("no proxy: Sentinels %s of a core, Redis nodes %s; commands/s: Sentinels %s, nodes %s\n\n",
 		pctList(base.sentinelCPU), pctList(base.nodeCPU), rateList(base.sentinelCmds), rateList(base.nodeCmds))
-	fmt.Println("| check / sentinel interval | Sentinel CPU (each, beyond none) | Redis node CPU (each) | commands/s per Sentinel | commands/s per node | proxies' CPU (all, each) | failover: first → last proxy | +switch-master → last proxy | all on one master | under 5 % of a core |")
+	fmt.Println("| check / sentinel interval | Sentinel CPU (each, beyond none) | Redis node CPU (each) | commands/s per Sentinel | commands/s per node | proxies' CPU (all, each) | failover: first → last proxy | +switch-master → last proxy | old master cut: Sentinel event → proxy's route (p50, p99, max) | under 5 % of a core |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	for _, st := range settings {
 		row, err := measureSetting(bin, n, st, topo, dir, idle, failovers, base)
@@ -186,14 +202,13 @@ func measureSetting(bin string, n int, st setting, topo *redistest.Topology, dir
 	if err != nil {
 		return "", err
 	}
-	var spreads, reaches []time.Duration
-	agreed := true
+	var spreads, reaches, cutLags []time.Duration
 	for f := 0; f < failovers; f++ {
-		spread, reach, same, err := failover(topo, proxies)
+		r, err := failover(topo, proxies)
 		if err != nil {
 			return "", fmt.Errorf("failover %d: %w", f+1, err)
 		}
-		spreads, reaches, agreed = append(spreads, spread), append(reaches, reach), agreed && same
+		spreads, reaches, cutLags = append(spreads, r.spread), append(reaches, r.reach), append(cutLags, r.cutLags...)
 	}
 	worst := 0.0
 	for i := range c.sentinelCPU {
@@ -206,10 +221,10 @@ func measureSetting(bin string, n int, st setting, topo *redistest.Topology, dir
 	if worst >= 0.05 {
 		under = fmt.Sprintf("no (%.1f %%)", 100*worst)
 	}
-	return fmt.Sprintf("| %s | %s | %s | %s | %s | %.1f %%, %.2f %% | %s | %s | %v | %s |", st,
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %.1f %%, %.2f %% | %s | %s | %s | %s |", st,
 		pctList(minus(c.sentinelCPU, base.sentinelCPU)), pctList(minus(c.nodeCPU, base.nodeCPU)),
 		rateList(c.sentinelCmds), rateList(c.nodeCmds), 100*c.proxiesCPU, 100*c.proxiesCPU/float64(n),
-		durList(spreads), durList(reaches), agreed, under), nil
+		durList(spreads), durList(reaches), percentiles(cutLags), under), nil
 }
 
 func minus(a, b []float64) []float64 {
@@ -243,20 +258,29 @@ func allServedBy(proxies []*harness.Process, master string) error {
 // failover runs one SENTINEL FAILOVER and returns how far apart the proxies' switches were (first to
 // last master_switched line), how long after the first +switch-master the last one came, and whether
 // every proxy then served the same, new master.
-func failover(topo *redistest.Topology, proxies []*harness.Process) (spread, reach time.Duration, same bool, err error) {
+// failoverResult is what one SENTINEL FAILOVER showed of the fleet.
+type failoverResult struct {
+	spread, reach time.Duration
+	// cutLags: per proxy, from the leader's +failover-state-send-slaveof-noone as a client of the
+	// Sentinels saw it to the proxy's line saying its route left the old master (no_master or
+	// master_switched): the time in which the proxy could still send the old master writes.
+	cutLags []time.Duration
+}
+
+func failover(topo *redistest.Topology, proxies []*harness.Process) (r failoverResult, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	events, err := redistest.RecordEvents(ctx, topo.SentinelAddrs())
 	if err != nil {
-		return 0, 0, false, err
+		return r, err
 	}
 	start := time.Now()
 	newMaster, err := topo.Failover(30 * time.Second)
 	if err != nil {
-		return 0, 0, false, err
+		return r, err
 	}
 	if err := allServedBy(proxies, newMaster); err != nil {
-		return 0, 0, false, err
+		return r, err
 	}
 	var times []time.Time
 	deadline := time.Now().Add(10 * time.Second)
@@ -268,21 +292,50 @@ func failover(topo *redistest.Topology, proxies []*harness.Process) (spread, rea
 				break
 			}
 			if time.Now().After(deadline) {
-				return 0, 0, false, fmt.Errorf("%s logged no master_switched to %s", p.Addr, newMaster)
+				return r, fmt.Errorf("%s logged no master_switched to %s", p.Addr, newMaster)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	spread = times[len(times)-1].Sub(times[0])
-	if sw, ok := events.First("+switch-master", start); ok {
-		reach = times[len(times)-1].Sub(sw.At)
+	r.spread = times[len(times)-1].Sub(times[0])
+	if cut, ok := events.First("+failover-state-send-slaveof-noone", start); ok {
+		for _, p := range proxies {
+			if at, ok := routeLeftAfter(p.LogPath, start); ok {
+				r.cutLags = append(r.cutLags, at.Sub(cut.At))
+			}
+		}
 	}
-	// Let Sentinel convert the old master before the next failover (it refuses one meanwhile).
+	// Let Sentinel convert the old master before the next failover (it refuses one meanwhile). The
+	// proxies switch before +switch-master is published: it is read only now.
 	if err := topo.WaitSettled(2, 60*time.Second); err != nil {
-		return 0, 0, false, err
+		return r, err
 	}
-	return spread, reach, true, nil
+	if sw, ok := events.First("+switch-master", start); ok {
+		r.reach = times[len(times)-1].Sub(sw.At)
+	}
+	return r, nil
+}
+
+// routeLeftAfter returns the time of the first line after t saying the master port left its master.
+func routeLeftAfter(path string, t time.Time) (time.Time, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return time.Time{}, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var ev struct {
+			Event string    `json:"event"`
+			Time  time.Time `json:"time"`
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && (ev.Event == "no_master" || ev.Event == "master_switched") && ev.Time.After(t) {
+			return ev.Time, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // switchedAfter returns the time of the first master_switched line to master logged after t.
@@ -321,6 +374,18 @@ func rateList(xs []float64) string {
 		parts[i] = fmt.Sprintf("%.0f", x)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// percentiles is the p50, p99 and largest of ds, and how many.
+func percentiles(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "-"
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return fmt.Sprintf("%s, %s, %s (%d)", at(0.5).Round(100*time.Microsecond), at(0.99).Round(100*time.Microsecond),
+		s[len(s)-1].Round(100*time.Microsecond), len(s))
 }
 
 // durList is the median and the largest of ds.
