@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -539,8 +538,9 @@ func (r *Router) switched(old string, ng *GroupSnapshot, cause Input, closed int
 	ev := r.log.Warn().Str("event", "master_switched").Str("group", ng.Name).Str("old", old).
 		Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", sw.Trigger).
 		Float64("no_master_ms", ms(gap)).Int("sessions_closed", closed).Func(r.latency(cause))
+	detectedDown := false
 	if d := ng.Detected; d.Master == old && !d.At.IsZero() {
-		sw.DetectToSwitch, sw.DetectedBy = now.Sub(d.At), d.Signal
+		sw.DetectToSwitch, sw.DetectedBy, detectedDown = now.Sub(d.At), d.Signal, d.Down
 		ev.Float64("detect_to_switch_ms", ms(sw.DetectToSwitch)).Str("detected_by", d.Signal)
 	}
 	if f := ng.Failover; f != nil && f.Promoting == ng.Master {
@@ -554,8 +554,7 @@ func (r *Router) switched(old string, ng *GroupSnapshot, cause Input, closed int
 		sw.Trigger = "switchover by " + p.By + "; " + sw.Trigger
 		ev.Bool("switchover", true).Str("switchover_by", p.By)
 	}
-	sw.Planned = sw.Switchover || sw.DetectedBy != "" && !strings.HasPrefix(sw.DetectedBy, "+sdown") &&
-		!strings.HasPrefix(sw.DetectedBy, "+odown")
+	sw.Planned = sw.Switchover || sw.DetectedBy != "" && !detectedDown
 	ev.Bool("planned", sw.Planned)
 	ev.Msg("master switched")
 	r.record(sw)

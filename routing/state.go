@@ -157,6 +157,9 @@ type Detection struct {
 	Master string
 	At     time.Time
 	Signal string // e.g. "+sdown from 127.0.0.1:26379"
+	// Down: the sign was a Sentinel judging the master down (+sdown, +odown), not a failover it was
+	// asked for (+try-failover first) or an announcement.
+	Down bool
 }
 
 // Node is what the probes know of one data node.
@@ -484,7 +487,8 @@ func (g *Group) detect(master string, ev sentinel.Event) {
 		return
 	}
 	if g.Detected.Master != master || g.Detected.At.Before(g.NamedSince) {
-		g.Detected = Detection{Master: master, At: ev.At, Signal: ev.Channel + " from " + ev.Sentinel}
+		g.Detected = Detection{Master: master, At: ev.At, Signal: ev.Channel + " from " + ev.Sentinel,
+			Down: ev.Channel == "+sdown" || ev.Channel == "+odown"}
 	}
 }
 

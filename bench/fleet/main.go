@@ -319,27 +319,17 @@ func failover(topo *redistest.Topology, proxies []*harness.Process) (r failoverR
 
 // routeLeftAfter returns the time of the first line after t saying the master port left its master.
 func routeLeftAfter(path string, t time.Time) (time.Time, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return time.Time{}, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var ev struct {
-			Event string    `json:"event"`
-			Time  time.Time `json:"time"`
-		}
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && (ev.Event == "no_master" || ev.Event == "master_switched") && ev.Time.After(t) {
-			return ev.Time, true
-		}
-	}
-	return time.Time{}, false
+	return firstLineAfter(path, t, func(event, _ string) bool { return event == "no_master" || event == "master_switched" })
 }
 
 // switchedAfter returns the time of the first master_switched line to master logged after t.
 func switchedAfter(path string, t time.Time, master string) (time.Time, bool) {
+	return firstLineAfter(path, t, func(event, newMaster string) bool { return event == "master_switched" && newMaster == master })
+}
+
+// firstLineAfter returns the time of the first line of the proxy log at path, logged after t, whose event
+// (and new master, for a switch) match.
+func firstLineAfter(path string, t time.Time, match func(event, newMaster string) bool) (time.Time, bool) {
 	f, err := os.Open(path)
 	if err != nil {
 		return time.Time{}, false
@@ -353,7 +343,7 @@ func switchedAfter(path string, t time.Time, master string) (time.Time, bool) {
 			New   string    `json:"new"`
 			Time  time.Time `json:"time"`
 		}
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "master_switched" && ev.New == master && ev.Time.After(t) {
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Time.After(t) && match(ev.Event, ev.New) {
 			return ev.Time, true
 		}
 	}

@@ -335,3 +335,35 @@ func WaitAnswers(addr, password string, timeout time.Duration) error {
 		return err
 	})
 }
+
+// BenchmarkResult is one test of a redis-benchmark run, as its CSV output gives it.
+type BenchmarkResult struct {
+	Test     string
+	RPS      float64
+	P50, P99 float64 // ms
+}
+
+// RedisBenchmark runs redis-benchmark against addr with AUTH password and args (after -h, -p, -a), in CSV
+// mode, and returns one result per test it ran.
+func RedisBenchmark(addr, password string, args ...string) ([]BenchmarkResult, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	out, err := exec.Command("redis-benchmark", append([]string{"-h", host, "-p", port, "-a", password, "--csv"}, args...)...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("redis-benchmark (apt-get install redis-tools): %w", err)
+	}
+	// "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+	var results []BenchmarkResult
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(strings.ReplaceAll(line, `"`, ""), ",")
+		if len(f) == 8 && f[0] != "test" {
+			rps, _ := strconv.ParseFloat(f[1], 64)
+			p50, _ := strconv.ParseFloat(f[4], 64)
+			p99, _ := strconv.ParseFloat(f[6], 64)
+			results = append(results, BenchmarkResult{Test: f[0], RPS: rps, P50: p50, P99: p99})
+		}
+	}
+	if len(results) == 0 {
+		return nil, fmt.Errorf("no result in redis-benchmark output: %q", out)
+	}
+	return results, nil
+}

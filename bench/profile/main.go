@@ -11,10 +11,8 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -210,26 +208,16 @@ func parseStat(out string) map[string]float64 {
 	return c
 }
 
-// benchmark runs redis-benchmark and returns its requests per second.
+// benchmark runs redis-benchmark and returns its requests per second (the median of its tests').
 func benchmark(addr, test string, clients, requests, pipeline, size int) (float64, error) {
-	host, port, _ := net.SplitHostPort(addr)
-	out, err := exec.Command("redis-benchmark", "-h", host, "-p", port, "-a", password, "-c", strconv.Itoa(clients),
-		"-n", strconv.Itoa(requests), "-P", strconv.Itoa(pipeline), "-d", strconv.Itoa(size), "-t", test, "--csv").Output()
+	rs, err := harness.RedisBenchmark(addr, password, "-c", strconv.Itoa(clients), "-n", strconv.Itoa(requests),
+		"-P", strconv.Itoa(pipeline), "-d", strconv.Itoa(size), "-t", test)
 	if err != nil {
-		return 0, fmt.Errorf("redis-benchmark: %w", err)
+		return 0, err
 	}
-	var rates []float64
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Split(strings.ReplaceAll(line, `"`, ""), ",")
-		if len(f) == 8 && f[0] != "test" {
-			if rps, err := strconv.ParseFloat(f[1], 64); err == nil {
-				rates = append(rates, rps)
-			}
-		}
+	rates := make([]float64, len(rs))
+	for i, r := range rs {
+		rates[i] = r.RPS
 	}
-	if len(rates) == 0 {
-		return 0, fmt.Errorf("no result in redis-benchmark output: %q", out)
-	}
-	sort.Float64s(rates)
-	return rates[len(rates)/2], nil
+	return harness.Median(rates), nil
 }

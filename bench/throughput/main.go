@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,20 +58,12 @@ var matrixWorkloads = []workload{
 	{name: "SET c 10", args: []string{"-t", "set"}, clients: 10, share: 2},
 	{name: "GET c 500", args: []string{"-t", "get"}, clients: 500},
 	{name: "SET c 500", args: []string{"-t", "set"}, clients: 500},
-	{name: "MGET 10 keys", args: append([]string{"-r", strconv.Itoa(mgetKeys), "MGET"}, repeat("key:__rand_int__", 10)...), share: 2},
+	{name: "MGET 10 keys", args: append([]string{"-r", strconv.Itoa(mgetKeys), "MGET"}, slices.Repeat([]string{"key:__rand_int__"}, 10)...), share: 2},
 	{name: "GET/SET 90/10", mix: true},
 }
 
 // mgetKeys is how many keys MGET picks from; they are written before the first round.
 const mgetKeys = 10000
-
-func repeat(s string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = s
-	}
-	return out
-}
 
 type sample struct{ rps, p50, p99, cpuPerReq, idle float64 }
 
@@ -387,29 +380,14 @@ func ratios(workloads []workload, paths []string, results map[string][]sample) {
 					xs = append(xs, a[i].rps/b[i].rps)
 				}
 			}
-			fmt.Printf(" %.2f (%.2f–%.2f) |", harness.Median(xs), minOf(xs), maxOf(xs))
+			if len(xs) == 0 {
+				fmt.Print(" - |")
+				continue
+			}
+			fmt.Printf(" %.2f (%.2f–%.2f) |", harness.Median(xs), slices.Min(xs), slices.Max(xs))
 		}
 		fmt.Println()
 	}
-}
-
-func minOf(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	m := xs[0]
-	for _, x := range xs {
-		m = min(m, x)
-	}
-	return m
-}
-
-func maxOf(xs []float64) float64 {
-	m := 0.0
-	for _, x := range xs {
-		m = max(m, x)
-	}
-	return m
 }
 
 func numCPU() int {
@@ -459,25 +437,14 @@ func (w workload) run(addr, master string, clients, requests int) (sample, error
 	return sample{rps: get.rps + set.rps, p50: get.p50, p99: get.p99}, err
 }
 
-// redisBenchmark runs redis-benchmark against addr and parses its CSV line.
+// redisBenchmark runs redis-benchmark against addr and returns its (first) test's sample.
 func redisBenchmark(addr string, clients, requests, size int, args []string) (sample, error) {
-	cmdArgs := append([]string{"-h", host(addr), "-p", port(addr), "-a", password, "-c", strconv.Itoa(clients),
-		"-n", strconv.Itoa(requests), "-d", strconv.Itoa(size), "--csv"}, args...)
-	out, err := exec.Command("redis-benchmark", cmdArgs...).Output()
+	rs, err := harness.RedisBenchmark(addr, password, append([]string{"-c", strconv.Itoa(clients),
+		"-n", strconv.Itoa(requests), "-d", strconv.Itoa(size)}, args...)...)
 	if err != nil {
-		return sample{}, fmt.Errorf("redis-benchmark (apt-get install redis-tools): %w", err)
+		return sample{}, err
 	}
-	// "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Split(strings.ReplaceAll(line, `"`, ""), ",")
-		if len(f) == 8 && f[0] != "test" {
-			rps, _ := strconv.ParseFloat(f[1], 64)
-			p50, _ := strconv.ParseFloat(f[4], 64)
-			p99, _ := strconv.ParseFloat(f[6], 64)
-			return sample{rps: rps, p50: p50, p99: p99}, nil
-		}
-	}
-	return sample{}, fmt.Errorf("no result in redis-benchmark output: %q", out)
+	return sample{rps: rs[0].RPS, p50: rs[0].P50, p99: rs[0].P99}, nil
 }
 
 // memory opens n connections through p, each doing AUTH + PING, and reports the process's RSS before

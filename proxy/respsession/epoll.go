@@ -28,7 +28,8 @@ type Epoll struct {
 // MuxCounts reports the shared backend connections open, and how many sessions moved from one to a
 // connection of their own, since the start (zeros without multiplexing).
 func (e *Epoll) MuxCounts() (conns, unshared uint64) {
-	return uint64(max(0, e.stats.conns.Load())), e.stats.unshared.Load()
+	open, unshared := e.stats.total()
+	return uint64(max(0, open)), unshared
 }
 
 // MuxCountsOf is MuxCounts for the connections to nodes (a group's), and the sessions that left those.

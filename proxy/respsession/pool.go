@@ -67,13 +67,11 @@ func newPool(lp *eventloop.Loop, stats *muxStats) *pool {
 		confirmers: map[poolKey]*confirmer{}, stats: stats}
 }
 
-// muxStats count, over every loop, the shared connections open and the sessions that left one for a
-// connection of their own (Epoll.MuxCounts), in all and per node (Epoll.MuxCountsOf).
+// muxStats count, over every loop and per node, the shared connections open and the sessions that left
+// one for a connection of their own (Epoll.MuxCountsOf; Epoll.MuxCounts adds the nodes up).
 type muxStats struct {
-	conns    atomic.Int64
-	unshared atomic.Uint64
-	mu       sync.Mutex
-	nodes    map[string]*nodeMuxStats
+	mu    sync.Mutex
+	nodes map[string]*nodeMuxStats
 }
 
 type nodeMuxStats struct {
@@ -97,15 +95,20 @@ func (m *muxStats) node(addr string) *nodeMuxStats {
 }
 
 // opened counts d shared connections to addr opened (d < 0: closed).
-func (m *muxStats) opened(addr string, d int64) {
-	m.conns.Add(d)
-	m.node(addr).conns.Add(d)
-}
+func (m *muxStats) opened(addr string, d int64) { m.node(addr).conns.Add(d) }
 
 // left counts a session that left its shared connection to addr for one of its own.
-func (m *muxStats) left(addr string) {
-	m.unshared.Add(1)
-	m.node(addr).unshared.Add(1)
+func (m *muxStats) left(addr string) { m.node(addr).unshared.Add(1) }
+
+// total adds up every node's counts.
+func (m *muxStats) total() (conns int64, unshared uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range m.nodes {
+		conns += n.conns.Load()
+		unshared += n.unshared.Load()
+	}
+	return conns, unshared
 }
 
 // join puts rcv on the connection for key, connecting one (and its spare, within timeout) when there is
