@@ -5,7 +5,9 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -200,6 +202,10 @@ func Start(o Options) (*Topology, error) {
 		if o.AppendOnly {
 			conf = []string{"save \"\"", "appendonly yes", "appendfsync everysec"}
 		}
+		// A master waits repl-diskless-sync-delay (5 s by default) for more replicas before a full sync:
+		// every topology's start and every old master that rejoins after a failover waited it, 5 s each
+		// (a quarter of make test). Production keeps its own setting; NodeConf can set it back.
+		conf = append(conf, "repl-diskless-sync-delay 0")
 		if o.Password != "" {
 			conf = append(conf, "requirepass "+o.Password, "masterauth "+o.Password)
 		}
@@ -213,16 +219,35 @@ func Start(o Options) (*Topology, error) {
 		}
 		t.Nodes = append(t.Nodes, n)
 	}
-	for i := 0; i < o.Sentinels; i++ {
+	// Each Sentinel starts knowing the others, as its rewritten configuration would after a first run:
+	// found by hello messages (every 2 s), they took two of a topology's start's seconds.
+	sentinelPorts := make([]int, o.Sentinels)
+	sentinelIDs := make([]string, o.Sentinels)
+	for i := range sentinelPorts {
 		p, err := port(o.Replicas + 1 + i)
 		if err != nil {
 			return nil, err
 		}
+		id := make([]byte, 20)
+		if _, err := rand.Read(id); err != nil {
+			return nil, err
+		}
+		sentinelPorts[i], sentinelIDs[i] = p, hex.EncodeToString(id)
+	}
+	for i := 0; i < o.Sentinels; i++ {
+		p := sentinelPorts[i]
 		conf := []string{
 			fmt.Sprintf("sentinel monitor %s %s %d %d", o.MasterName, hostAt(o.NodeHosts, 0).ip(), t.Nodes[0].Port, o.Quorum),
+			"sentinel myid " + sentinelIDs[i],
 			fmt.Sprintf("sentinel down-after-milliseconds %s %d", o.MasterName, o.DownAfter.Milliseconds()),
 			fmt.Sprintf("sentinel failover-timeout %s %d", o.MasterName, o.FailoverTimeout.Milliseconds()),
 			fmt.Sprintf("sentinel parallel-syncs %s 2", o.MasterName),
+		}
+		for j := range sentinelPorts {
+			if j != i {
+				conf = append(conf, fmt.Sprintf("sentinel known-sentinel %s %s %d %s", o.MasterName,
+					hostAt(o.SentinelHosts, j).ip(), sentinelPorts[j], sentinelIDs[j]))
+			}
 		}
 		if o.Password != "" {
 			conf = append(conf, fmt.Sprintf("sentinel auth-pass %s %s", o.MasterName, o.Password))
