@@ -109,8 +109,8 @@ func TestTimeTicks(t *testing.T) {
 func TestChartsAndHistorySeries(t *testing.T) {
 	f := newFixture(t, false)
 	now := time.Now()
-	f.s.history.record(statsOf(f.s.cur().Groups), now.Add(-10*time.Second))
-	f.s.history.record(statsOf(f.s.cur().Groups), now)
+	f.s.history.record(statsOf(f.s.cur().Groups, f.s.Snapshot()), now.Add(-10*time.Second))
+	f.s.history.record(statsOf(f.s.cur().Groups, f.s.Snapshot()), now)
 	ctx := context.Background()
 	f.router.Submit(ctx, routing.ViewInput{View: sentinel.View{Sentinel: "127.0.0.1:26379", MasterName: "mymaster", At: now,
 		MasterAddr: replicaAddr, ConfigEpoch: 4, MasterFlags: "master",
