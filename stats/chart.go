@@ -97,9 +97,9 @@ func groupCharts(group string, hs *HistorySeries) []chartView {
 		// Two charts, not two lines on one: a count and a rate share no axis, and the pair fills a row.
 		charts = append(charts,
 			spec{"shared", "shared backend connections", []chartSeries{{class: "s-shared", label: "open to the group's nodes",
-				points: multiplexColumn(m, func(i int) float64 { return float64(m.SharedConns[i]) })}}, compact, niceCeil},
+				points: pointsOf(m.At, func(i int) float64 { return float64(m.SharedConns[i]) })}}, compact, niceCeil},
 			spec{"unshared", "sessions unshared /s", []chartSeries{{class: "s-unshared", label: "moved to a connection of their own",
-				points: multiplexColumn(m, func(i int) float64 { return m.SessionsUnsharedPerSecond[i] })}}, compact, niceCeil})
+				points: pointsOf(m.At, func(i int) float64 { return m.SessionsUnsharedPerSecond[i] })}}, compact, niceCeil})
 	}
 	out := make([]chartView, 0, len(charts))
 	for _, c := range charts {
@@ -109,17 +109,14 @@ func groupCharts(group string, hs *HistorySeries) []chartView {
 }
 
 func column(ls ListenerSeries, col func(ls ListenerSeries, i int) float64) []point {
-	out := make([]point, len(ls.At))
-	for i, at := range ls.At {
-		out[i] = point{at, col(ls, i)}
-	}
-	return out
+	return pointsOf(ls.At, func(i int) float64 { return col(ls, i) })
 }
 
-func multiplexColumn(m *MultiplexSeries, col func(i int) float64) []point {
-	out := make([]point, len(m.At))
-	for i, at := range m.At {
-		out[i] = point{at, col(i)}
+// pointsOf pairs each time with the value of its index in the series' other columns.
+func pointsOf(at []time.Time, value func(i int) float64) []point {
+	out := make([]point, len(at))
+	for i, t := range at {
+		out[i] = point{t, value(i)}
 	}
 	return out
 }
