@@ -257,11 +257,7 @@ func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall 
 		gv.Failover = &FailoverView{Leader: f.Leader, Stage: f.Stage, OldMaster: f.OldMaster, Promoting: f.Promoting, Since: f.Since}
 	}
 	if g.Multiplex != nil {
-		nodes := make([]string, len(gs.Nodes))
-		for i, n := range gs.Nodes {
-			nodes[i] = n.Addr
-		}
-		conns, unshared := g.Multiplex(nodes)
+		conns, unshared := multiplexCounts(g, gs)
 		gv.Multiplex = &MultiplexView{SharedConns: conns, Unshared: unshared}
 	}
 	if g.Durability != nil {
@@ -338,6 +334,16 @@ func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall 
 		}
 	}
 	return gv
+}
+
+// multiplexCounts are the group's shared backend connections and unshared sessions, over the nodes gs
+// has for it: the group row and the charts count the same nodes. g.Multiplex must be set.
+func multiplexCounts(g GroupPorts, gs *routing.GroupSnapshot) (conns, unshared uint64) {
+	nodes := make([]string, len(gs.Nodes))
+	for i, n := range gs.Nodes {
+		nodes[i] = n.Addr
+	}
+	return g.Multiplex(nodes)
 }
 
 func healthProgress(n routing.NodeSnapshot, rise, fall int) string {
