@@ -125,9 +125,10 @@ bench-failover: bench-deps build
 	$(GO) run ./bench/failover -proxy $(BIN) -runs 10 -scenarios switchover,manual $(ARGS)
 
 # bench-partitions runs the network-partition scenarios through sentinel-proxy and HAProxy side by side, each
-# run on a fresh lab of network namespaces (package netlab): needs root, iproute2 and nftables. Raw logs in
-# bench/out/. ARGS adds flags: -short shortens the cuts; -scenarios picks some (split,sentinels,isolate,
-# replicas,flap or 1-5); -runs N.
+# run on a fresh lab of network namespaces (package netlab): needs root, iproute2 and nftables. split-fleet is
+# scenario 1 with three proxies (two beside the old master, one with the majority), one table row per proxy
+# and one for the fleet. Raw logs in bench/out/. ARGS adds flags: -short shortens the cuts; -scenarios picks
+# some (split,sentinels,isolate,replicas,flap,split-fleet or 1-6); -runs N; -down-after D overrides Sentinel's.
 bench-partitions: bench-deps build
 	@{ command -v ip && command -v nft; } >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq iproute2 nftables; }
 	$(GO) run ./bench/partitions -proxy $(BIN) -runs 1 $(ARGS)

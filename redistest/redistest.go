@@ -5,13 +5,16 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -191,6 +194,12 @@ func Start(o Options) (*Topology, error) {
 			t.Close()
 		}
 	}()
+	// A master waits repl-diskless-sync-delay (5 s by default) for more replicas before a full sync: every
+	// topology's start waited it (a fifth of make test). The first master does not while the topology
+	// starts, and gets the default back once it has: after a failover, a new master that synced its
+	// replicas at once, while everything was busy with the failover, looked down to Sentinel for 300 ms
+	// more often, so failovers keep the delay production has.
+	fastSync := !slices.ContainsFunc(o.NodeConf, func(l string) bool { return strings.HasPrefix(l, "repl-diskless-sync-delay") })
 	for i := 0; i <= o.Replicas; i++ {
 		p, err := port(i)
 		if err != nil {
@@ -200,6 +209,7 @@ func Start(o Options) (*Topology, error) {
 		if o.AppendOnly {
 			conf = []string{"save \"\"", "appendonly yes", "appendfsync everysec"}
 		}
+
 		if o.Password != "" {
 			conf = append(conf, "requirepass "+o.Password, "masterauth "+o.Password)
 		}
@@ -211,18 +221,42 @@ func Start(o Options) (*Topology, error) {
 		if err != nil {
 			return nil, err
 		}
+		if i == 0 && fastSync {
+			if err := t.setSyncDelay(n.Addr, "0"); err != nil {
+				return nil, err
+			}
+		}
 		t.Nodes = append(t.Nodes, n)
 	}
-	for i := 0; i < o.Sentinels; i++ {
+	// Each Sentinel starts knowing the others, as its rewritten configuration would after a first run:
+	// found by hello messages (every 2 s), they took two of a topology's start's seconds.
+	sentinelPorts := make([]int, o.Sentinels)
+	sentinelIDs := make([]string, o.Sentinels)
+	for i := range sentinelPorts {
 		p, err := port(o.Replicas + 1 + i)
 		if err != nil {
 			return nil, err
 		}
+		id := make([]byte, 20)
+		if _, err := rand.Read(id); err != nil {
+			return nil, err
+		}
+		sentinelPorts[i], sentinelIDs[i] = p, hex.EncodeToString(id)
+	}
+	for i := 0; i < o.Sentinels; i++ {
+		p := sentinelPorts[i]
 		conf := []string{
 			fmt.Sprintf("sentinel monitor %s %s %d %d", o.MasterName, hostAt(o.NodeHosts, 0).ip(), t.Nodes[0].Port, o.Quorum),
+			"sentinel myid " + sentinelIDs[i],
 			fmt.Sprintf("sentinel down-after-milliseconds %s %d", o.MasterName, o.DownAfter.Milliseconds()),
 			fmt.Sprintf("sentinel failover-timeout %s %d", o.MasterName, o.FailoverTimeout.Milliseconds()),
 			fmt.Sprintf("sentinel parallel-syncs %s 2", o.MasterName),
+		}
+		for j := range sentinelPorts {
+			if j != i {
+				conf = append(conf, fmt.Sprintf("sentinel known-sentinel %s %s %d %s", o.MasterName,
+					hostAt(o.SentinelHosts, j).ip(), sentinelPorts[j], sentinelIDs[j]))
+			}
 		}
 		if o.Password != "" {
 			conf = append(conf, fmt.Sprintf("sentinel auth-pass %s %s", o.MasterName, o.Password))
@@ -240,8 +274,21 @@ func Start(o Options) (*Topology, error) {
 	if err := t.WaitSettled(o.Replicas, 30*time.Second); err != nil {
 		return nil, err
 	}
+	if fastSync {
+		if err := t.setSyncDelay(t.Nodes[0].Addr, "5"); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return t, nil
+}
+
+// setSyncDelay sets a node's repl-diskless-sync-delay (seconds).
+func (t *Topology) setSyncDelay(addr, seconds string) error {
+	if _, err := DoTLS(addr, t.Password, t.TLS, "CONFIG", "SET", "repl-diskless-sync-delay", seconds); err != nil {
+		return fmt.Errorf("%s: CONFIG SET repl-diskless-sync-delay %s: %w", addr, seconds, err)
+	}
+	return nil
 }
 
 func (t *Topology) start(bin, name string, host Host, port int, extra []string) (*Process, error) {

@@ -45,7 +45,12 @@ type LoadResult struct {
 	// Unconfirmed are the Errors that were NOREPLICAS: applied on the master, not confirmed by enough
 	// replicas (durable acknowledgements).
 	Unconfirmed int
+	// ErrorTexts are the first few errors, each with when it came, for a test to say what failed.
+	ErrorTexts []string
 }
+
+// maxErrorTexts bounds LoadResult.ErrorTexts per writer.
+const maxErrorTexts = 5
 
 // Run writes until ctx ends.
 func (w *WriteLoad) Run(ctx context.Context) *LoadResult {
@@ -66,10 +71,11 @@ func (w *WriteLoad) Run(ctx context.Context) *LoadResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			acks, errs, unconfirmed := w.writer(ctx, fmt.Sprintf("%s%d", prefix, i), timeout)
+			acks, errs, unconfirmed, texts := w.writer(ctx, fmt.Sprintf("%s%d", prefix, i), timeout)
 			mu.Lock()
 			res.Acks = append(res.Acks, acks...)
 			res.Errors += errs
+			res.ErrorTexts = append(res.ErrorTexts, texts...)
 			res.Unconfirmed += unconfirmed
 			mu.Unlock()
 		}()
@@ -80,7 +86,13 @@ func (w *WriteLoad) Run(ctx context.Context) *LoadResult {
 	return res
 }
 
-func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Duration) (acks []Ack, errs, unconfirmed int) {
+func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Duration) (acks []Ack, errs, unconfirmed int, texts []string) {
+	failed := func(what string, err error) {
+		errs++
+		if len(texts) < maxErrorTexts {
+			texts = append(texts, fmt.Sprintf("%s %s %s: %v", time.Now().Format("15:04:05.000"), name, what, err))
+		}
+	}
 	var conn net.Conn
 	var rd *bufio.Reader
 	var stop func() bool
@@ -97,7 +109,7 @@ func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Durati
 		if conn == nil {
 			c, err := net.DialTimeout("tcp", w.Addr, time.Second)
 			if err != nil {
-				errs++
+				failed("dial", err)
 				sleepCtx(ctx, 5*time.Millisecond)
 				continue
 			}
@@ -106,7 +118,7 @@ func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Durati
 			if w.Password != "" {
 				_ = conn.SetDeadline(time.Now().Add(timeout))
 				if _, err := roundTrip(conn, rd, "AUTH", w.Password); err != nil {
-					errs++
+					failed("AUTH", err)
 					closeConn()
 					sleepCtx(ctx, 5*time.Millisecond)
 					continue
@@ -119,7 +131,7 @@ func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Durati
 		req = resp.AppendCommand(req[:0], "SET", key, "1")
 		req = resp.AppendCommand(req, "CONFIG", "GET", "port")
 		if _, err := conn.Write(req); err != nil {
-			errs++
+			failed("write "+key, err)
 			closeConn()
 			continue
 		}
@@ -133,7 +145,7 @@ func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Durati
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				errs++
+				failed("SET "+key, err)
 				if strings.HasPrefix(err.Error(), "NOREPLICAS ") {
 					unconfirmed++
 				}
@@ -148,7 +160,7 @@ func (w *WriteLoad) writer(ctx context.Context, name string, timeout time.Durati
 			sleepCtx(ctx, w.Pause)
 		}
 	}
-	return acks, errs, unconfirmed
+	return acks, errs, unconfirmed, texts
 }
 
 func (w *WriteLoad) nodeAddr(port string) string {

@@ -250,6 +250,7 @@ func (r *Router) Run(ctx context.Context) {
 		r.logRouteChanges(prev, next, in, closed)
 		r.logFence(prev, next, in, closed)
 		r.logTilt(prev, next)
+		r.logFenceRace(prev, next)
 		switch in := in.(type) {
 		case AdminInput:
 			if in.Done != nil {
@@ -471,6 +472,27 @@ func (r *Router) logTilt(prev, next *Snapshot) {
 		} else {
 			r.log.Info().Str("event", "sentinel_tilt").Str("sentinel", addr).Bool("tilt", false).
 				Msg("Sentinel left TILT mode: its word counts again")
+		}
+	}
+}
+
+// logFenceRace logs a group's fence starting or ceasing to race the failover (GroupSnapshot.FenceRace):
+// a warning when a Sentinel's down-after-milliseconds leaves the fence no time, once, and when it is
+// mended.
+func (r *Router) logFenceRace(prev, next *Snapshot) {
+	for _, ng := range next.Groups {
+		was := ""
+		if pg := prev.Group(ng.Name); pg != nil {
+			was = pg.FenceRace
+		}
+		switch {
+		case ng.FenceRace != "" && was == "":
+			r.log.Warn().Str("event", "fence_races_failover").Str("group", ng.Name).Bool("races", true).
+				Str("reason", ng.FenceRace).
+				Msg("a proxy cut off with the master may fence after the majority promoted a replica: two masters could take writes through a fleet")
+		case ng.FenceRace == "" && was != "":
+			r.log.Info().Str("event", "fence_races_failover").Str("group", ng.Name).Bool("races", false).
+				Msg("the fence closes before a failover again")
 		}
 	}
 }

@@ -252,3 +252,60 @@ func runRouter(t *testing.T, r *Router, logs *redistest.SyncBuffer) (context.Con
 	}
 	return ctx, wait
 }
+
+// TestRouterWarnsWhenTheFenceRacesTheFailover: a Sentinel whose down-after-milliseconds is within a
+// second of the fence's replica_timeout is warned of once, by name, and the warning ends when its
+// setting is raised; a fence that is off, or Sentinels that leave it time, give no line.
+func TestRouterWarnsWhenTheFenceRacesTheFailover(t *testing.T) {
+	viewAfter := func(addr string, downAfter time.Duration) Input {
+		in := view(addr, nodeA, 1, nodeB).(ViewInput)
+		in.View.DownAfter = downAfter
+		return in
+	}
+	for _, tc := range []struct {
+		name      string
+		fence     FenceSettings
+		downAfter []time.Duration // s1, s2, s3, then s2 raised to the last
+		lines     []string
+	}{
+		{"races, then mended", FenceSettings{Enabled: true, ReplicaTimeout: 3 * time.Second},
+			[]time.Duration{5 * time.Second, 2 * time.Second, 30 * time.Second, 4 * time.Second},
+			[]string{`"races":true,"reason":"Sentinel ` + s2 + ` judges the master down after 2s and the fence closes up to 3s after a cut: set down-after-milliseconds to 4000 or more ([fence].replica_timeout + 1 s)"`,
+				`"races":false`}},
+		{"fence off", FenceSettings{Enabled: false, ReplicaTimeout: 3 * time.Second},
+			[]time.Duration{time.Second, time.Second, time.Second, time.Second}, nil},
+		{"time enough", FenceSettings{Enabled: true, ReplicaTimeout: 3 * time.Second},
+			[]time.Duration{4 * time.Second, 5 * time.Second, 0, 30 * time.Second}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &redistest.SyncBuffer{}
+			r := NewRouter([]string{"g"}, 2, 3, 0, zerolog.New(logs))
+			ctx, wait := runRouter(t, r, logs)
+			r.Submit(ctx, ConfigInput{Groups: []string{"g"}, Rise: 2, Fall: 3, Sentinels: []string{s1, s2, s3}, Fence: tc.fence})
+			d := tc.downAfter
+			for _, in := range []Input{viewAfter(s1, d[0]), viewAfter(s2, d[1]), viewAfter(s3, d[2]), probeMaster(nodeA),
+				probeReplica(nodeB, "up")} {
+				r.Submit(ctx, in)
+			}
+			wait("routed", func(g *GroupSnapshot) bool { return g.Master == nodeA })
+			r.Submit(ctx, viewAfter(s2, d[3]))
+			wait("s2 raised", func(g *GroupSnapshot) bool {
+				for _, ss := range g.Sentinels {
+					if ss.Addr == s2 {
+						return ss.DownAfter == d[3]
+					}
+				}
+				return false
+			})
+			out := logs.String()
+			if got := strings.Count(out, `"event":"fence_races_failover"`); got != len(tc.lines) {
+				t.Errorf("%d fence_races_failover lines, want %d:\n%s", got, len(tc.lines), out)
+			}
+			for _, want := range tc.lines {
+				if !strings.Contains(out, want) {
+					t.Errorf("no %s in:\n%s", want, out)
+				}
+			}
+		})
+	}
+}

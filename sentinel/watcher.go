@@ -31,6 +31,9 @@ type View struct {
 	FailedOver bool
 	Replicas   []Replica
 	Peers      []string // the other Sentinels this one knows for the master (SENTINEL SENTINELS)
+	// DownAfter is the master's down-after-milliseconds on this Sentinel: how long it must go unanswered
+	// before this Sentinel judges it down. Zero when the Sentinel did not say.
+	DownAfter time.Duration
 }
 
 // FailoverInProgress reports whether this Sentinel is itself running a failover of the master.
@@ -265,6 +268,9 @@ func (w *Watcher) viewOnce(cctx context.Context, name string) (v View, isTorn bo
 		return fail("SENTINEL MASTER", err)
 	}
 	v.MasterFlags = master["flags"]
+	if ms, err := strconv.ParseInt(master["down-after-milliseconds"], 10, 64); err == nil && ms > 0 {
+		v.DownAfter = time.Duration(ms) * time.Millisecond
+	}
 	v.FailedOver = net.JoinHostPort(master["ip"], master["port"]) != v.MasterAddr
 	if torn(v) {
 		return v, true

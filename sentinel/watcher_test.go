@@ -68,6 +68,9 @@ func TestWatcherViewsAndSwitchEvent(t *testing.T) {
 		if v.MasterAddr != topo.Nodes[0].Addr || len(v.Replicas) != 1 || v.Replicas[0].Addr != topo.Nodes[1].Addr || v.Tilt {
 			return fmt.Errorf("view: %+v", v)
 		}
+		if v.DownAfter != 300*time.Millisecond { // redistest's default down-after-milliseconds
+			return fmt.Errorf("view's down-after %s, want 300ms", v.DownAfter)
+		}
 		return nil
 	})
 	if err != nil {

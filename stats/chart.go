@@ -58,7 +58,8 @@ type chartSeries struct {
 }
 
 // groupCharts draws the group's history: sessions per second per listener, current sessions (and
-// clients held), bytes per second, and refusals and errors; every chart shades the same bands.
+// clients held), bytes per second, and refusals and errors; for a multiplexed group also its shared
+// backend connections and the sessions that left them. Every chart shades the same bands.
 func groupCharts(group string, hs *HistorySeries) []chartView {
 	every := time.Duration(hs.IntervalSeconds * float64(time.Second))
 	perListener := func(col func(ls ListenerSeries, i int) float64) []chartSeries {
@@ -73,12 +74,13 @@ func groupCharts(group string, hs *HistorySeries) []chartView {
 	}
 	current := perListener(func(ls ListenerSeries, i int) float64 { return float64(ls.CurrentSessions[i]) })
 	current = append(current, summed("s-held", "held", func(ls ListenerSeries, i int) float64 { return float64(ls.Held[i]) }))
-	charts := []struct {
+	type spec struct {
 		id, title string
 		series    []chartSeries
 		format    func(float64) string
 		ceil      func(float64) float64
-	}{
+	}
+	charts := []spec{
 		{"sessions", "new sessions /s", perListener(func(ls ListenerSeries, i int) float64 { return ls.SessionsPerSecond[i] }), compact, niceCeil},
 		{"current", "current sessions", current, compact, niceCeil},
 		{"bytes", "bytes /s (all ports)", []chartSeries{
@@ -91,6 +93,14 @@ func groupCharts(group string, hs *HistorySeries) []chartView {
 			summed("s-tlserr", "TLS handshake errors", func(ls ListenerSeries, i int) float64 { return ls.TLSHandshakeErrorsPerSecond[i] }),
 		}, compact, niceCeil},
 	}
+	if m := hs.Multiplex; m != nil {
+		// Two charts, not two lines on one: a count and a rate share no axis, and the pair fills a row.
+		charts = append(charts,
+			spec{"shared", "shared backend connections", []chartSeries{{class: "s-shared", label: "open to the group's nodes",
+				points: pointsOf(m.At, func(i int) float64 { return float64(m.SharedConns[i]) })}}, compact, niceCeil},
+			spec{"unshared", "sessions unshared /s", []chartSeries{{class: "s-unshared", label: "moved to a connection of their own",
+				points: pointsOf(m.At, func(i int) float64 { return m.SessionsUnsharedPerSecond[i] })}}, compact, niceCeil})
+	}
 	out := make([]chartView, 0, len(charts))
 	for _, c := range charts {
 		out = append(out, drawChart("chart-"+group+"-"+c.id, c.title, c.series, hs.Bands, hs.From, hs.To, every, c.format, c.ceil))
@@ -99,9 +109,14 @@ func groupCharts(group string, hs *HistorySeries) []chartView {
 }
 
 func column(ls ListenerSeries, col func(ls ListenerSeries, i int) float64) []point {
-	out := make([]point, len(ls.At))
-	for i, at := range ls.At {
-		out[i] = point{at, col(ls, i)}
+	return pointsOf(ls.At, func(i int) float64 { return col(ls, i) })
+}
+
+// pointsOf pairs each time with the value of its index in the series' other columns.
+func pointsOf(at []time.Time, value func(i int) float64) []point {
+	out := make([]point, len(at))
+	for i, t := range at {
+		out[i] = point{t, value(i)}
 	}
 	return out
 }

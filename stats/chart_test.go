@@ -3,11 +3,18 @@ package stats
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
+	"regexp"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sentinel-proxy/sentinel-proxy/check"
+	"github.com/sentinel-proxy/sentinel-proxy/proxy"
 	"github.com/sentinel-proxy/sentinel-proxy/routing"
 	"github.com/sentinel-proxy/sentinel-proxy/sentinel"
 )
@@ -109,8 +116,8 @@ func TestTimeTicks(t *testing.T) {
 func TestChartsAndHistorySeries(t *testing.T) {
 	f := newFixture(t, false)
 	now := time.Now()
-	f.s.history.record(statsOf(f.s.cur().Groups), now.Add(-10*time.Second))
-	f.s.history.record(statsOf(f.s.cur().Groups), now)
+	f.s.history.record(statsOf(f.s.cur().Groups, f.s.Snapshot()), now.Add(-10*time.Second))
+	f.s.history.record(statsOf(f.s.cur().Groups, f.s.Snapshot()), now)
 	ctx := context.Background()
 	f.router.Submit(ctx, routing.ViewInput{View: sentinel.View{Sentinel: "127.0.0.1:26379", MasterName: "mymaster", At: now,
 		MasterAddr: replicaAddr, ConfigEpoch: 4, MasterFlags: "master",
@@ -156,5 +163,69 @@ func TestChartsAndHistorySeries(t *testing.T) {
 	if strings.Contains(page, "<script") || resp.Header.Get("Content-Security-Policy") !=
 		"default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'" {
 		t.Errorf("the charts need no script and no change of policy: %v", resp.Header)
+	}
+}
+
+// TestMultiplexCharts: a multiplexed group's shared backend connections and its sessions unshared per
+// second (from the cumulative count, which here starts again from zero at the last sample, as after a
+// reload) are sampled with its ports, are /stats.json's history_series.multiplex, and are two more
+// charts on the page. A group that does not multiplex has neither.
+func TestMultiplexCharts(t *testing.T) {
+	var conns, unshared atomic.Uint64
+	snap := &routing.Snapshot{Groups: []routing.GroupSnapshot{
+		{Name: "m", Master: masterAddr, Nodes: []routing.NodeSnapshot{{Addr: masterAddr}}}, {Name: "t"}}}
+	s := &Server{User: "ops", Password: "pw", Snapshot: func() *routing.Snapshot { return snap },
+		Groups: []GroupPorts{
+			{Name: "m", Mode: "resp", Master: &proxy.Listener{Name: "m/master"}, Replica: &proxy.Listener{Name: "m/replica"},
+				Multiplex: func([]string) (uint64, uint64) { return conns.Load(), unshared.Load() }},
+			{Name: "t", Master: &proxy.Listener{Name: "t/master"}},
+		},
+		Log: zerolog.Nop(), Started: time.Now().Add(-time.Hour)}
+	now := time.Now()
+	for i, c := range []sharedCounts{{2, 100}, {3, 150}, {3, 150}, {1, 20}} {
+		conns.Store(c.conns)
+		unshared.Store(c.unshared)
+		s.sample(now.Add(time.Duration(i-3) * 10 * time.Second))
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+
+	_, body := get(t, srv.URL+"/stats.json", "ops", "pw")
+	var raw struct {
+		Groups []struct {
+			HistorySeries map[string]json.RawMessage `json:"history_series"`
+		} `json:"groups"`
+	}
+	if err := json.Unmarshal([]byte(body), &raw); err != nil || len(raw.Groups) != 2 {
+		t.Fatalf("%v: %s", err, body)
+	}
+	var columns map[string]json.RawMessage
+	if err := json.Unmarshal(raw.Groups[0].HistorySeries["multiplex"], &columns); err != nil || len(columns) != 3 ||
+		columns["at"] == nil || columns["shared_backend_connections"] == nil || columns["sessions_unshared_per_second"] == nil {
+		t.Errorf("the multiplexed group's history_series.multiplex has at, shared_backend_connections and sessions_unshared_per_second: %v, %s", err, body)
+	}
+	if _, ok := raw.Groups[1].HistorySeries["multiplex"]; ok {
+		t.Errorf("a group that does not multiplex has no history_series.multiplex: %s", body)
+	}
+	var p Page
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatal(err)
+	}
+	hs := p.Groups[0].HistorySeries
+	if m := hs.Multiplex; m == nil || !slices.Equal(m.SharedConns, []int64{3, 3, 1}) ||
+		!slices.Equal(m.SessionsUnsharedPerSecond, []float64{5, 0, 2}) || !slices.EqualFunc(m.At, hs.Listeners[0].At, time.Time.Equal) {
+		t.Errorf("multiplex series %+v, want connections 3 3 1 and unshared 5 0 2 /s at the master port's times %v", m, hs.Listeners[0].At)
+	}
+
+	_, page := get(t, srv.URL+"/stats", "ops", "pw")
+	for _, id := range []string{"shared", "unshared"} {
+		chart := regexp.MustCompile(`(?s)<figure class="chart" id="chart-m-` + id + `">.*?</figure>`).FindString(page)
+		if !regexp.MustCompile(`<path class="line s-` + id + `" d="M[0-9.]+ [0-9.]+ L[0-9.]+ [0-9.]+ L[0-9.]+ [0-9.]+">`).MatchString(chart) {
+			t.Errorf("chart %s lacks its line through the three samples:\n%s", id, chart)
+		}
+	}
+	if !strings.Contains(page, `id="chart-t-sessions"`) || strings.Contains(page, `id="chart-t-shared"`) ||
+		strings.Contains(page, `id="chart-t-unshared"`) {
+		t.Errorf("a group that does not multiplex has the four charts and no more:\n%s", page)
 	}
 }

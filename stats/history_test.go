@@ -49,32 +49,131 @@ func TestHistoryRates(t *testing.T) {
 	}
 }
 
-// TestHistoryRingWraps keeps the newest historyLen samples, oldest first.
+// multiplexedAt is a multiplexed group's master port with its group's shared connections and the
+// sessions that left them.
+func multiplexedAt(name string, total, conns, unshared uint64) portStats {
+	p := listenerAt(name, total, 0, 0, 0)
+	p.shared = &sharedCounts{conns: conns, unshared: unshared}
+	return p
+}
+
+// TestHistoryMultiplexRates: a multiplexed group's samples are taken with its master port's, at the
+// same times: the connections as they are, the unshared sessions per second over the time that really
+// passed. Their first counts only set where the counter starts, also when a reload turns multiplexing
+// on later; a counter that went back counts from zero; turning it off forgets them; a replica port has
+// none.
+func TestHistoryMultiplexRates(t *testing.T) {
+	var h history
+	replica := portStats{role: "replica", st: proxy.Stats{Name: "g/replica"}}
+	h.record([]portStats{multiplexedAt("g/master", 0, 2, 100), replica}, t0)
+	if got := h.sharedSamples("g/master"); len(got) != 0 {
+		t.Fatalf("the first counts are no sample: %+v", got)
+	}
+	h.record([]portStats{multiplexedAt("g/master", 0, 3, 150), replica}, t0.Add(10*time.Second))
+	h.record([]portStats{multiplexedAt("g/master", 0, 3, 170), replica}, t0.Add(30*time.Second)) // a late tick: 20 s
+	h.record([]portStats{multiplexedAt("g/master", 0, 1, 4), replica}, t0.Add(40*time.Second))   // counter restarted
+	want := []sharedPoint{
+		{t0.Add(10 * time.Second).UnixNano(), sharedSample{conns: 3, unshared: 5}},
+		{t0.Add(30 * time.Second).UnixNano(), sharedSample{conns: 3, unshared: 1}},
+		{t0.Add(40 * time.Second).UnixNano(), sharedSample{conns: 1, unshared: 0.4}},
+	}
+	checkShared(t, h.sharedSamples("g/master"), want)
+	if got := h.sharedSamples("g/replica"); got != nil {
+		t.Errorf("a replica port keeps no multiplex samples: %+v", got)
+	}
+
+	h.record([]portStats{listenerAt("g/master", 0, 0, 0, 0)}, t0.Add(50*time.Second)) // a reload turned it off
+	if got := h.sharedSamples("g/master"); got != nil {
+		t.Errorf("multiplexing off: its samples are forgotten, %+v", got)
+	}
+	h.record([]portStats{multiplexedAt("g/master", 0, 2, 500)}, t0.Add(60*time.Second)) // ... and on again
+	h.record([]portStats{multiplexedAt("g/master", 0, 2, 510)}, t0.Add(70*time.Second))
+	checkShared(t, h.sharedSamples("g/master"), []sharedPoint{{t0.Add(70 * time.Second).UnixNano(), sharedSample{conns: 2, unshared: 1}}})
+	if got, _ := h.samples("g/master"); len(got) != 6 {
+		t.Errorf("the port's own samples go on: %d, want 6", len(got))
+	}
+}
+
+func checkShared(t *testing.T, got, want []sharedPoint) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("multiplex samples %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("multiplex sample %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestHistoryRingWraps keeps the newest historyLen samples, oldest first, and a multiplexed group's in
+// step with its master port's.
 func TestHistoryRingWraps(t *testing.T) {
 	var h history
 	for i := range historyLen + 25 {
-		h.record([]portStats{listenerAt("g/master", uint64(i), 0, 0, int64(i))}, t0.Add(time.Duration(i)*time.Second))
+		h.record([]portStats{multiplexedAt("g/master", uint64(i), uint64(i), 2*uint64(i))}, t0.Add(time.Duration(i)*time.Second))
 	}
 	got, _ := h.samples("g/master")
 	if len(got) != historyLen {
 		t.Fatalf("%d samples, want %d", len(got), historyLen)
 	}
 	for i, s := range got {
-		if want := int32(i + 25); s.current != want || s.sessions != 1 {
-			t.Fatalf("sample %d: %+v, want current %d", i, s, want)
+		if want := int32(i + 25); s.current != 0 || s.sessions != 1 || s.at != t0.Add(time.Duration(want)*time.Second).UnixNano() {
+			t.Fatalf("sample %d: %+v, want the one of second %d", i, s, want)
+		}
+	}
+	shared := h.sharedSamples("g/master")
+	if len(shared) != historyLen {
+		t.Fatalf("%d multiplex samples, want %d", len(shared), historyLen)
+	}
+	for i, s := range shared {
+		if want := uint32(i + 25); s.conns != want || s.unshared != 2 || s.at != got[i].at {
+			t.Fatalf("multiplex sample %d: %+v, want %d connections at the port's sample's time %d", i, s, want, got[i].at)
 		}
 	}
 }
 
-// TestHistoryMemoryIsBounded holds the charts' memory to what the history comment promises: about 14
-// KiB a listener, so that both ports of 8 groups take less than 256 KiB, whatever the traffic.
+// TestHistoryMemoryIsBounded holds the charts' memory to what the history comment promises, whatever
+// the traffic: about 14 KiB a listener and 2.8 KiB more for a multiplexed group, so that both ports of 8
+// groups, all of them multiplexed, take less than 256 KiB (255,360 bytes: 6.8 KiB to spare). These are
+// the structures' sizes; the allocator rounds each ring up to its size class (16 KiB and 3 KiB).
 func TestHistoryMemoryIsBounded(t *testing.T) {
-	perListener := unsafe.Sizeof(ring{})
+	perListener, perGroup := unsafe.Sizeof(ring{}), unsafe.Sizeof(sharedRing{})
 	if perListener > 16<<10 {
 		t.Errorf("a listener's ring takes %d bytes; the promise is 14 KiB", perListener)
 	}
-	if total := 16 * perListener; total > 256<<10 {
-		t.Errorf("16 listeners take %d bytes; the promise is under 256 KiB", total)
+	if perGroup > 3<<10 {
+		t.Errorf("a multiplexed group's samples take %d bytes; the promise is 2.8 KiB", perGroup)
+	}
+	if total := 16*perListener + 8*perGroup; total > 256<<10 {
+		t.Errorf("16 listeners of 8 multiplexed groups take %d bytes; the promise is under 256 KiB", total)
+	}
+}
+
+// TestStatsOfMultiplexCounts: a multiplexed group's counts come with its master port, over the nodes
+// the snapshot has for it; not before the snapshot knows the group, nor for a group that does not
+// multiplex.
+func TestStatsOfMultiplexCounts(t *testing.T) {
+	var counted [][]string
+	groups := []GroupPorts{
+		{Name: "m", Master: &proxy.Listener{Name: "m/master"}, Replica: &proxy.Listener{Name: "m/replica"},
+			Multiplex: func(nodes []string) (uint64, uint64) { counted = append(counted, nodes); return 4, 9 }},
+		{Name: "t", Master: &proxy.Listener{Name: "t/master"}},
+	}
+	snap := &routing.Snapshot{Groups: []routing.GroupSnapshot{
+		{Name: "m", Nodes: []routing.NodeSnapshot{{Addr: "10.0.0.1:6379"}, {Addr: "10.0.0.2:6379"}}}, {Name: "t"}}}
+	ports := statsOf(groups, snap)
+	if len(ports) != 3 || ports[0].shared == nil || *ports[0].shared != (sharedCounts{conns: 4, unshared: 9}) ||
+		ports[1].shared != nil || ports[2].shared != nil {
+		t.Fatalf("ports %+v", ports)
+	}
+	if len(counted) != 1 || len(counted[0]) != 2 || counted[0][0] != "10.0.0.1:6379" || counted[0][1] != "10.0.0.2:6379" {
+		t.Errorf("counted over %v, want the group's two nodes", counted)
+	}
+	for _, early := range []*routing.Snapshot{nil, {Groups: []routing.GroupSnapshot{{Name: "t"}}}} {
+		if ports := statsOf(groups, early); ports[0].shared != nil {
+			t.Errorf("snapshot %+v without the group: counts %+v", early, ports[0].shared)
+		}
 	}
 }
 

@@ -20,6 +20,19 @@ type HistorySeries struct {
 	To              time.Time        `json:"to"`
 	Listeners       []ListenerSeries `json:"listeners"`
 	Bands           []Band           `json:"bands"` // oldest first
+	// Multiplex is the group's shared backend connections over time (multiplex = true only, as the
+	// group's multiplex object).
+	Multiplex *MultiplexSeries `json:"multiplex,omitempty"`
+}
+
+// MultiplexSeries is a multiplexed group's shared backend connections, column by column as
+// ListenerSeries: the connections open to its nodes at At[i] and the sessions that left one for a
+// connection of their own, per second over the interval. The samples are taken with the master port's,
+// so At is the end of the master port's At (all of it unless multiplexing began later).
+type MultiplexSeries struct {
+	At                        []time.Time `json:"at"`
+	SharedConns               []int64     `json:"shared_backend_connections"`
+	SessionsUnsharedPerSecond []float64   `json:"sessions_unshared_per_second"`
 }
 
 // ListenerSeries is one listener's samples, column by column: the i-th value of each list belongs to
@@ -82,6 +95,13 @@ func (s *Server) historySeries(g GroupPorts, failover *routing.Failover, now tim
 		samples, _ := s.history.samples(p.l.Name)
 		hs.Listeners = append(hs.Listeners, listenerSeries(p.l.Name, p.role, samples, hs.From))
 	}
+	if g.Multiplex != nil {
+		var shared []sharedPoint
+		if g.Master != nil {
+			shared = s.history.sharedSamples(g.Master.Name)
+		}
+		hs.Multiplex = multiplexSeries(shared, hs.From)
+	}
 	var switches []routing.Switch
 	var gaps []routing.NoMasterSpan
 	if s.History != nil {
@@ -127,6 +147,20 @@ func listenerSeries(name, role string, samples []sample, from time.Time) Listene
 		ls.TLSHandshakeErrorsPerSecond = append(ls.TLSHandshakeErrorsPerSecond, round3(sm.tlsErrors))
 	}
 	return ls
+}
+
+func multiplexSeries(samples []sharedPoint, from time.Time) *MultiplexSeries {
+	ms := &MultiplexSeries{At: []time.Time{}, SharedConns: []int64{}, SessionsUnsharedPerSecond: []float64{}}
+	for _, sm := range samples {
+		at := time.Unix(0, sm.at).UTC()
+		if at.Before(from) {
+			continue
+		}
+		ms.At = append(ms.At, at.Truncate(time.Millisecond))
+		ms.SharedConns = append(ms.SharedConns, int64(sm.conns))
+		ms.SessionsUnsharedPerSecond = append(ms.SessionsUnsharedPerSecond, round3(sm.unshared))
+	}
+	return ms
 }
 
 // round3 keeps three decimals: a float32 widened as it is would print as 0.10000000149011612.

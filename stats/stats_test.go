@@ -397,6 +397,31 @@ func TestStalledMaster(t *testing.T) {
 	}
 }
 
+// TestFenceRaceShown: a Sentinel whose down-after-milliseconds leaves the fence no time is named on the
+// page and in /stats.json.
+func TestFenceRaceShown(t *testing.T) {
+	f := newFixture(t, false)
+	ctx := context.Background()
+	f.router.Submit(ctx, routing.ConfigInput{Groups: []string{"mymaster"}, Rise: 2, Fall: 3, Sentinels: []string{"127.0.0.1:26379"},
+		Fence: routing.FenceSettings{Enabled: true, ReplicaTimeout: 3 * time.Second}})
+	f.router.Submit(ctx, routing.ViewInput{View: sentinel.View{Sentinel: "127.0.0.1:26379", MasterName: "mymaster", At: time.Now(),
+		MasterAddr: masterAddr, ConfigEpoch: 3, MasterFlags: "master", DownAfter: 2 * time.Second,
+		Replicas: []sentinel.Replica{{Addr: replicaAddr, Flags: "slave"}, {Addr: downAddr, Flags: "slave"}}}})
+	waitFor(t, "the race", func() bool { return f.router.Snapshot().Group("mymaster").FenceRace != "" })
+	_, page := get(t, f.srv.URL+"/stats", "haproxy", "password")
+	if !strings.Contains(page, `id="fence-race-mymaster"`) || !strings.Contains(page, "down-after-milliseconds to 4000 or more") {
+		t.Errorf("page lacks the fence race line")
+	}
+	_, body := get(t, f.srv.URL+"/stats.json", "haproxy", "password")
+	var p Page
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.Groups[0].FenceRace, "127.0.0.1:26379 judges the master down after 2s") {
+		t.Errorf("fence_race %q", p.Groups[0].FenceRace)
+	}
+}
+
 func TestAdminActions(t *testing.T) {
 	f := newFixture(t, true)
 	token := csrfOf(t, f.srv.URL)

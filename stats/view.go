@@ -41,6 +41,9 @@ type GroupView struct {
 	DualMasters     []string `json:"dual_masters,omitempty"`
 	// Demoting is the old master of a failover still saying role:master while Sentinel converts it.
 	Demoting string `json:"demoting,omitempty"`
+	// FenceRace says which Sentinel's down-after-milliseconds leaves the fence no time (routing's
+	// GroupSnapshot.FenceRace); empty when none does.
+	FenceRace string `json:"fence_race,omitempty"`
 	// Multiplex is what the group's shared backend connections count (multiplex = true only).
 	Multiplex *MultiplexView `json:"multiplex,omitempty"`
 	// MasterStall is the routed master's stall ("busy", "loading", "unresponsive"), empty when it
@@ -250,18 +253,14 @@ func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall 
 		mode = "tcp"
 	}
 	gv := GroupView{Name: g.Name, Mode: mode, Master: gs.Master, NoMasterReason: gs.NoMasterReason, Named: gs.Named,
-		Epoch: gs.NamedEpoch, ReplicaFallback: gs.ReplicaFallback, DualMasters: gs.DualMasters, Demoting: gs.Demoting,
+		Epoch: gs.NamedEpoch, ReplicaFallback: gs.ReplicaFallback, DualMasters: gs.DualMasters, Demoting: gs.Demoting, FenceRace: gs.FenceRace,
 		SentinelsKnown: gs.SentinelsKnown, SentinelsAnswering: gs.SentinelsAnswering, SentinelMajority: gs.Majority,
 		Fenced: gs.Fenced, FenceReason: gs.FenceReason}
 	if f := gs.Failover; f != nil {
 		gv.Failover = &FailoverView{Leader: f.Leader, Stage: f.Stage, OldMaster: f.OldMaster, Promoting: f.Promoting, Since: f.Since}
 	}
 	if g.Multiplex != nil {
-		nodes := make([]string, len(gs.Nodes))
-		for i, n := range gs.Nodes {
-			nodes[i] = n.Addr
-		}
-		conns, unshared := g.Multiplex(nodes)
+		conns, unshared := multiplexCounts(g, gs)
 		gv.Multiplex = &MultiplexView{SharedConns: conns, Unshared: unshared}
 	}
 	if g.Durability != nil {
@@ -338,6 +337,16 @@ func (s *Server) buildGroup(g GroupPorts, gs *routing.GroupSnapshot, rise, fall 
 		}
 	}
 	return gv
+}
+
+// multiplexCounts are the group's shared backend connections and unshared sessions, over the nodes gs
+// has for it: the group row and the charts count the same nodes. g.Multiplex must be set.
+func multiplexCounts(g GroupPorts, gs *routing.GroupSnapshot) (conns, unshared uint64) {
+	nodes := make([]string, len(gs.Nodes))
+	for i, n := range gs.Nodes {
+		nodes[i] = n.Addr
+	}
+	return g.Multiplex(nodes)
 }
 
 func healthProgress(n routing.NodeSnapshot, rise, fall int) string {

@@ -56,6 +56,7 @@ func TestFleetShort(t *testing.T) {
 	if c.proxiesCPU <= 0 {
 		t.Errorf("the proxies' CPU read as %.3f", c.proxiesCPU)
 	}
+	t.Logf("idle: the three proxies spent %.2f %% of a core", 100*c.proxiesCPU)
 	r, err := failover(topo, proxies) // fails unless all three serve the new master
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,17 +28,20 @@ func sentinelPorts() []int {
 	return []int{firstSentinelPort, firstSentinelPort + 1, firstSentinelPort + 2}
 }
 
-// proxyPort is the proxy's master port on hp, the seed's.
+// proxyPort is a proxy's master port on its host, the seed's. Each proxy has a host of its own, so a
+// fleet's proxies share it.
 const proxyPort = 5000
 
 // bed is one run's test bed: a fresh lab with h1 (master + Sentinel), h2 and h3 (replica + Sentinel)
-// and hp (the proxy); the writers run in this process, on the lab's root port, which no cut touches.
+// and a host per proxy (hp, or in a fleet's scenario hp and more); the writers run in this process, on
+// the lab's root port, which no cut touches.
 type bed struct {
 	lab            *netlab.Lab
 	topo           *redistest.Topology
 	h1, h2, h3, hp *netlab.Host
-	out            string // where the processes' logs are kept
-	tmp            string // where the processes run: tmpfs
+	proxies        []*netlab.Host // the hosts that run a proxy, hp first
+	out            string         // where the processes' logs are kept
+	tmp            string         // where the processes run: tmpfs
 
 	mu      sync.Mutex
 	actions []action // what the scenario did to the network, for the report and the raw log
@@ -49,21 +53,26 @@ type action struct {
 	What string
 }
 
-// newBed builds the lab and starts the topology on it. The processes run in a directory on tmpfs: a
-// Sentinel fsyncs its configuration file on every new epoch and vote, and on this machine's disk an
+// newBed builds the lab, with a host for each of proxyHosts (hp among them), and starts the topology
+// on it. The processes run in a directory on tmpfs: a Sentinel fsyncs its configuration file on every new epoch and vote, and on this machine's disk an
 // fsync has taken over two seconds, which put a Sentinel in TILT mode in the middle of a failover: a
 // disk benchmark, not a partition one. close copies the logs to out.
-func newBed(out string, downAfter, failoverTimeout time.Duration) (*bed, error) {
+func newBed(out string, proxyHosts []string, downAfter, failoverTimeout time.Duration) (*bed, error) {
+	if !slices.Contains(proxyHosts, "hp") {
+		// Every single-proxy scenario cuts hp; a bed without it would fail in the middle of a run.
+		return nil, fmt.Errorf("proxy hosts %v: hp missing", proxyHosts)
+	}
 	tmp, err := os.MkdirTemp(tmpfsDir(), "bench-partitions-")
 	if err != nil {
 		return nil, err
 	}
-	lab, err := netlab.Start("h1", "h2", "h3", "hp")
+	lab, err := netlab.Start(append([]string{"h1", "h2", "h3"}, proxyHosts...)...)
 	if err != nil {
 		os.RemoveAll(tmp)
-		return nil, err
+		return nil, fmt.Errorf("lab: %w", err)
 	}
 	b := &bed{lab: lab, h1: lab.Host("h1"), h2: lab.Host("h2"), h3: lab.Host("h3"), hp: lab.Host("hp"), out: out, tmp: tmp}
+	b.proxies = b.hosts(proxyHosts...)
 	var hosts []redistest.Host
 	for _, h := range []*netlab.Host{b.h1, b.h2, b.h3} {
 		hosts = append(hosts, redistest.Host{IP: h.IP, Wrap: h.Wrap()})
@@ -112,8 +121,18 @@ func tmpfsDir() string {
 	return os.TempDir()
 }
 
-// proxyHost is where the proxy runs.
-func (b *bed) proxyHost() redistest.Host { return redistest.Host{IP: b.hp.IP, Wrap: b.hp.Wrap()} }
+// hosts are the lab's hosts called names, in that order; nil for a name the lab has not, which a cut
+// refuses.
+func (b *bed) hosts(names ...string) []*netlab.Host {
+	hs := make([]*netlab.Host, len(names))
+	for i, n := range names {
+		hs[i] = b.lab.Host(n)
+	}
+	return hs
+}
+
+// onHost places a process on h.
+func onHost(h *netlab.Host) redistest.Host { return redistest.Host{IP: h.IP, Wrap: h.Wrap()} }
 
 // hostOf names the host of a node address, for the report: "h1" for the first node's address.
 func (b *bed) hostOf(node string) string {
@@ -156,11 +175,17 @@ func (b *bed) record(what string) {
 }
 
 // firstCut is when the first cut took effect: the zero of every time in the report.
-func (b *bed) firstCut() time.Time {
+func (b *bed) firstCut() time.Time { return b.first("cut") }
+
+// firstHeal is when the first heal took effect: the end of a scenario's one cut, or of a flap's first.
+func (b *bed) firstHeal() time.Time { return b.first("heal") }
+
+// first is when the first action starting with what took effect; zero if none did.
+func (b *bed) first(what string) time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, a := range b.actions {
-		if strings.HasPrefix(a.What, "cut") {
+		if strings.HasPrefix(a.What, what) {
 			return a.At
 		}
 	}

@@ -2,7 +2,9 @@
 // the seed's tcp-check configuration, each run on a fresh lab of network namespaces (package netlab):
 // h1 runs the master and a Sentinel, h2 and h3 a replica and a Sentinel each, hp the proxy, and the
 // writers run in this process on the lab's root port, which is never cut. Cuts drop packets on the
-// lab's bridge, so TCP stalls as on a real network.
+// lab's bridge, so TCP stalls as on a real network. Scenario split-fleet runs three proxies, on hp and
+// hp2 beside the old master and on hq beside the majority, with writers through each, and reports the
+// fleet as a whole and each proxy.
 //
 // For each scenario and path it prints the acknowledged writes, those the final master does not have
 // (and when they were acknowledged, from the first cut), the longest time without an acknowledgement,
@@ -30,15 +32,22 @@ func main() {
 	proxyBin := flag.String("proxy", "bin/sentinel-proxy", "sentinel-proxy binary")
 	haproxyBin := flag.String("haproxy", "haproxy", "haproxy binary")
 	runs := flag.Int("runs", 1, "runs of each scenario on each path, alternating which path goes first")
-	only := flag.String("scenarios", "split,sentinels,isolate,replicas,flap", "comma-separated scenarios, by name or number 1-5")
+	all := scenarios()
+	only := flag.String("scenarios", scenarioNames(all), fmt.Sprintf("comma-separated scenarios, by name or number 1-%d", len(all)))
 	pathNames := flag.String("paths", "sentinel-proxy,durable,haproxy", "comma-separated, each the start of a path's name: sentinel-proxy, durable (every durable path: wait_replicas = 2, the same with multiplex, wait_replicas = 1), haproxy")
 	short := flag.Bool("short", false, "shorter cuts (8 s, flapping for 12 s) for a quick check")
 	out := flag.String("out", "bench/out", "directory for raw logs (a subdirectory per invocation)")
+	downAfter := flag.Duration("down-after", 0, "Sentinel down-after-milliseconds for every scenario; 0 is 2s, and 5s for split-fleet, whose fleet can agree only when it is longer than the fence's replica_timeout (3s)")
 	flag.Parse()
 
 	chosen, err := pickScenarios(*only)
 	if err != nil {
 		fail(err)
+	}
+	if *downAfter > 0 {
+		for i := range chosen {
+			chosen[i].downAfter = *downAfter
+		}
 	}
 	var chosenPaths []path
 	for _, name := range strings.Split(*pathNames, ",") {
@@ -83,10 +92,14 @@ func main() {
 		os.Exit(130)
 	}()
 
-	fmt.Printf("# partition benchmark: %d run(s), cuts of %s (flapping: %s cut / %s healed for %s), Sentinel down-after %s, failover-timeout %s, 4 writers with 10 s timeouts; raw logs in %s\n",
+	fmt.Printf("# partition benchmark: %d run(s), cuts of %s (flapping: %s cut / %s healed for %s), Sentinel down-after %s unless a scenario says otherwise, failover-timeout %s, 4 writers per proxy with 10 s timeouts; raw logs in %s\n",
 		*runs, rn.timings.hold, rn.timings.flapEvery, rn.timings.flapEvery, rn.timings.flapFor, rn.downAfter, rn.failoverTimeout, rn.out)
 	for i, sc := range chosen {
-		fmt.Printf("#   %d. %s: %s\n", i+1, sc.name, sc.about)
+		about := sc.about
+		if sc.downAfter > 0 {
+			about += fmt.Sprintf(" (down-after %s)", sc.downAfter)
+		}
+		fmt.Printf("#   %d. %s: %s\n", i+1, sc.name, about)
 	}
 	var results []result
 	failed := 0
@@ -104,9 +117,11 @@ func main() {
 					continue
 				}
 				results = append(results, r)
-				fmt.Println(line(r))
-				for _, n := range r.notes {
-					fmt.Println("  note:", n)
+				for _, x := range rows([]result{r}) {
+					fmt.Println(line(x))
+					for _, n := range x.notes {
+						fmt.Println("  note:", n)
+					}
 				}
 			}
 		}

@@ -28,9 +28,15 @@ type result struct {
 	gap, gapAt          time.Duration // the longest time without an acknowledgement, and when it began
 	dualBuckets         int           // 100 ms buckets with acknowledgements from more than one node
 	ackedBy, lostBy     map[string]int
-	switches            int    // distinct +switch-master announcements: failovers that completed
+	switches            int           // distinct +switch-master announcements: failovers that completed
+	failoverAt          time.Duration // the first +switch-master, from the cut
+	haveFailover        bool
 	tilts               int    // +tilt events: a Sentinel whose timer stalled, so the run is disturbed
 	finalMaster         string // host of the master after healing
+
+	firstOnFinal time.Duration // from the cut to the first write the final master acknowledged after it
+	haveOnFinal  bool
+	healed       time.Duration // from the cut to the first heal
 
 	fenced, unfenced int           // sentinel-proxy master_fenced / master_unfenced log lines
 	firstFenced      time.Duration // from the cut to the first master_fenced
@@ -39,6 +45,11 @@ type result struct {
 
 	notes []string // what went wrong without spoiling the measurement
 
+	// proxyHost is where the proxy ran; empty for a fleet's result, which is over every proxy's writers
+	// and has one result per proxy in fleet.
+	proxyHost string
+	fleet     []result
+
 	// The raw material, for the in-repo test's assertions.
 	acks, lostAcks []redistest.Ack
 	cut            time.Time
@@ -46,9 +57,12 @@ type result struct {
 }
 
 // measure fills in what the writers saw, against the final master.
-func measure(r *result, b *bed, res *redistest.LoadResult, lost []redistest.Ack, cut time.Time) {
+func measure(r *result, b *bed, res *redistest.LoadResult, lost []redistest.Ack, cut time.Time, final string) {
 	r.acked, r.lost, r.errors, r.unconfirmed = len(res.Acks), len(lost), res.Errors, res.Unconfirmed
 	r.acks, r.lostAcks, r.cut = res.Acks, lost, cut
+	if a, ok := res.FirstAckBy(final, cut); ok {
+		r.firstOnFinal, r.haveOnFinal = a.At.Sub(cut), true
+	}
 	r.ackedBy, r.lostBy = map[string]int{}, map[string]int{}
 	for _, a := range res.Acks {
 		r.ackedBy[b.hostOf(a.Node)]++
@@ -65,6 +79,43 @@ func measure(r *result, b *bed, res *redistest.LoadResult, lost []redistest.Ack,
 	gap, from := res.LongestGap()
 	r.gap, r.gapAt = gap, from.Sub(cut)
 	r.dualBuckets = dualBuckets(res.Acks, cut)
+}
+
+// mergeLoads is what the writers of every load saw, as if one load: a fleet's writers.
+func mergeLoads(loads []*redistest.LoadResult) *redistest.LoadResult {
+	all := &redistest.LoadResult{}
+	for _, l := range loads {
+		all.Acks = append(all.Acks, l.Acks...)
+		all.Errors += l.Errors
+		all.Unconfirmed += l.Unconfirmed
+		if l.End.After(all.End) {
+			all.End = l.End
+		}
+	}
+	sort.SliceStable(all.Acks, func(i, j int) bool { return all.Acks[i].At.Before(all.Acks[j].At) })
+	return all
+}
+
+// mergeLost is the lost writes of every member of a fleet, in the order they were acknowledged.
+func mergeLost(members []result) []redistest.Ack {
+	var lost []redistest.Ack
+	for _, m := range members {
+		lost = append(lost, m.lostAcks...)
+	}
+	sort.SliceStable(lost, func(i, j int) bool { return lost[i].At.Before(lost[j].At) })
+	return lost
+}
+
+// fleetFence sums the members' fence log lines into the fleet's result; its first fence is the
+// earliest of theirs.
+func fleetFence(r *result, members []result) {
+	for _, m := range members {
+		r.fenced += m.fenced
+		r.unfenced += m.unfenced
+		if m.haveFenced && (!r.haveFenced || m.firstFenced < r.firstFenced) {
+			r.firstFenced, r.haveFenced = m.firstFenced, true
+		}
+	}
 }
 
 // dualBuckets counts the 100 ms intervals, aligned on the cut, in which more than one node
@@ -106,6 +157,16 @@ func switches(events []redistest.SentinelEvent) int {
 		}
 	}
 	return len(seen)
+}
+
+// firstSwitch is when the first +switch-master was announced: when the first failover completed.
+func firstSwitch(events []redistest.SentinelEvent) (time.Time, bool) {
+	for _, e := range events {
+		if e.Channel == "+switch-master" {
+			return e.At, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // tilts counts the times a Sentinel entered TILT mode.

@@ -1,6 +1,7 @@
 package respsession
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"strings"
@@ -452,6 +453,72 @@ func TestLargeValuesStream(t *testing.T) {
 		}
 		if c.q.len() != 0 {
 			t.Fatalf("chunks of %d: %d entries left", size, c.q.len())
+		}
+	}
+}
+
+// TestHeldSubscribeConfirmedOnce: a subscriber sends SUBSCRIBE while the session has no backend (a
+// failover). On the new backend the replay subscribes again to what the session carried, then the held
+// SUBSCRIBE goes out; Redis may confirm a channel twice on the wire (once for the replay if the held
+// command was already counted in the session's state, once for the command), but the client gets exactly
+// one confirmation for its SUBSCRIBE and none for the channels it already had.
+func TestHeldSubscribeConfirmedOnce(t *testing.T) {
+	c, w, _ := testConv(t)
+	mustFeed(t, c.fromClient, cmd("SUBSCRIBE", "a"))
+	confirmA := "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"
+	mustFeed(t, c.fromBackend, confirmA)
+	if _, client := w.take(); client != confirmA {
+		t.Fatalf("client got %q", client)
+	}
+	if err := c.detach(); err != nil {
+		t.Fatal(err)
+	}
+	mustFeed(t, c.fromClient, cmd("SUBSCRIBE", "b")) // held: no backend
+	if backend, client := w.take(); backend != "" || client != "" {
+		t.Fatalf("held: backend %q client %q", backend, client)
+	}
+	out := string(c.attach())
+	if !strings.HasSuffix(out, cmd("SUBSCRIBE", "b")) || !strings.Contains(out, "\r\na\r\n") {
+		t.Fatalf("sent on attach %q: want the replay (a at least), then the held SUBSCRIBE b", out)
+	}
+	// Redis answers every SUBSCRIBE it got, in order: one confirmation per channel per command.
+	var wire strings.Builder
+	n := 0
+	subscribed := map[string]bool{}
+	for _, command := range splitCommands(t, out) {
+		for _, channel := range command[1:] {
+			if !subscribed[channel] {
+				subscribed[channel] = true
+				n++
+			}
+			fmt.Fprintf(&wire, "*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:%d\r\n", len(channel), channel, n)
+		}
+	}
+	mustFeed(t, c.fromBackend, wire.String())
+	want := "*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
+	if _, client := w.take(); client != want {
+		t.Fatalf("client got %q, want one confirmation of b: %q (the wire had %q)", client, want, wire.String())
+	}
+}
+
+// splitCommands parses RESP commands (arrays of bulk strings) back into their words.
+func splitCommands(t *testing.T, raw string) [][]string {
+	t.Helper()
+	rd := bufio.NewReader(strings.NewReader(raw))
+	var out [][]string
+	for {
+		v, err := resp.ReadValue(rd, resp.Limits{MaxBulk: 1 << 20, MaxElements: 1 << 10, MaxDepth: 1, MaxLine: 1 << 16})
+		if err != nil {
+			return out
+		}
+		var words []string
+		for _, e := range v.Elems {
+			words = append(words, strings.ToLower(e.Str))
+		}
+		if len(words) > 0 && words[0] == "subscribe" {
+			out = append(out, words)
+		} else {
+			t.Fatalf("unexpected command %q", words)
 		}
 	}
 }

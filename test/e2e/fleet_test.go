@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -94,6 +95,12 @@ func TestFleetAgrees(t *testing.T) {
 				go func() { results[i] <- loads[i].Run(ctx) }()
 				logFrom[i] = len(p.logs.String())
 			}
+			// The leader's own events say when it promoted the replica: a proxy cuts the old master at
+			// +failover-state-send-slaveof-noone, a Sentinel tick (50-100 ms) before REPLICAOF NO ONE goes out.
+			events, err := redistest.RecordEvents(ctx, topo.SentinelAddrs())
+			if err != nil {
+				t.Fatal(err)
+			}
 			time.Sleep(300 * time.Millisecond)
 			start := time.Now()
 			step.act(t)
@@ -126,7 +133,11 @@ func TestFleetAgrees(t *testing.T) {
 					}
 				}
 				if step.planned && res.Errors > 0 {
-					t.Errorf("proxy %d: %d write errors in a planned failover (resp mode drains it)", i, res.Errors)
+					if late, why := cutLate(p.logs.String()[logFrom[i]:], events, start, res.ErrorTexts); late {
+						t.Logf("proxy %d: %d writes answered \"may or may not\", allowed: %s", i, res.Errors, why)
+					} else {
+						t.Errorf("proxy %d: %d write errors in a planned failover (resp mode drains it; %s): %q", i, res.Errors, why, res.ErrorTexts)
+					}
 				}
 				at, planned, ok := masterSwitched(p.logs.String()[logFrom[i]:], final)
 				if !ok {
@@ -147,6 +158,40 @@ func TestFleetAgrees(t *testing.T) {
 			return
 		}
 	}
+}
+
+// cutLate reports whether a proxy cut the old master only after the failover leader had promoted a
+// replica, so that writes the old master took in between are not on the new master and the drain must
+// answer them "may or may not have been applied" (errTexts says they all were). That happens only when the
+// machine delays the proxy by more than a Sentinel tick (CI, once); otherwise an error is a defect. why
+// says what was compared.
+func cutLate(log string, events *redistest.EventLog, since time.Time, errTexts []string) (late bool, why string) {
+	promoted, ok := events.First("+failover-state-wait-promotion", since)
+	if !ok {
+		return false, "no +failover-state-wait-promotion seen"
+	}
+	var cut time.Time
+	for _, line := range strings.Split(log, "\n") {
+		var ev struct {
+			Event string    `json:"event"`
+			Time  time.Time `json:"time"`
+		}
+		if json.Unmarshal([]byte(line), &ev) == nil && (ev.Event == "no_master" || ev.Event == "master_switched") {
+			cut = ev.Time
+			break
+		}
+	}
+	if cut.IsZero() {
+		return false, "no no_master or master_switched line"
+	}
+	why = fmt.Sprintf("old master cut at %s, the leader's +failover-state-wait-promotion seen at %s",
+		cut.Format("15:04:05.000000"), promoted.At.Format("15:04:05.000000"))
+	for _, e := range errTexts {
+		if !strings.Contains(e, "may or may not") {
+			return false, why
+		}
+	}
+	return cut.After(promoted.At), why
 }
 
 // masterSwitched finds the master_switched line to master in a proxy's log: when, and whether it says

@@ -352,7 +352,7 @@ func TestSwitchoverUnderWriteLoad(t *testing.T) {
 			switch mode {
 			case "resp":
 				if res.Errors > 0 {
-					t.Errorf("%d writes failed: a switchover in resp mode must show clients no error", res.Errors)
+					t.Errorf("%d writes failed: a switchover in resp mode must show clients no error: %q", res.Errors, res.ErrorTexts)
 				}
 				if gap > time.Second {
 					t.Errorf("longest write stall %s, want well under 1s", gap)
