@@ -196,10 +196,10 @@ func Start(o Options) (*Topology, error) {
 	}()
 	// A master waits repl-diskless-sync-delay (5 s by default) for more replicas before a full sync: every
 	// topology's start waited it (a fifth of make test). The first master does not while the topology
-	// starts, and gets the default back once it has: after a failover, a new master that synced its
-	// replicas at once, while everything was busy with the failover, looked down to Sentinel for 300 ms
-	// more often, so failovers keep the delay production has.
+	// starts, and gets its own setting back once it has, so that the failovers a test runs see the delay
+	// production has (a delay of 0 throughout was tried: the failover tests' outcomes changed with it).
 	fastSync := !slices.ContainsFunc(o.NodeConf, func(l string) bool { return strings.HasPrefix(l, "repl-diskless-sync-delay") })
+	var syncDelay string // the first master's own, restored once the topology has started
 	for i := 0; i <= o.Replicas; i++ {
 		p, err := port(i)
 		if err != nil {
@@ -209,7 +209,6 @@ func Start(o Options) (*Topology, error) {
 		if o.AppendOnly {
 			conf = []string{"save \"\"", "appendonly yes", "appendfsync everysec"}
 		}
-
 		if o.Password != "" {
 			conf = append(conf, "requirepass "+o.Password, "masterauth "+o.Password)
 		}
@@ -222,7 +221,7 @@ func Start(o Options) (*Topology, error) {
 			return nil, err
 		}
 		if i == 0 && fastSync {
-			if err := t.setSyncDelay(n.Addr, "0"); err != nil {
+			if syncDelay, err = t.swapSyncDelay(n.Addr, "0"); err != nil {
 				return nil, err
 			}
 		}
@@ -275,7 +274,7 @@ func Start(o Options) (*Topology, error) {
 		return nil, err
 	}
 	if fastSync {
-		if err := t.setSyncDelay(t.Nodes[0].Addr, "5"); err != nil {
+		if _, err := t.swapSyncDelay(t.Nodes[0].Addr, syncDelay); err != nil {
 			return nil, err
 		}
 	}
@@ -283,12 +282,20 @@ func Start(o Options) (*Topology, error) {
 	return t, nil
 }
 
-// setSyncDelay sets a node's repl-diskless-sync-delay (seconds).
-func (t *Topology) setSyncDelay(addr, seconds string) error {
-	if _, err := DoTLS(addr, t.Password, t.TLS, "CONFIG", "SET", "repl-diskless-sync-delay", seconds); err != nil {
-		return fmt.Errorf("%s: CONFIG SET repl-diskless-sync-delay %s: %w", addr, seconds, err)
+// swapSyncDelay sets a node's repl-diskless-sync-delay (seconds) and returns what it was.
+func (t *Topology) swapSyncDelay(addr, seconds string) (was string, err error) {
+	got, err := DoTLS(addr, t.Password, t.TLS, "CONFIG", "GET", "repl-diskless-sync-delay")
+	if err != nil {
+		return "", fmt.Errorf("%s: CONFIG GET repl-diskless-sync-delay: %w", addr, err)
 	}
-	return nil
+	was, ok := strings.CutPrefix(got, "repl-diskless-sync-delay\n")
+	if !ok {
+		return "", fmt.Errorf("%s: CONFIG GET repl-diskless-sync-delay answered %q", addr, got)
+	}
+	if _, err := DoTLS(addr, t.Password, t.TLS, "CONFIG", "SET", "repl-diskless-sync-delay", seconds); err != nil {
+		return "", fmt.Errorf("%s: CONFIG SET repl-diskless-sync-delay %s: %w", addr, seconds, err)
+	}
+	return was, nil
 }
 
 func (t *Topology) start(bin, name string, host Host, port int, extra []string) (*Process, error) {

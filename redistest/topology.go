@@ -23,6 +23,10 @@ func New(tb testing.TB, o Options) *Topology {
 	return t
 }
 
+// Dir is the topology's directory: Options.Dir, or the temporary one Start made, which Close removes.
+// Whatever runs beside the topology (a proxy's configuration and log) may keep its files there.
+func (t *Topology) Dir() string { return t.dir }
+
 // SentinelAddrs lists the Sentinels' addresses.
 func (t *Topology) SentinelAddrs() []string {
 	addrs := make([]string, len(t.Sentinels))

@@ -76,19 +76,12 @@ func fleet() int {
 }
 
 func run(bin string, n int, settings []setting, idle time.Duration, failovers, busy int) error {
-	dir, err := os.MkdirTemp("", "bench-fleet-")
+	topo, err := redistest.Start(redistest.Options{Replicas: 2, Sentinels: 3, Password: password, DownAfter: 5 * time.Second})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	topo, err := redistest.Start(redistest.Options{Replicas: 2, Sentinels: 3, Password: password, Dir: dir, DownAfter: 5 * time.Second})
-	if err != nil {
-		return err
-	}
-	defer topo.Close()
-	if err := topo.WaitSettled(2, 30*time.Second); err != nil {
-		return err
-	}
+	defer topo.Close() // and removes its directory, where the proxies keep their files
+	dir := topo.Dir()
 	fmt.Printf("# fleet: %d proxies (resp mode, master port only) in front of 1 master, 2 replicas, 3 Sentinels; idle %s; %d SENTINEL FAILOVERs per setting; %d busy processes\n\n",
 		n, idle, failovers, busy)
 	base, err := measure(topo, nil, idle)

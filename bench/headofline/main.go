@@ -37,16 +37,12 @@ func main() {
 type path struct{ name, addr string }
 
 func run(proxyBin, haproxyBin string, d time.Duration, clients int) error {
-	dir, err := os.MkdirTemp("", "bench-hol-")
+	topo, err := redistest.Start(redistest.Options{Replicas: 1, Sentinels: 3, Password: password, DownAfter: 30 * time.Second})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	topo, err := redistest.Start(redistest.Options{Replicas: 1, Sentinels: 3, Password: password, Dir: dir, DownAfter: 30 * time.Second})
-	if err != nil {
-		return err
-	}
-	defer topo.Close()
+	defer topo.Close() // and removes its directory, where the proxies keep their files
+	dir := topo.Dir()
 	master := topo.Nodes[0].Addr
 	paths := []path{{"direct", master}}
 	for _, v := range []struct{ name, master string }{

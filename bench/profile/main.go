@@ -53,16 +53,12 @@ func run(proxyBin string, names []string, extra, test string, clients, requests,
 	if _, err := exec.LookPath("perf"); err != nil {
 		return fmt.Errorf("perf (apt-get install linux-perf): %w", err)
 	}
-	dir, err := os.MkdirTemp("", "bench-profile-")
+	topo, err := redistest.Start(redistest.Options{Replicas: 1, Sentinels: 3, Password: password, DownAfter: 5 * time.Second})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	topo, err := redistest.Start(redistest.Options{Replicas: 1, Sentinels: 3, Password: password, Dir: dir, DownAfter: 5 * time.Second})
-	if err != nil {
-		return err
-	}
-	defer topo.Close()
+	defer topo.Close() // and removes its directory, where the proxies keep their files
+	dir := topo.Dir()
 	master := topo.Nodes[0]
 	fmt.Printf("# profile: redis-benchmark -t %s -c %d -n %d -P %d -d %d\n\n", test, clients, requests, pipeline, size)
 	fmt.Println("| path | rps | process | CPU µs/req | ctx switches/req | syscalls/req | read | write | epoll_wait | futex | other |")

@@ -153,16 +153,12 @@ func (v variant) start(topo *redistest.Topology, dir string) (*harness.Process, 
 }
 
 func run(variants []variant, workloads []workload, haproxyBin, twemproxyBin string, rounds, requests, clients, conns, burst int) error {
-	dir, err := os.MkdirTemp("", "bench-throughput-")
+	topo, err := redistest.Start(redistest.Options{Replicas: 1, Sentinels: 3, Password: password, DownAfter: 5 * time.Second})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	topo, err := redistest.Start(redistest.Options{Replicas: 1, Sentinels: 3, Password: password, Dir: dir, DownAfter: 5 * time.Second})
-	if err != nil {
-		return err
-	}
-	defer topo.Close()
+	defer topo.Close() // and removes its directory, where the proxies keep their files
+	dir := topo.Dir()
 	master := topo.Nodes[0].Addr
 
 	type path struct {

@@ -485,7 +485,7 @@ func TestHeldSubscribeConfirmedOnce(t *testing.T) {
 	var wire strings.Builder
 	n := 0
 	subscribed := map[string]bool{}
-	for _, command := range splitCommands(t, out) {
+	for _, command := range subscribeCommands(t, out) {
 		for _, channel := range command[1:] {
 			if !subscribed[channel] {
 				subscribed[channel] = true
@@ -501,8 +501,9 @@ func TestHeldSubscribeConfirmedOnce(t *testing.T) {
 	}
 }
 
-// splitCommands parses RESP commands (arrays of bulk strings) back into their words.
-func splitCommands(t *testing.T, raw string) [][]string {
+// subscribeCommands parses RESP commands (arrays of bulk strings) back into their words, lower-cased;
+// anything but a SUBSCRIBE fails the test.
+func subscribeCommands(t *testing.T, raw string) [][]string {
 	t.Helper()
 	rd := bufio.NewReader(strings.NewReader(raw))
 	var out [][]string

@@ -170,20 +170,11 @@ func cutLate(log string, events *redistest.EventLog, since time.Time, errTexts [
 	if !ok {
 		return false, "no +failover-state-wait-promotion seen"
 	}
-	var cut time.Time
-	for _, line := range strings.Split(log, "\n") {
-		var ev struct {
-			Event string    `json:"event"`
-			Time  time.Time `json:"time"`
-		}
-		if json.Unmarshal([]byte(line), &ev) == nil && (ev.Event == "no_master" || ev.Event == "master_switched") {
-			cut = ev.Time
-			break
-		}
-	}
-	if cut.IsZero() {
+	lines := routeLines(log)
+	if len(lines) == 0 {
 		return false, "no no_master or master_switched line"
 	}
+	cut := lines[0].Time
 	why = fmt.Sprintf("old master cut at %s, the leader's +failover-state-wait-promotion seen at %s",
 		cut.Format("15:04:05.000000"), promoted.At.Format("15:04:05.000000"))
 	for _, e := range errTexts {
@@ -197,16 +188,30 @@ func cutLate(log string, events *redistest.EventLog, since time.Time, errTexts [
 // masterSwitched finds the master_switched line to master in a proxy's log: when, and whether it says
 // planned.
 func masterSwitched(log, master string) (at time.Time, planned, ok bool) {
-	for _, line := range strings.Split(log, "\n") {
-		var ev struct {
-			Event   string    `json:"event"`
-			New     string    `json:"new"`
-			Planned bool      `json:"planned"`
-			Time    time.Time `json:"time"`
-		}
-		if json.Unmarshal([]byte(line), &ev) == nil && ev.Event == "master_switched" && ev.New == master {
-			return ev.Time, ev.Planned, true
+	for _, l := range routeLines(log) {
+		if l.Event == "master_switched" && l.New == master {
+			return l.Time, l.Planned, true
 		}
 	}
 	return time.Time{}, false, false
+}
+
+// routeLine is a line of a proxy's log where the master route changed: no_master or master_switched.
+type routeLine struct {
+	Event   string    `json:"event"`
+	New     string    `json:"new"`
+	Planned bool      `json:"planned"`
+	Time    time.Time `json:"time"`
+}
+
+// routeLines are a proxy's log's route changes, in order.
+func routeLines(log string) []routeLine {
+	var out []routeLine
+	for _, line := range strings.Split(log, "\n") {
+		var l routeLine
+		if json.Unmarshal([]byte(line), &l) == nil && (l.Event == "no_master" || l.Event == "master_switched") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
