@@ -78,9 +78,9 @@ type Switch struct {
 	// Switchover is set when the switch is the one a planned switchover asked for (sentinel-proxy
 	// switchover), not a failure.
 	Switchover bool `json:"switchover"`
-	// Planned is set for a switch nothing judged the old master down for first: a switchover, or a
-	// SENTINEL FAILOVER (its first sign is +try-failover, not +sdown or +odown), run from here or
-	// elsewhere. Alerts count the others (unplanned_failovers_total).
+	// Planned is set for a switch asked for: a switchover, or a SENTINEL FAILOVER (its first sign is
+	// +try-failover, not +sdown or +odown), run from here or elsewhere. A switch whose first sign was
+	// anything else is not (Detection.Asked). Alerts count the others (unplanned_failovers_total).
 	Planned bool `json:"planned"`
 }
 
@@ -560,9 +560,9 @@ func (r *Router) switched(old string, ng *GroupSnapshot, cause Input, closed int
 	ev := r.log.Warn().Str("event", "master_switched").Str("group", ng.Name).Str("old", old).
 		Str("new", ng.Master).Int64("epoch", ng.NamedEpoch).Str("trigger", sw.Trigger).
 		Float64("no_master_ms", ms(gap)).Int("sessions_closed", closed).Func(r.latency(cause))
-	detectedDown := false
+	asked := false
 	if d := ng.Detected; d.Master == old && !d.At.IsZero() {
-		sw.DetectToSwitch, sw.DetectedBy, detectedDown = now.Sub(d.At), d.Signal, d.Down
+		sw.DetectToSwitch, sw.DetectedBy, asked = now.Sub(d.At), d.Signal, d.Asked
 		ev.Float64("detect_to_switch_ms", ms(sw.DetectToSwitch)).Str("detected_by", d.Signal)
 	}
 	if f := ng.Failover; f != nil && f.Promoting == ng.Master {
@@ -576,7 +576,7 @@ func (r *Router) switched(old string, ng *GroupSnapshot, cause Input, closed int
 		sw.Trigger = "switchover by " + p.By + "; " + sw.Trigger
 		ev.Bool("switchover", true).Str("switchover_by", p.By)
 	}
-	sw.Planned = sw.Switchover || sw.DetectedBy != "" && !detectedDown
+	sw.Planned = sw.Switchover || asked
 	ev.Bool("planned", sw.Planned)
 	ev.Msg("master switched")
 	r.record(sw)

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -305,6 +306,40 @@ func TestRouterWarnsWhenTheFenceRacesTheFailover(t *testing.T) {
 				if !strings.Contains(out, want) {
 					t.Errorf("no %s in:\n%s", want, out)
 				}
+			}
+		})
+	}
+}
+
+// TestRouterCallsASwitchPlannedOnlyWhenAskedFor: a failover whose first sign is +try-failover (SENTINEL
+// FAILOVER) is logged planned; one whose first sign is +sdown, or a later step because the earlier ones
+// were missed (+elected-leader, or the +switch-master announcement itself), is not.
+func TestRouterCallsASwitchPlannedOnlyWhenAskedFor(t *testing.T) {
+	for _, tc := range []struct {
+		first   string // the first sign's channel; "" for none before +switch-master
+		planned bool
+	}{{"+try-failover", true}, {"+sdown", false}, {"+elected-leader", false}, {"", false}} {
+		t.Run(tc.first, func(t *testing.T) {
+			logs := &redistest.SyncBuffer{}
+			r := NewRouter([]string{"g"}, 2, 3, 0, zerolog.New(logs))
+			ctx, wait := runRouter(t, r, logs)
+			for _, in := range healthy() {
+				r.Submit(ctx, in)
+			}
+			wait("the first master", func(g *GroupSnapshot) bool { return g.Master == nodeA })
+			var failover []Input
+			if tc.first != "" {
+				failover = append(failover, event(s1, tc.first, "master g 10.0.0.1 6379"))
+			}
+			failover = append(failover, switchMaster(s1, nodeA, nodeB), view(s1, nodeB, 2, nodeA, nodeC), view(s2, nodeB, 2, nodeA, nodeC),
+				view(s3, nodeB, 2, nodeA, nodeC), probeMaster(nodeB))
+			for _, in := range failover {
+				r.Submit(ctx, in)
+			}
+			wait("the switch", func(g *GroupSnapshot) bool { return g.Master == nodeB })
+			want := `"planned":` + strconv.FormatBool(tc.planned)
+			if out := logs.String(); !strings.Contains(out, want) {
+				t.Errorf("no %s in:\n%s", want, out)
 			}
 		})
 	}

@@ -157,9 +157,13 @@ type Detection struct {
 	Master string
 	At     time.Time
 	Signal string // e.g. "+sdown from 127.0.0.1:26379"
-	// Down: the sign was a Sentinel judging the master down (+sdown, +odown), not a failover it was
-	// asked for (+try-failover first) or an announcement.
-	Down bool
+	// Asked: the sign was +try-failover, a failover a Sentinel was asked for (SENTINEL FAILOVER: it is
+	// the first thing that Sentinel publishes). A Sentinel judging the master down publishes +sdown and
+	// +odown before its +try-failover. Any other first sign (+elected-leader, a failover step,
+	// +switch-master: the earlier ones were missed) says nothing of why, and counts as not asked: a switch
+	// is called planned only on evidence, since planned ones raise no alert. (CI: a new master failed over
+	// again 2 s after its promotion, first seen as +elected-leader, and was logged planned.)
+	Asked bool
 }
 
 // Node is what the probes know of one data node.
@@ -488,7 +492,7 @@ func (g *Group) detect(master string, ev sentinel.Event) {
 	}
 	if g.Detected.Master != master || g.Detected.At.Before(g.NamedSince) {
 		g.Detected = Detection{Master: master, At: ev.At, Signal: ev.Channel + " from " + ev.Sentinel,
-			Down: ev.Channel == "+sdown" || ev.Channel == "+odown"}
+			Asked: ev.Channel == "+try-failover"}
 	}
 }
 
